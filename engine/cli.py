@@ -1,0 +1,178 @@
+"""The `xfer` command: run, validate and plan job files (kinds may add commands)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from engine import __version__
+from engine.errors import SpecError
+from engine.events import EventBus
+from engine.kinds import job_class, register_cli
+from engine.outputs.progress import LiveProgress, PlainLog, print_summary
+from engine.report import EXIT_BAD_INPUT, Report
+from engine.scheduler import RunOptions, Scheduler
+from engine.spec import JobFile, load_job_file
+
+
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when asked or available ('auto'), else the standard loop."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise SystemExit("xfer: --loop uvloop: uvloop is not installed") from None
+        return None
+    return uvloop.new_event_loop
+
+
+def _load_all(paths: Sequence[str]) -> list[JobFile]:
+    return [load_job_file(path) for path in paths]
+
+
+def _check_only(files: list[JobFile], only: list[str] | None) -> set[str] | None:
+    if not only:
+        return None
+    names = {job.name for file in files for job in file.jobs}
+    unknown = sorted(set(only) - names)
+    if unknown:
+        raise SpecError(f"--only: no job named {', '.join(unknown)} (jobs: {', '.join(sorted(names))})")
+    return set(only)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    files = _load_all(args.files)
+    for file in files:
+        print(f"{file.path}: ok, {len(file.jobs)} job(s)")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """What would run, from the files alone: jobs, their servers and host limits."""
+    files = _load_all(args.files)
+    only = _check_only(files, args.only)
+    console = Console()
+    for file in files:
+        console.print(f"[bold]{file.path}[/bold] (state: {file.state_path})", highlight=False)
+        for spec in file.jobs:
+            if only and spec.name not in only:
+                continue
+            job = job_class(spec.kind)(spec, _PlanContext(file))
+            console.print(f"  {spec.name}  [cyan]{spec.kind}[/cyan]", highlight=False)
+            for url in job.endpoints():
+                console.print(f"    {url}  (limit {file.host_limit(url)} connections)", highlight=False, markup=False)
+    return 0
+
+
+class _PlanContext:
+    """Enough of a JobContext to build a job and ask its endpoints, without a run."""
+
+    def __init__(self, file: JobFile) -> None:
+        self.file = file
+        self.name = ""
+        self.dry_run = True
+        self.force = False
+
+    def host_config(self, url: Any) -> Any:
+        return self.file.host_config(url)
+
+    def resolve(self, path: Path | str) -> Path:
+        return self.file.resolve(path)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    files = _load_all(args.files)
+    only = _check_only(files, args.only)
+    options = RunOptions(dry_run=args.dry_run, force=args.force, max_connections=args.max_connections)
+    report = Report()
+    events = EventBus()
+    events.subscribe(report)
+    console = Console(stderr=True)
+    live = console.is_terminal and not args.json and not args.quiet
+
+    async def main() -> None:
+        scheduler = Scheduler(files, events, options, only)
+        scheduler.build()
+        try:
+            if live:
+                with LiveProgress(report, scheduler.pools, console) as progress:
+                    events.subscribe(progress)
+                    await scheduler.run()
+            else:
+                if not args.quiet:
+                    events.subscribe(PlainLog(report))
+                await scheduler.run()
+        finally:
+            scheduler.close()
+
+    with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
+        runner.run(main())
+    if args.report:
+        report.write(Path(args.report))
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2, default=str))
+    elif not args.quiet:
+        print_summary(report, console)
+    return report.exit_code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xfer",
+        description="Run FTP, NNTP and mail transfer jobs from YAML job files, all at once, "
+        "within per-host connection limits.",
+        epilog="Exit codes: 0 all succeeded, 1 a task or job failed, 2 bad input, 130/143 stopped by SIGINT/SIGTERM.",
+    )
+    parser.add_argument("--version", action="version", version=f"xfer {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser("run", help="run the jobs in job files")
+    run.add_argument("files", nargs="+", metavar="FILE", help="YAML job file(s)")
+    run.add_argument("--only", nargs="+", metavar="NAME", help="run only these jobs")
+    run.add_argument("--dry-run", action="store_true", help="connect and list, but change nothing")
+    run.add_argument("--force", action="store_true", help="transfer even what looks up to date")
+    run.add_argument("--report", metavar="FILE", help="write the JSON report to FILE")
+    run.add_argument("--json", action="store_true", help="print the JSON report on stdout")
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress or summary, only the exit code")
+    run.add_argument("--max-connections", type=int, metavar="N", help="connections in use across all hosts")
+    run.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto", help="event loop (default: uvloop if installed)")
+    run.set_defaults(handler=cmd_run)
+
+    validate = commands.add_parser("validate", help="check job files and exit (2 when invalid)")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.set_defaults(handler=cmd_validate)
+
+    plan = commands.add_parser("plan", help="show what would run, without connecting")
+    plan.add_argument("files", nargs="+", metavar="FILE")
+    plan.add_argument("--only", nargs="+", metavar="NAME")
+    plan.set_defaults(handler=cmd_plan)
+
+    register_cli(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "max_connections", None) is not None and args.max_connections < 1:
+        parser.error("--max-connections must be >= 1")
+    try:
+        return int(args.handler(args))
+    except SpecError as exc:
+        print(f"xfer: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""What a job kind implements and what the scheduler gives it.
+
+A **Job** turns its spec into an async stream of **Tasks** (`plan`). A Task names
+the **Connector** it needs (or none) and runs on one pooled **Connection** at a time.
+Connections are interchangeable when their connector's `identity` is equal (same
+protocol, host, user and TLS settings); the pool of an endpoint never holds more of
+them than that host's limit, whoever asked.
+
+Rules for job code:
+- never hold a connection (`ctx.with_connection`) across a `yield` in `plan`: the
+  tasks you yield may need that connection slot;
+- raise `engine.errors` types (the protocol adapters do that for you) so the
+  scheduler can tell a retry from a failure;
+- report through `ctx.emit`/`ctx.progress`, never print.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from engine.spec import HostConfig, JobFile, JobSpec
+    from engine.state import StateStore
+    from engine.urls import Url
+
+ConnT = TypeVar("ConnT", bound="Connection")
+T = TypeVar("T")
+
+
+class Connection(Protocol):
+    """One logged-in session, used by one task at a time."""
+
+    def is_usable(self) -> bool:
+        """Cheap local check (not closed, not broken) before reuse from the pool."""
+        ...
+
+    async def close(self) -> None:
+        """Close politely if possible, at once otherwise; never raise."""
+        ...
+
+
+class Connector(Protocol[ConnT]):
+    """Opens connections of one identity to one endpoint."""
+
+    endpoint: str  # "host:port": the per-host limit key
+    identity: Hashable  # equal identities can share pooled connections
+
+    async def connect(self) -> ConnT: ...
+
+
+class TaskContext(Protocol):
+    """What a running task may use."""
+
+    job: str
+    attempt: int  # 1 for the first try
+    dry_run: bool
+
+    def progress(self, nbytes: int) -> None: ...
+
+    def emit(self, name: str, **fields: Any) -> None: ...
+
+
+class Task(abc.ABC, Generic[ConnT]):
+    """One small unit of work: one file, one article range, one message."""
+
+    #: The connector whose connection `run` needs, or None for local work.
+    connector: Connector[ConnT] | None = None
+    #: Expected bytes, for progress and ETA (None when unknown).
+    size: int | None = None
+
+    @property
+    @abc.abstractmethod
+    def label(self) -> str:
+        """Short, unique within the job, no secrets: a path, a range, a message id."""
+
+    @abc.abstractmethod
+    async def run(self, conn: ConnT | None, ctx: TaskContext) -> dict[str, Any] | None:
+        """Do the work; return details for the report (or None). Raise to fail."""
+
+
+class JobContext(Protocol):
+    """What the scheduler gives a job."""
+
+    name: str
+    file: JobFile
+    state: StateStore
+    dry_run: bool
+    force: bool
+
+    def emit(self, name: str, **fields: Any) -> None: ...
+
+    def host_config(self, url: Url) -> HostConfig: ...
+
+    def resolve(self, path: Path | str) -> Path: ...
+
+    async def with_connection(
+        self, connector: Connector[ConnT], action: Callable[[ConnT], Awaitable[T]], label: str
+    ) -> T:
+        """Run `action` on a pooled connection, with the job's retry policy."""
+        ...
+
+    async def barrier(self) -> None:
+        """Wait until every task this job yielded so far has finished."""
+        ...
+
+
+class Job(abc.ABC):
+    """A job kind: `kind` and `Spec` identify it; `plan` streams its tasks."""
+
+    kind: ClassVar[str]
+    Spec: ClassVar[type[JobSpec]]
+
+    def __init__(self, spec: Any, ctx: JobContext) -> None:
+        self.spec = spec
+        self.ctx = ctx
+
+    @abc.abstractmethod
+    def plan(self) -> AsyncIterator[Task[Any]]:
+        """Yield tasks as they are discovered (an async generator)."""
+
+    async def finish(self) -> None:
+        """Called once every task has ended, unless the run is stopping."""
+
+    def summary(self) -> dict[str, Any]:
+        """Kind-specific figures for the report (latency percentiles, deletions...)."""
+        return {}
+
+    def endpoints(self) -> list[Url]:
+        """The servers this job talks to, for `xfer plan`."""
+        return []

@@ -1,0 +1,1 @@
+"""Things that read the event stream and show or store it."""

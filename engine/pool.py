@@ -1,0 +1,181 @@
+"""One connection pool per endpoint (`host:port`); its size is that host's limit.
+
+Every job that talks to a host shares its pool, so the limit holds for the whole run.
+Idle connections are kept per connector identity (protocol, user, TLS settings) and
+reused; when the pool is full of idle connections of another identity, the oldest is
+closed to make room. A server that answers "too many connections" (421) shrinks the
+pool for the rest of the run instead of failing jobs (rclone #2166)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Hashable
+from typing import Any
+
+from engine.errors import ConnectionLimitError, PermanentError, describe
+from engine.events import EventBus
+from engine.job import Connection, Connector
+
+
+class Lease:
+    """A connection lent to one task; `discard()` closes it instead of returning it."""
+
+    __slots__ = ("connection", "identity", "reusable")
+
+    def __init__(self, connection: Connection, identity: Hashable) -> None:
+        self.connection = connection
+        self.identity = identity
+        self.reusable = True
+
+    def discard(self) -> None:
+        self.reusable = False
+
+
+class HostPool:
+    def __init__(self, endpoint: str, limit: int, events: EventBus, connect_timeout: float) -> None:
+        self.endpoint = endpoint
+        self.limit = limit
+        self.configured_limit = limit
+        self.connect_timeout = connect_timeout
+        self.in_use = 0
+        self.peak_in_use = 0
+        self.waiting = 0
+        self.connects = 0
+        self.shrinks: list[str] = []
+        self._idle: OrderedDict[int, tuple[Hashable, Connection]] = OrderedDict()
+        self._changed = asyncio.Condition()
+        self._events = events
+
+    def __repr__(self) -> str:
+        return (
+            f"<HostPool {self.endpoint}: {self.in_use} active, {len(self._idle)} idle, "
+            f"limit {self.limit}/{self.configured_limit} | {self.waiting} waiting>"
+        )
+
+    @property
+    def idle_count(self) -> int:
+        return len(self._idle)
+
+    @contextlib.asynccontextmanager
+    async def lease(self, connector: Connector[Any]) -> AsyncIterator[Lease]:
+        """Lend a connection of `connector`'s identity; opens one when none is idle.
+
+        An exception inside the block discards the connection unless it is a
+        PermanentError (a protocol-level refusal leaves the session usable)."""
+        lease = await self._acquire(connector)
+        try:
+            yield lease
+        except PermanentError:
+            raise
+        except BaseException:
+            lease.discard()
+            raise
+        finally:
+            await self._release(lease)
+
+    async def _acquire(self, connector: Connector[Any]) -> Lease:
+        async with self._changed:
+            self.waiting += 1
+            try:
+                await self._changed.wait_for(lambda: self.in_use < self.limit)
+            finally:
+                self.waiting -= 1
+            self.in_use += 1
+            self.peak_in_use = max(self.peak_in_use, self.in_use)
+            reused = self._take_idle(connector.identity)
+            surplus = self._evict_for_room()
+        for connection in surplus:
+            await self._close(connection, "evicted for another identity")
+        if reused is not None:
+            return Lease(reused, connector.identity)
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                connection = await connector.connect()
+        except BaseException as exc:
+            async with self._changed:
+                self.in_use -= 1
+                if isinstance(exc, ConnectionLimitError):
+                    self._shrink(describe(exc))
+                self._changed.notify_all()
+            if isinstance(exc, TimeoutError):
+                raise TimeoutError(f"connecting to {self.endpoint} took over {self.connect_timeout:g}s") from None
+            raise
+        self.connects += 1
+        self._events.emit("pool.connect", host=self.endpoint, data={"in_use": self.in_use, "limit": self.limit})
+        return Lease(connection, connector.identity)
+
+    def _take_idle(self, identity: Hashable) -> Connection | None:
+        for key, (idle_identity, connection) in list(self._idle.items()):
+            if idle_identity == identity:
+                del self._idle[key]
+                if connection.is_usable():
+                    return connection
+                asyncio.get_running_loop().create_task(self._close(connection, "broken while idle"))
+        return None
+
+    def _evict_for_room(self) -> list[Connection]:
+        """Idle connections to close so that open connections stay within the limit."""
+        surplus = []
+        while self._idle and self.in_use + len(self._idle) > self.limit:
+            _, (_, connection) = self._idle.popitem(last=False)
+            surplus.append(connection)
+        return surplus
+
+    def _shrink(self, reason: str) -> None:
+        """The server refused a connection: its real limit is what we hold now."""
+        new_limit = max(1, self.in_use + len(self._idle))
+        if new_limit < self.limit:
+            self.limit = new_limit
+            self.shrinks.append(reason)
+            self._events.emit("pool.shrink", host=self.endpoint, data={"limit": new_limit, "reason": reason})
+
+    async def _release(self, lease: Lease) -> None:
+        to_close = None
+        async with self._changed:
+            self.in_use -= 1
+            if lease.reusable and lease.connection.is_usable():
+                self._idle[id(lease.connection)] = (lease.identity, lease.connection)
+                extra = self._evict_for_room()
+                to_close = extra[0] if extra else None
+            else:
+                to_close = lease.connection
+            self._changed.notify_all()
+        if to_close is not None:
+            await self._close(to_close, "discarded")
+
+    async def _close(self, connection: Connection, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await connection.close()
+        self._events.emit("pool.close", host=self.endpoint, data={"reason": reason})
+
+    async def close(self) -> None:
+        """Close every idle connection (at the end of a run)."""
+        async with self._changed:
+            idle = [connection for _, connection in self._idle.values()]
+            self._idle.clear()
+        await asyncio.gather(*(self._close(connection, "run finished") for connection in idle))
+
+
+class Pools:
+    """The pools of a run, created on first use with the host's limit."""
+
+    def __init__(self, events: EventBus) -> None:
+        self._pools: dict[str, HostPool] = {}
+        self._events = events
+
+    def get(self, endpoint: str, limit: int, connect_timeout: float) -> HostPool:
+        pool = self._pools.get(endpoint)
+        if pool is None:
+            pool = self._pools[endpoint] = HostPool(endpoint, limit, self._events, connect_timeout)
+        elif limit < pool.configured_limit:
+            # Two job files give one host different limits: the stricter one holds.
+            pool.limit = pool.configured_limit = min(pool.limit, limit)
+        return pool
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._pools.values())
+
+    async def close(self) -> None:
+        await asyncio.gather(*(pool.close() for pool in self._pools.values()))

@@ -1,0 +1,173 @@
+"""The run report: a subscriber that turns events into the JSON summary and the
+exit code (0 all succeeded, 1 something failed, 130/143 stopped by a signal)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from engine import __version__
+from engine.events import Event
+
+#: Tasks listed one by one in the report; past that only failures are listed.
+MAX_LISTED_TASKS = 10_000
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+
+
+@dataclass
+class JobReport:
+    name: str
+    kind: str = ""
+    status: str = "running"
+    planned: int | None = None
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    counts: dict[str, int] = field(default_factory=lambda: {"ok": 0, "failed": 0, "cancelled": 0})
+    bytes: int = 0
+    retries: int = 0
+    errors: list[str] = field(default_factory=list)
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed" or self.counts["failed"] > 0 or bool(self.errors)
+
+    def as_dict(self) -> dict[str, Any]:
+        end = self.finished or time.monotonic()
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "status": self.final_status(),
+            "tasks": {**self.counts, "planned": self.planned},
+            "bytes": self.bytes,
+            "duration": round(end - self.started, 3),
+            "retries": self.retries,
+            "errors": self.errors,
+            "notes": self.notes,
+            "summary": self.summary,
+            "task_list": self.tasks,
+        }
+
+    def final_status(self) -> str:
+        if self.failed:
+            return "failed"
+        if self.counts["cancelled"] or self.status == "running":
+            return "cancelled"
+        return self.status
+
+
+class Report:
+    def __init__(self) -> None:
+        self.jobs: dict[str, JobReport] = {}
+        self.hosts: dict[str, dict[str, Any]] = {}
+        self.started_at = datetime.now(timezone.utc)
+        self.started = time.monotonic()
+        self.finished: float | None = None
+        self.stopped_by: str | None = None
+
+    def job(self, name: str) -> JobReport:
+        if name not in self.jobs:
+            self.jobs[name] = JobReport(name)
+        return self.jobs[name]
+
+    def __call__(self, event: Event) -> None:
+        name = event.name
+        if name == "task.progress":
+            self.job(event.job or "").bytes += event.bytes
+        elif name == "task.finished":
+            self._task_finished(event)
+        elif name == "task.retry":
+            self.job(event.job or "").retries += 1
+        elif name == "job.started":
+            self.job(event.job or "").kind = event.data.get("kind", "")
+        elif name == "job.planned":
+            self.job(event.job or "").planned = event.data["tasks"]
+        elif name == "job.error":
+            self.job(event.job or "").errors.append(event.error or "error")
+        elif name == "job.note":
+            self.job(event.job or "").notes.append(dict(event.data))
+        elif name == "job.finished":
+            job = self.job(event.job or "")
+            job.status = event.data["status"]
+            job.summary = event.data.get("summary") or {}
+            job.finished = event.time
+        elif name.startswith("pool."):
+            self._pool_event(event)
+        elif name == "run.stopping":
+            self.stopped_by = event.data["signal"]
+        elif name == "run.finished":
+            self.finished = event.time
+
+    def _task_finished(self, event: Event) -> None:
+        job = self.job(event.job or "")
+        status = event.data["status"]
+        job.counts[status] = job.counts.get(status, 0) + 1
+        if status == "failed":
+            job.errors.append(f"{event.task}: {event.error}")
+        if status != "ok" or len(job.tasks) < MAX_LISTED_TASKS:
+            entry = {
+                "label": event.task,
+                "status": status,
+                "attempts": event.data["attempts"],
+                "duration": round(event.data["duration"], 4),
+            }
+            if event.error:
+                entry["error"] = event.error
+            if event.data.get("detail"):
+                entry["detail"] = event.data["detail"]
+            job.tasks.append(entry)
+
+    def _pool_event(self, event: Event) -> None:
+        host = self.hosts.setdefault(event.host or "", {"connects": 0, "limit": None, "shrinks": []})
+        if event.name == "pool.connect":
+            host["connects"] += 1
+            host["limit"] = event.data["limit"]
+            host["peak"] = max(host.get("peak", 0), event.data["in_use"])
+        elif event.name == "pool.shrink":
+            host["limit"] = event.data["limit"]
+            host["shrinks"].append(event.data["reason"])
+
+    @property
+    def exit_code(self) -> int:
+        if self.stopped_by:
+            return EXIT_SIGNAL.get(self.stopped_by, EXIT_FAILED)
+        return EXIT_FAILED if any(job.failed for job in self.jobs.values()) else EXIT_OK
+
+    def as_dict(self) -> dict[str, Any]:
+        end = self.finished or time.monotonic()
+        jobs = [job.as_dict() for job in self.jobs.values()]
+        return {
+            "xfer": __version__,
+            "started": self.started_at.isoformat(timespec="seconds"),
+            "duration": round(end - self.started, 3),
+            "exit_code": self.exit_code,
+            "stopped_by": self.stopped_by,
+            "totals": {
+                "jobs": len(jobs),
+                "jobs_failed": sum(1 for job in self.jobs.values() if job.failed),
+                "tasks_ok": sum(job.counts["ok"] for job in self.jobs.values()),
+                "tasks_failed": sum(job.counts["failed"] for job in self.jobs.values()),
+                "bytes": sum(job.bytes for job in self.jobs.values()),
+            },
+            "jobs": jobs,
+            "hosts": self.hosts,
+        }
+
+    def write(self, path: Path) -> None:
+        """Write the JSON atomically: a reader never sees half a report."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            json.dump(self.as_dict(), stream, indent=2, default=str)
+            stream.write("\n")
+        os.replace(tmp, path)

@@ -1,0 +1,90 @@
+"""The SQLite state store: what was mirrored, high-water marks, run history.
+
+One file (WAL mode) per job file by default (`.xfer/state.db` beside it). Job kinds
+declare their tables with `ensure_schema(namespace, version, statements)`; each
+namespace has its own version row, so kinds evolve independently. Writes are
+committed in batches (`commit_soon`) and at the end of a run: an interrupted run
+loses at most the last second of records, and the kinds' checks against the local
+files (size and mtime) cover that gap."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+_COMMIT_INTERVAL = 1.0
+
+_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (namespace TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+_CORE_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        started REAL NOT NULL,
+        finished REAL,
+        exit_code INTEGER,
+        summary TEXT
+    )""",
+]
+
+
+class StateStore:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), isolation_level="DEFERRED", check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=10000")
+        self._last_commit = time.monotonic()
+        with self.db:
+            self.db.execute(_VERSION_TABLE)
+        self.ensure_schema("core", 1, _CORE_SCHEMA)
+
+    def ensure_schema(self, namespace: str, version: int, statements: Iterable[str]) -> None:
+        """Create a namespace's tables once; refuse a database newer than this code."""
+        row = self.db.execute("SELECT version FROM schema_version WHERE namespace = ?", (namespace,)).fetchone()
+        if row and row[0] > version:
+            raise RuntimeError(f"{self.path}: state schema {namespace!r} is version {row[0]}, newer than this xfer")
+        if row and row[0] == version:
+            return
+        with self.db:
+            for statement in statements:
+                self.db.execute(statement)
+            self.db.execute(
+                "INSERT INTO schema_version (namespace, version) VALUES (?, ?) "
+                "ON CONFLICT(namespace) DO UPDATE SET version = excluded.version",
+                (namespace, version),
+            )
+
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        return self.db.execute(sql, tuple(params))
+
+    def commit_soon(self) -> None:
+        """Commit if the last commit is over a second old (batches many small writes)."""
+        now = time.monotonic()
+        if now - self._last_commit >= _COMMIT_INTERVAL:
+            self.commit()
+
+    def commit(self) -> None:
+        self.db.commit()
+        self._last_commit = time.monotonic()
+
+    def start_run(self) -> int:
+        with self.db:
+            cursor = self.db.execute("INSERT INTO runs (started) VALUES (?)", (time.time(),))
+        return int(cursor.lastrowid or 0)
+
+    def finish_run(self, run_id: int, exit_code: int, summary: dict[str, Any]) -> None:
+        with self.db:
+            self.db.execute(
+                "UPDATE runs SET finished = ?, exit_code = ?, summary = ? WHERE id = ?",
+                (time.time(), exit_code, json.dumps(summary), run_id),
+            )
+
+    def close(self) -> None:
+        self.db.commit()
+        self.db.close()

@@ -1,0 +1,108 @@
+"""Job URLs (`ftp://user@host:21/path`, `imaps://...`) as typed values.
+
+A `Url` keeps its password as a `SecretStr` so that printing, logging or reporting a
+URL never shows it; `str(url)` is the URL without the password."""
+
+from __future__ import annotations
+
+import netrc
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from pydantic import SecretStr
+
+#: Schemes xfer speaks, with their default ports.
+DEFAULT_PORTS: dict[str, int] = {
+    "ftp": 21,
+    "ftps": 21,
+    "nntp": 119,
+    "nntps": 563,
+    "smtp": 25,
+    "smtps": 465,
+    "pop3": 110,
+    "pop3s": 995,
+    "imap": 143,
+    "imaps": 993,
+}
+
+#: Schemes whose connection starts with TLS (implicit TLS) or upgrades to it (ftps).
+TLS_SCHEMES = frozenset({"ftps", "nntps", "smtps", "pop3s", "imaps"})
+
+
+@dataclass(frozen=True, slots=True)
+class Url:
+    scheme: str
+    host: str
+    port: int
+    path: str = "/"
+    user: str | None = None
+    password: SecretStr | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """`host:port`: the key of the per-host connection limit."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme in TLS_SCHEMES
+
+    def with_credentials(self, user: str | None, password: SecretStr | None) -> Url:
+        return replace(self, user=user, password=password)
+
+    def secret(self) -> str:
+        """The password in clear, for the protocol adapter that logs in."""
+        return self.password.get_secret_value() if self.password else ""
+
+    def __str__(self) -> str:
+        user = f"{self.user}@" if self.user else ""
+        return f"{self.scheme}://{user}{self.endpoint}{self.path}"
+
+    def __repr__(self) -> str:
+        return f"Url({str(self)!r})"
+
+
+def parse_url(text: str, schemes: frozenset[str] | set[str] | None = None) -> Url:
+    """Parse a job URL; raise ValueError (without echoing any password) when invalid."""
+    if not isinstance(text, str):
+        raise ValueError("expected a URL string")
+    if any(ch in text for ch in "\r\n\0"):
+        raise ValueError("URL contains a control character")
+    parts = urlsplit(text.strip())
+    scheme = parts.scheme.lower()
+    allowed = schemes or DEFAULT_PORTS.keys()
+    if scheme not in allowed:
+        raise ValueError(f"scheme must be one of {', '.join(sorted(allowed))}, got {scheme or 'none'!r}")
+    if not parts.hostname:
+        raise ValueError("URL has no host")
+    try:
+        port = parts.port or DEFAULT_PORTS[scheme]
+    except ValueError:
+        raise ValueError("URL port must be a number from 1 to 65535") from None
+    password = SecretStr(unquote(parts.password)) if parts.password is not None else None
+    return Url(
+        scheme=scheme,
+        host=parts.hostname,
+        port=port,
+        path=unquote(parts.path) or "/",
+        user=unquote(parts.username) if parts.username else None,
+        password=password,
+    )
+
+
+def netrc_credentials(host: str, netrc_path: Path | None = None) -> tuple[str | None, SecretStr | None]:
+    """Login and password for `host` from ~/.netrc (or $NETRC), or (None, None)."""
+    path = netrc_path or Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    if not path.is_file():
+        return None, None
+    try:
+        entry = netrc.netrc(str(path)).authenticators(host)
+    except (netrc.NetrcParseError, OSError):
+        return None, None
+    if not entry:
+        return None, None
+    login, _account, password = entry
+    return login or None, SecretStr(password) if password else None

@@ -1,0 +1,519 @@
+"""A real INN2 news server on loopback for NNTP integration tests.
+
+innd (the feeder, fed with streaming TAKETHIS because that loads ~9,000 articles/s) and a
+standalone nnrpd (the reader port clients use: on innd's own port localhost counts as a
+feeding peer, not a reader) run as user ``news`` from a private copy of /etc/news.
+Every INN program finds that copy through the ``INNCONF`` environment variable.
+
+The server lives in its own ``/tmp/xfer-inn-*`` directory, not in pytest's ``tmp_path``:
+``news`` cannot traverse pytest's 0700 ``/tmp/pytest-of-root``, and innd's control socket
+path must stay under the 108-byte Unix socket limit. ``stop()`` copies the logs into
+``tmp_path`` and removes that directory.
+"""
+
+from __future__ import annotations
+
+import atexit
+import email.utils
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from tests.servers.common import free_port, require_binary, require_root, wait_port
+
+INN_BIN = Path("/usr/lib/news/bin")
+INN_ETC = Path("/etc/news")
+HOST = "127.0.0.1"
+PATH_HOST = "xfer-inn.localdomain"
+
+# Groups every INN needs; tests create their own with create_group().
+_BASE_GROUPS = {
+    "control": "Various control messages (no posting)",
+    "control.cancel": "Cancel messages (no posting)",
+    "junk": "Unfiled articles (no posting)",
+}
+
+
+class PostError(RuntimeError):
+    """innd refused some articles; ``refused`` maps Message-ID to innd's answer."""
+
+    def __init__(self, refused: dict[str, str]) -> None:
+        self.refused = refused
+        sample = "; ".join(f"{mid}: {why}" for mid, why in list(refused.items())[:5])
+        super().__init__(f"innd refused {len(refused)} article(s): {sample}")
+
+
+@dataclass
+class NewsServer:
+    """A running innd + nnrpd pair; ``stop()`` is idempotent and kills by PID."""
+
+    host: str
+    reader_port: int  # nnrpd, open to localhost without login
+    feed_port: int  # innd, streaming feed (MODE STREAM / TAKETHIS)
+    root: Path  # the private INN tree (etc, db, spool, log, run)
+    auth_port: int | None = None  # second nnrpd requiring AUTHINFO (start with users=...)
+    users: dict[str, str] = field(default_factory=dict)
+    log_dir: Path | None = None  # where stop() copies the logs
+    _procs: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for INN tools run against this server (ctlinnd, sm, tdx-util...)."""
+        return {**os.environ, "INNCONF": str(self.root / "etc" / "inn.conf")}
+
+    def run_tool(self, *args: str, timeout: float = 30.0) -> str:
+        """Run an INN program as ``news`` (as root several of them do nothing)."""
+        cmd = [str(INN_BIN / args[0]), *args[1:]]
+        done = subprocess.run(
+            cmd, env=self.env, cwd=self.root, user="news", group="news", extra_groups=[],
+            capture_output=True, timeout=timeout,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(args)} exited {done.returncode}: "
+                f"{done.stdout.decode(errors='replace')}{done.stderr.decode(errors='replace')}"
+            )
+        return done.stdout.decode(errors="replace")
+
+    def create_group(self, name: str, description: str = "", flag: str = "y") -> None:
+        """Create a group through the running innd (``y`` postable, ``n``, ``m`` moderated)."""
+        self.run_tool("ctlinnd", "-s", "newgroup", name, flag, "xfer-tests")
+        if description:
+            with open(self.root / "db" / "newsgroups", "a", encoding="utf-8") as out:
+                out.write(f"{name}\t{description}\n")
+
+    def post_articles(self, articles: Iterable[bytes], timeout: float = 120.0) -> list[str]:
+        """Feed articles to innd with pipelined TAKETHIS and wait until nnrpd shows them.
+
+        Returns the Message-IDs in order. Raises PostError if innd refused any article
+        (duplicates, missing headers...); the accepted ones are still stored.
+        """
+        batch: list[tuple[str, bytes]] = []
+        per_group: Counter[str] = Counter()
+        for article in articles:
+            headers = _headers(article)
+            mid = headers.get("message-id")
+            if not mid:
+                raise ValueError("article without Message-ID header")
+            batch.append((mid, _dot_stuff(article)))
+            for group in headers.get("newsgroups", "").split(","):
+                if group.strip():
+                    per_group[group.strip()] += 1
+        if not batch:
+            return []
+        before = self._group_counts(list(per_group))
+        refused = self._takethis(batch, timeout)
+        if refused:
+            for mid, _ in batch:
+                if mid in refused:
+                    for group in _headers_for(batch, mid):
+                        per_group[group] -= 1
+        self._wait_visible(
+            {g: before[g] + n for g, n in per_group.items() if before.get(g) is not None and n},
+            timeout,
+        )
+        if refused:
+            raise PostError(refused)
+        return [mid for mid, _ in batch]
+
+    def stop(self) -> None:
+        """Shut innd down with ctlinnd (SIGTERM/SIGKILL if that fails), kill nnrpd, clean up."""
+        if self._stopped:
+            return
+        self._stopped = True
+        innd, *readers = self._procs or [None]
+        for proc in readers:
+            _kill_group(proc, signal.SIGTERM)
+        if innd is not None and innd.poll() is None:
+            try:
+                self.run_tool("ctlinnd", "-s", "-t", "10", "shutdown", "xfer tests done",
+                              timeout=15)
+                innd.wait(timeout=10)
+            except (RuntimeError, subprocess.TimeoutExpired, OSError):
+                _kill_group(innd, signal.SIGTERM)
+        for proc in self._procs:
+            _reap(proc)
+        if self.log_dir is not None and (self.root / "log").is_dir():
+            shutil.copytree(self.root / "log", self.log_dir, dirs_exist_ok=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- internals -------------------------------------------------------------------
+
+    def _takethis(self, batch: list[tuple[str, bytes]], timeout: float) -> dict[str, str]:
+        """Pipeline TAKETHIS from a writer thread while this thread reads the answers."""
+        with socket.create_connection((self.host, self.feed_port), timeout=timeout) as sock:
+            reader = sock.makefile("rb")
+            _expect(reader.readline(), b"200", "innd greeting")
+            sock.sendall(b"MODE STREAM\r\n")
+            _expect(reader.readline(), b"203", "MODE STREAM")
+            failure: list[BaseException] = []
+
+            def send() -> None:
+                buf = bytearray()
+                try:
+                    for mid, wire in batch:
+                        buf += b"TAKETHIS " + mid.encode() + b"\r\n" + wire
+                        if len(buf) >= 1 << 18:
+                            sock.sendall(buf)
+                            buf.clear()
+                    sock.sendall(buf)
+                except OSError as exc:  # innd closed on us; the reader reports it
+                    failure.append(exc)
+
+            writer = threading.Thread(target=send, name="inn-takethis", daemon=True)
+            writer.start()
+            refused: dict[str, str] = {}
+            for _ in batch:
+                line = reader.readline()
+                if not line:
+                    raise RuntimeError(f"innd closed the feed connection early {failure}")
+                code, _, rest = line.decode(errors="replace").strip().partition(" ")
+                if code != "239":
+                    mid, _, why = rest.partition(" ")
+                    refused[mid or f"?{len(refused)}"] = f"{code} {why}".strip()
+            writer.join()
+            sock.sendall(b"QUIT\r\n")
+        return refused
+
+    def _reader_session(self) -> tuple[socket.socket, object]:
+        """A raw connection to nnrpd (single-line commands only: no delayed-ACK stalls)."""
+        sock = socket.create_connection((self.host, self.reader_port), timeout=10)
+        reader = sock.makefile("rb")
+        _expect(reader.readline(), b"20", "nnrpd greeting")
+        return sock, reader
+
+    def _group_counts(self, groups: Sequence[str]) -> dict[str, int | None]:
+        """Article counts per group as nnrpd reports them (None: no such group)."""
+        counts: dict[str, int | None] = {}
+        if not groups:
+            return counts
+        sock, reader = self._reader_session()
+        with sock:
+            for group in groups:
+                sock.sendall(f"GROUP {group}\r\n".encode())
+                parts = reader.readline().decode(errors="replace").split()  # type: ignore[attr-defined]
+                counts[group] = int(parts[1]) if parts and parts[0] == "211" else None
+            sock.sendall(b"QUIT\r\n")
+        return counts
+
+    def _wait_visible(self, want: dict[str, int], timeout: float) -> None:
+        """Poll GROUP until nnrpd (i.e. the overview) counts every posted article."""
+        deadline = time.monotonic() + timeout
+        while want:
+            have = self._group_counts(list(want))
+            if all((have[g] or 0) >= n for g, n in want.items()):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"articles not visible to readers: want {want}, have {have}")
+            time.sleep(0.02)
+
+
+def _headers_for(batch: list[tuple[str, bytes]], mid: str) -> list[str]:
+    for m, wire in batch:
+        if m == mid:
+            return [g.strip() for g in _headers(wire).get("newsgroups", "").split(",") if g.strip()]
+    return []
+
+
+def _headers(article: bytes) -> dict[str, str]:
+    """Lower-cased header names to unfolded values (first occurrence wins)."""
+    head = article.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0].decode("utf-8", "replace")
+    out: dict[str, str] = {}
+    for name, value in re.findall(r"^([^\s:]+):[ \t]*(.*(?:\n[ \t].*)*)", head, re.M):
+        out.setdefault(name.lower(), re.sub(r"\n[ \t]+", " ", value).strip())
+    return out
+
+
+def _dot_stuff(article: bytes) -> bytes:
+    """The article in NNTP wire form: CRLF lines, leading dots doubled, ``.`` terminator."""
+    lines = article.replace(b"\r\n", b"\n").split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return b"".join((b"." + ln if ln.startswith(b".") else ln) + b"\r\n" for ln in lines) + b".\r\n"
+
+
+def _expect(line: bytes, prefix: bytes, what: str) -> None:
+    if not line.startswith(prefix):
+        raise RuntimeError(f"{what}: expected {prefix!r}..., got {line!r}")
+
+
+def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Signal the process group the daemon leads (nnrpd forks one child per client)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    """Wait for the daemon; SIGKILL its whole group if it lingers."""
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc, signal.SIGKILL)
+        proc.wait(timeout=5)
+    _kill_group(proc, signal.SIGKILL)  # leftover children (nnrpd per-client forks)
+
+
+def make_article(
+    group: str,
+    subject: str,
+    body: str,
+    *,
+    message_id: str | None = None,
+    references: Sequence[str] = (),
+    from_: str = "Tester <t@example.com>",
+    date: datetime | str | None = None,
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    """An article innd accepts from a peer (it needs Path and a parseable Date).
+
+    ``group`` may be a comma-separated list to crosspost; ``message_id`` defaults to a
+    fresh ``<hex@xfer.test>``; ``date`` defaults to now (any age works: artcutoff is 0).
+    """
+    if date is None:
+        date = datetime.now(timezone.utc)
+    if isinstance(date, datetime):
+        date = email.utils.format_datetime(date if date.tzinfo else date.replace(tzinfo=timezone.utc))
+    fields = {
+        "Path": "xfer-test!not-for-mail",
+        "From": from_,
+        "Newsgroups": group,
+        "Subject": subject,
+        "Date": date,
+        "Message-ID": message_id or f"<{uuid.uuid4().hex}@xfer.test>",
+    }
+    if references:
+        fields["References"] = " ".join(references)
+    fields.update(headers or {})
+    head = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
+    text = body.replace("\r\n", "\n").replace("\n", "\r\n")
+    if text and not text.endswith("\r\n"):
+        text += "\r\n"
+    return (head + "\r\n" + text).encode("utf-8")
+
+
+def message_id_of(article: bytes) -> str:
+    """The Message-ID header of an article made by make_article (or any article)."""
+    return _headers(article)["message-id"]
+
+
+# -- start-up -------------------------------------------------------------------------
+
+
+def _inn_conf(root: Path, feed_port: int) -> str:
+    """/etc/news/inn.conf with every path* key moved into root and test-friendly limits."""
+    spool = root / "spool"
+    overrides = {
+        "domain": "localdomain",  # INN refuses a host name without a domain
+        "pathhost": PATH_HOST,
+        "server": HOST,
+        "port": str(feed_port),
+        "bindaddress": HOST,
+        "nnrpdpostport": str(feed_port),
+        "artcutoff": "0",  # else old Date headers are refused
+        "nnrpdloadlimit": "0",
+        "noreader": "true",  # readers go to the standalone nnrpd
+        "readerswhenstopped": "false",
+        "pgpverify": "false",
+        "ovmethod": "tradindexed",
+        "enableoverview": "true",
+        "hismethod": "hisv6",
+        "maxartsize": "0",
+        "localmaxartsize": "0",
+        "maxconnections": "0",
+        "doinnwatch": "false",
+        "status": "0",
+        "timer": "0",
+        "logartsize": "false",
+        "patharchive": str(spool / "archive"),
+        "patharticles": str(spool / "articles"),
+        "pathdb": str(root / "db"),
+        "pathetc": str(root / "etc"),
+        "pathfilter": str(root / "etc" / "filter"),
+        "pathhttp": str(root / "http"),
+        "pathincoming": str(spool / "incoming"),
+        "pathlog": str(root / "log"),
+        "pathoutgoing": str(spool / "outgoing"),
+        "pathoverview": str(spool / "overview"),
+        "pathrun": str(root / "run"),
+        "pathspool": str(spool),
+        "pathtmp": str(spool / "incoming" / "tmp"),
+    }
+    lines = []
+    for line in (INN_ETC / "inn.conf").read_text().splitlines():
+        key = line.split(":", 1)[0].strip() if re.match(r"^\s*[a-z0-9]+\s*:", line) else None
+        if key in overrides:
+            continue
+        if key and key.startswith("path") and key not in ("pathbin", "pathnews", "pathcontrol"):
+            raise RuntimeError(f"inn.conf has a path key this fixture does not relocate: {key}")
+        lines.append(line)
+    lines += [f"{key}: {value}" for key, value in overrides.items()]
+    return "\n".join(lines) + "\n"
+
+
+_READERS_OPEN = """\
+auth "localhost" {
+    hosts: "127.0.0.1, localhost, ::1, stdin"
+    default: "<localhost>"
+}
+access "localhost" {
+    users: "<localhost>"
+    newsgroups: "*"
+    access: RPA
+}
+"""
+
+_READERS_AUTH = """\
+auth "users" {
+    hosts: "*"
+    auth: "ckpasswd -f %s"
+}
+access "users" {
+    users: "*"
+    newsgroups: "*"
+    access: RPA
+}
+"""
+
+
+def _crypt(password: str) -> str:
+    """A crypt(3) SHA-256 hash as ckpasswd -f expects (openssl is always on Debian)."""
+    out = subprocess.run(
+        ["openssl", "passwd", "-5", "-stdin"], input=password.encode(),
+        capture_output=True, check=True,
+    )
+    return out.stdout.decode().strip()
+
+
+def _build_tree(root: Path, feed_port: int, users: dict[str, str]) -> None:
+    shutil.copytree(INN_ETC, root / "etc", symlinks=True)
+    spool = root / "spool"
+    for sub in ("db", "run", "log", "http"):
+        (root / sub).mkdir()
+    for sub in ("articles", "overview", "incoming/tmp", "outgoing", "archive", "innfeed"):
+        (spool / sub).mkdir(parents=True)
+    etc = root / "etc"
+    (etc / "inn.conf").write_text(_inn_conf(root, feed_port))
+    # One local site, no outgoing feeds: innd forks no channel programs (controlchan...).
+    (etc / "newsfeeds").write_text("ME:*::\n")
+    (etc / "incoming.conf").write_text(
+        'streaming: true\nmax-connections: 0\npeer ME {\n  hostname: "localhost, 127.0.0.1"\n}\n'
+    )
+    (etc / "storage.conf").write_text("method tradspool {\n    newsgroups: *\n    class: 0\n}\n")
+    (etc / "readers.conf").write_text(_READERS_OPEN)
+    if users:
+        passwd = etc / "passwd.xfer"
+        passwd.write_text("".join(f"{u}:{_crypt(p)}\n" for u, p in users.items()))
+        (etc / "readers-auth.conf").write_text(_READERS_AUTH % passwd)
+    db = root / "db"
+    (db / "active").write_text("".join(f"{g} 0000000000 0000000001 n\n" for g in _BASE_GROUPS))
+    (db / "active.times").write_text("")
+    (db / "newsgroups").write_text("".join(f"{g}\t{d}\n" for g, d in _BASE_GROUPS.items()))
+    (db / "history").write_text("")
+    os.chmod(root, 0o755)
+    subprocess.run(["chown", "-R", "news:news", str(root)], check=True)
+
+
+def _log_tail(root: Path) -> str:
+    parts = []
+    for path in sorted((root / "log").glob("*")):
+        if path.is_file() and path.stat().st_size:
+            parts.append(f"--- {path.name}\n" + path.read_text(errors="replace")[-2000:])
+    return "\n".join(parts)
+
+
+def start_news_server(tmp_path: Path, users: dict[str, str] | None = None) -> NewsServer:
+    """Start innd + nnrpd on free loopback ports; skip/fail first if INN or root is missing.
+
+    ``users`` (name -> password) adds a second nnrpd on ``auth_port`` that demands
+    AUTHINFO USER/PASS, for testing logins and their refusal.
+    """
+    require_binary(str(INN_BIN / "innd"), "inn2")
+    require_binary(str(INN_BIN / "nnrpd"), "inn2")
+    require_root("running INN as user news")
+    users = dict(users or {})
+    root = Path(tempfile.mkdtemp(prefix="xfer-inn-", dir="/tmp"))
+    feed_port, reader_port = free_port(), free_port()
+    while reader_port == feed_port:
+        reader_port = free_port()
+    auth_port = None
+    if users:
+        auth_port = free_port()
+        while auth_port in (feed_port, reader_port):
+            auth_port = free_port()
+    server = NewsServer(
+        host=HOST, reader_port=reader_port, feed_port=feed_port, root=root,
+        auth_port=auth_port, users=users, log_dir=tmp_path / f"inn-logs-{feed_port}",
+    )
+    atexit.register(server.stop)  # even if the caller never reaches stop()
+    try:
+        _build_tree(root, feed_port, users)
+        server.run_tool("makedbz", "-i", "-o")
+
+        def spawn(name: str, *args: str) -> None:
+            out = open(root / "log" / f"{name}.stdout", "wb")
+            with out:
+                server._procs.append(subprocess.Popen(
+                    [str(INN_BIN / args[0]), *args[1:]], env=server.env, cwd=root,
+                    user="news", group="news", extra_groups=[], start_new_session=True,
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                ))
+
+        # innd first: stop() treats _procs[0] as innd. -f: foreground, -N: no filters.
+        spawn("innd", "innd", "-f", "-N", "-c", "0")
+        spawn("nnrpd", "nnrpd", "-D", "-f", "-n", "-b", HOST, "-p", str(reader_port))
+        if auth_port is not None:
+            spawn("nnrpd-auth", "nnrpd", "-D", "-f", "-n", "-b", HOST, "-p", str(auth_port),
+                  "-c", "readers-auth.conf")
+        for port in (feed_port, reader_port, auth_port):
+            if port is not None:
+                _wait_port_or_exit(server, port)
+        server.run_tool("ctlinnd", "-s", "-t", "10", "mode")  # control channel answers
+    except BaseException as exc:
+        tail = _log_tail(root)
+        server.stop()
+        if isinstance(exc, Exception):
+            raise RuntimeError(f"INN did not start: {exc}\n{tail}") from exc
+        raise
+    return server
+
+
+def _wait_port_or_exit(server: NewsServer, port: int, timeout: float = 15.0) -> None:
+    """wait_port, but give up at once if a daemon died (bad config) instead of timing out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        dead = [p.args for p in server._procs if p.poll() is not None]
+        if dead:
+            raise RuntimeError(f"exited during start-up: {dead}")
+        try:
+            wait_port(port, timeout=0.2)
+            return
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise
+
+
+@pytest.fixture
+def news_server(tmp_path: Path) -> Iterator[NewsServer]:
+    """A started INN server, stopped after the test whatever its outcome."""
+    server = start_news_server(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
