@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     live = console.is_terminal and not args.json and not args.quiet
 
     async def main() -> None:
+        started = time.time()
         scheduler = Scheduler(files, events, options, only)
         scheduler.build()
         try:
@@ -111,6 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if not args.quiet:
                     events.subscribe(PlainLog(report))
                 await scheduler.run()
+            scheduler.record_run(started, report.exit_code, report.as_dict()["totals"])
         finally:
             scheduler.close()
 

@@ -60,6 +60,6 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, XferError):
         return text or type(exc).__name__
     if isinstance(exc, TimeoutError):
-        return f"timed out{': ' + text if text else ''}"
+        return text or "timed out"
     name = type(exc).__name__
     return f"{name}: {text}" if text else name

@@ -160,6 +160,11 @@ class Scheduler:
                 state.commit()
         self.events.emit("run.finished", data={"stopped_by": self.stopped_by.name if self.stopped_by else None})
 
+    def record_run(self, started: float, exit_code: int, totals: dict[str, Any]) -> None:
+        """Add this run to the history table of every state file it used."""
+        for state in self._states.values():
+            state.record_run(started, exit_code, totals)
+
     def close(self) -> None:
         for state in self._states.values():
             state.close()
@@ -192,6 +197,7 @@ class Scheduler:
         except asyncio.CancelledError:
             if self.stopped_by is None:
                 raise
+            status = "cancelled"
         except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the others
             status = "failed"
             runtime.emit("job.error", error=describe(exc))

@@ -264,6 +264,8 @@ def parse_job_text(text: str, source: str, path: Path | None = None) -> JobFile:
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         loc = tuple(error["loc"])
+        if error["type"] == "union_tag_invalid":
+            loc = (*loc, "kind")  # point at the kind value, not at the job
         mark = key_mark(data, loc) if error["type"] == "extra_forbidden" else locate(data, loc)[0]
         _, shown = locate(data, loc)
         where = f"{source}:{mark.line}:{mark.column}" if mark else source

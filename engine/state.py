@@ -73,16 +73,11 @@ class StateStore:
         self.db.commit()
         self._last_commit = time.monotonic()
 
-    def start_run(self) -> int:
-        with self.db:
-            cursor = self.db.execute("INSERT INTO runs (started) VALUES (?)", (time.time(),))
-        return int(cursor.lastrowid or 0)
-
-    def finish_run(self, run_id: int, exit_code: int, summary: dict[str, Any]) -> None:
+    def record_run(self, started: float, exit_code: int, summary: dict[str, Any]) -> None:
         with self.db:
             self.db.execute(
-                "UPDATE runs SET finished = ?, exit_code = ?, summary = ? WHERE id = ?",
-                (time.time(), exit_code, json.dumps(summary), run_id),
+                "INSERT INTO runs (started, finished, exit_code, summary) VALUES (?, ?, ?, ?)",
+                (started, time.time(), exit_code, json.dumps(summary)),
             )
 
     def close(self) -> None:

@@ -118,9 +118,10 @@ _LocatingLoader.add_constructor("tag:yaml.org,2002:str", _LocatingLoader.constru
 
 def load_yaml(text: str, source: str) -> Any:
     """Parse YAML text; syntax errors become a SpecError naming source:line:col."""
-    loader = _LocatingLoader(text)
-    loader.source = source
+    loader = None
     try:
+        loader = _LocatingLoader(text)  # the reader checks characters here already
+        loader.source = source
         return loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -128,11 +129,12 @@ def load_yaml(text: str, source: str) -> Any:
         problem = exc.problem or exc.context or "invalid YAML"
         raise SpecError(f"{where}: {problem}") from None
     except yaml.YAMLError as exc:
-        raise SpecError(f"{source}: invalid YAML: {exc}") from None
+        raise SpecError(f"{source}: invalid YAML: {' '.join(str(exc).split())}") from None
     except RecursionError:
         raise SpecError(f"{source}: YAML nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _descend(data: Any, path: tuple[Any, ...]) -> tuple[Any, Mark | None, tuple[Any, ...]]:

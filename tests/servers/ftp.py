@@ -45,6 +45,7 @@ _PAM_SERVICE = "xfer-vsftpd"
 # Our own PAM service so that login depends neither on /etc/shells (the user has no
 # login shell) nor on /etc/ftpusers.
 _PAM_CONFIG = "auth required pam_unix.so\naccount required pam_unix.so\n"
+_VSFTPD_HOME = Path("/var/lib/xfertest")
 _SETUP_LOCK = Path("/run/lock/xfer-vsftpd-setup.lock")
 _setup_done = False
 
@@ -336,14 +337,20 @@ def _ensure_vsftpd_user() -> None:
     _SETUP_LOCK.parent.mkdir(parents=True, exist_ok=True)
     with open(_SETUP_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        # vsftpd enters the home directory before local_root: it must exist.
+        _VSFTPD_HOME.mkdir(mode=0o755, parents=True, exist_ok=True)
         try:
-            pwd.getpwnam(VSFTPD_USER)
+            entry = pwd.getpwnam(VSFTPD_USER)
         except KeyError:
             subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+                ["useradd", "--system", "--no-create-home", "--home-dir", str(_VSFTPD_HOME),
                  "--shell", "/usr/sbin/nologin", VSFTPD_USER],
                 check=True, capture_output=True,
             )
+        else:
+            if entry.pw_dir != str(_VSFTPD_HOME):
+                subprocess.run(["usermod", "--home", str(_VSFTPD_HOME), VSFTPD_USER],
+                               check=True, capture_output=True)
         # Always (re)set: cheap, and repairs a user left with another password.
         subprocess.run(["chpasswd"], input=f"{VSFTPD_USER}:{VSFTPD_PASSWORD}\n",
                        text=True, check=True, capture_output=True)
@@ -503,17 +510,15 @@ def start_vsftpd(
     config_path = tmp / "vsftpd.conf"
     config_path.write_text("".join(f"{key}={value}\n" for key, value in config.items()))
     stderr_path = tmp / "vsftpd.stderr"
+    argv = [binary, str(config_path)]
     with open(stderr_path, "wb") as stderr:
         proc = subprocess.Popen(
-            [binary, str(config_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=stderr,
-            stderr=stderr,
-            start_new_session=True,  # its session processes share our process group
+            argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
+            start_new_session=True,  # no terminal signals from the test run
         )
 
     def stop() -> None:
-        _kill_group(proc)
+        _stop_vsftpd(proc, argv)
 
     try:
         deadline = time.monotonic() + 10
@@ -547,30 +552,44 @@ def start_vsftpd(
     )
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM vsftpd's process group (listener and sessions), SIGKILL what stays."""
-    for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
+def _vsftpd_pids(argv: list[str]) -> list[int]:
+    """Live processes of one vsftpd instance: the listener and every session process.
+    Sessions call setsid() and outlive the listener, so neither the process group nor
+    the parent link finds them; their command line (with our unique config path) does."""
+    wanted = ("\0".join(argv) + "\0").encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
             continue
-        # The listener is gone; sessions may linger a moment in the same group.
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                if cmdline.read() == wanted:
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def _stop_vsftpd(proc: subprocess.Popen[bytes], argv: list[str]) -> None:
+    """SIGTERM the listener, then SIGKILL its session processes (they would otherwise
+    serve their clients until idle_session_timeout)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    deadline = time.monotonic() + 5
+    while pids := _vsftpd_pids(argv):
+        for pid in pids:
             try:
-                os.killpg(proc.pid, 0)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
-                return
-            time.sleep(0.01)
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=5)
+                pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"vsftpd processes {pids} survive SIGKILL")
+        time.sleep(0.01)
 
 
 # ----------------------------------------------------------------------- fixtures
