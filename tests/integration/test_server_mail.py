@@ -19,7 +19,6 @@ import pytest
 from tests.servers.mail import (  # noqa: F401  (fixtures)
     MailServer,
     _alive,
-    _read_pid,
     mail_server,
     mail_server_tls,
     start_mail_server,
@@ -98,11 +97,17 @@ def test_send_20_and_read_back_by_pop3_and_imap(mail_server: MailServer) -> None
         server.wait_for_messages(user, 10)
         want = expected(messages, server.address(user))
         assert len(want) == 10
-        got_pop = fetch_pop3(poplib.POP3(server.host, server.pop3_port, timeout=10), server, user)
-        assert got_pop == want
-        got_imap = fetch_imap(imaplib.IMAP4(server.host, server.imap_port, timeout=10), server, user)
-        assert got_imap == want
+        pop = poplib.POP3(server.host, server.pop3_port, timeout=10)
+        assert fetch_pop3(pop, server, user) == want
+        imap = imaplib.IMAP4(server.host, server.imap_port, timeout=10)
+        assert fetch_imap(imap, server, user) == want
     assert server.message_count("user3") == 0
+
+    # Without tls the submission port still takes AUTH (plaintext, via Dovecot SASL).
+    login = {"username": server.address("user3"), "password": server.users["user3"]}
+    asyncio.run(send_all(server, [make_message(server, "user3", 99)],
+                         port=server.submission_port, start_tls=False, **login))
+    server.wait_for_messages("user3", 1)
 
 
 def test_tls_verifies_against_ca_and_auth(mail_server_tls: MailServer) -> None:
@@ -177,11 +182,12 @@ def test_two_instances_side_by_side(tmp_path: Path) -> None:
                 asyncio.run(send_all(a, [make_message(a, "bob", 1)], port=a.smtp_port,
                                      start_tls=False))
         finally:
-            pids = [_read_pid(b.root / "queue" / "pid" / "master.pid"),
-                    _read_pid(b.root / "dovecot" / "master.pid")]
+            pids = b.pids()
+            assert len(pids) >= 2  # Postfix master + Dovecot master at least
             b.stop()
-            assert not any(p and _alive(p) for p in pids)
+            assert not [p for p in pids if _alive(p)]
             assert not b.root.exists()
-            assert (tmp_path / "b" / "mail-logs" / "postfix.log").exists()
+            assert (b.logs_dir / "postfix.log").exists()
+            assert b.logs_dir == tmp_path / "b" / "mail-logs"
     finally:
         a.stop()

@@ -9,8 +9,8 @@ Why the runtime tree is not under pytest's tmp_path: pytest makes /tmp/pytest-of
 mode 0700, so the unprivileged Postfix/Dovecot processes (postfix, nobody, dovenull)
 could not reach it, and Dovecot's unix sockets need short paths (108-byte limit). The
 servers therefore run from a short /tmp/xfer-mail-XXXX directory (symlinked as
-tmp_path/mail-server while running); on stop the logs are copied to tmp_path/mail-logs
-and the directory is removed.
+tmp_path/mail-server while running); on stop the logs (postfix.log, dovecot.log) are
+copied to `server.logs_dir` (tmp_path/mail-logs) and the directory is removed.
 
 Nothing in /etc is changed: Postfix is pointed at its config dir with MAIL_CONFIG,
 which root may do without `alternate_config_directories`; Dovecot gets a standalone
@@ -74,7 +74,8 @@ class MailServer:
     users: dict[str, str]
     maildir_root: Path
     root: Path
-    tmp_path: Path
+    logs_dir: Path
+    _link: Path | None = field(repr=False)
     _postfix_dir: Path = field(repr=False)
     _queue_dir: Path = field(repr=False)
     _dovecot_conf: Path = field(repr=False)
@@ -132,7 +133,7 @@ class MailServer:
         tools say nothing on stderr unless it is a terminal: the log is the truth)."""
         out = []
         for name in ("postfix.log", "dovecot.log"):
-            for base in (self.root / "log", self.tmp_path / "mail-logs"):
+            for base in (self.root / "log", self.logs_dir):
                 path = base / name
                 if path.exists():
                     text = path.read_text(errors="replace").splitlines()[-lines:]
@@ -140,21 +141,35 @@ class MailServer:
                     break
         return "\n".join(out)
 
+    def pids(self) -> list[int]:
+        """Live PIDs of both servers (masters and children), for leak checks in tests."""
+        masters = [
+            pid
+            for pid in map(_read_pid, (self._queue_dir / "pid" / "master.pid",
+                                       self._dovecot_base / "master.pid"))
+            if pid is not None and _alive(pid)
+        ]
+        return [p for pid in masters for p in (pid, *_descendants(pid)) if _alive(p)]
+
     def stop(self) -> None:
-        """Stop both servers (politely, then by PID), keep the logs in tmp_path/mail-logs
+        """Stop both servers (SIGTERM, then SIGKILL by PID), keep the logs in logs_dir
         and delete the runtime directory. Safe to call twice."""
         if self._stopped:
             return
         self._stopped = True
         with _RUNNING_LOCK:
             _RUNNING.discard(self)
-        _stop_masters([self._queue_dir / "pid" / "master.pid", self._dovecot_base / "master.pid"])
-        logs = self.tmp_path / "mail-logs"
-        with contextlib.suppress(OSError):
-            shutil.copytree(self.root / "log", logs, dirs_exist_ok=True)
-        with contextlib.suppress(OSError):
-            (self.tmp_path / "mail-server").unlink()
-        shutil.rmtree(self.root, ignore_errors=True)
+        try:
+            _stop_masters(
+                [self._queue_dir / "pid" / "master.pid", self._dovecot_base / "master.pid"]
+            )
+        finally:
+            with contextlib.suppress(OSError):
+                shutil.copytree(self.root / "log", self.logs_dir, dirs_exist_ok=True)
+            if self._link is not None:
+                with contextlib.suppress(OSError):
+                    self._link.unlink()
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 # -- process handling ----------------------------------------------------------------
@@ -243,26 +258,28 @@ def _run_daemon_tool(
         return f"{' '.join(argv)} exited {rc}: {out.read()}"
 
 
-def _stop_masters(pid_files: list[Path], timeout: float = 5.0) -> None:
-    """SIGTERM each master (what `postfix stop` / `dovecot stop` do), then wait for the
-    whole process trees, escalating to SIGKILL by PID. Both servers stop in parallel."""
+def _stop_masters(pid_files: list[Path], grace: float = 2.0) -> None:
+    """SIGTERM each master (what `postfix stop` / `dovecot stop` do), wait up to `grace`
+    seconds for the whole process trees, then SIGKILL what is left, by PID.
+
+    Both servers stop in parallel. The grace is short on purpose: Dovecot login
+    processes that were just spawned can hang 5 s on a stats-writer handshake while the
+    master shuts down, and a test server has nothing worth a clean shutdown."""
     masters = [pid for pid in map(_read_pid, pid_files) if pid is not None and _alive(pid)]
-    trees = {pid: [pid, *_descendants(pid)] for pid in masters}
+    everyone = [p for pid in masters for p in (pid, *_descendants(pid))]
     for pid in masters:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-    everyone = [p for tree in trees.values() for p in tree]
-    if _wait_gone(everyone, timeout):
+    if _wait_gone(everyone, grace):
         return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        left = [p for p in everyone if _alive(p)]
-        for pid in masters:
-            left += [p for p in _descendants(pid) if p not in left]
-        for p in left:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p, sig)
-        if _wait_gone(left, 2.0):
-            return
+    for pid in masters:
+        everyone += [p for p in _descendants(pid) if p not in everyone]
+    left = [p for p in everyone if _alive(p)]
+    for p in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
+    if not _wait_gone(left, 5.0):
+        raise RuntimeError(f"mail server processes survived SIGKILL: {left}")
 
 
 @atexit.register
@@ -446,8 +463,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 
 
 def _postfix_master_cf(
-    name: str,
-    smtp_port: int, submission_port: int | None, smtps_port: int | None, tls: bool
+    name: str, smtp_port: int, submission_port: int | None, smtps_port: int | None, tls: bool
 ) -> str:
     """smtpd on 127.0.0.1 only, no chroot. The plain port never offers STARTTLS (so a
     client's opportunistic STARTTLS cannot fail on the test CA); submission needs AUTH
@@ -502,6 +518,8 @@ default_internal_group = dovecot
 default_login_user = dovenull
 {ssl_lines}disable_plaintext_auth = no
 auth_mechanisms = plain login
+# Answer failed logins at once (default 2 s), for auth-failure and load tests.
+auth_failure_delay = 0
 auth_default_realm = {DOMAIN}
 login_trusted_networks = 127.0.0.0/8
 mail_location = maildir:{root / 'mail'}/%d/%n
@@ -543,6 +561,12 @@ service pop3-login {{
     ssl = yes
   }}
 }}
+# No auth penalty (2, 4, 8... s per failed login from one IP): all clients are 127.0.0.1.
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
 service auth {{
   unix_listener auth-postfix {{
     mode = 0666
@@ -562,65 +586,95 @@ def start_mail_server(
 ) -> MailServer:
     """Start Postfix + Dovecot on free loopback ports; return once every port answers.
 
-    users: {local part or address: password}, or N for user1..userN with password
-    "secret1".."secretN". tls=True adds a trustme CA (`ca_pem`), STARTTLS on submission,
-    smtps, imaps, pop3s and STARTTLS on imap/pop3. auth=True (default) adds the
-    submission port with SMTP AUTH through Dovecot SASL (and smtps when tls).
+    users: {local part or address: password}, or N for user1..userN with passwords
+    secret1..secretN. tls=True adds a trustme CA (`ca_pem`, `ssl_context()`), STARTTLS
+    on submission, smtps, imaps, pop3s, and STARTTLS on imap/pop3. auth=True (default)
+    adds the submission port with SMTP AUTH through Dovecot SASL (and smtps when tls).
+    The plain smtp_port never offers STARTTLS or AUTH and relays for 127.0.0.0/8.
     """
     require_root("Postfix/Dovecot fixtures")
     require_binary(POSTFIX, "postfix")
-    require_binary(DOVECOT, "dovecot-imapd")
+    require_binary(DOVECOT, "dovecot-core")
     require_binary("/usr/lib/dovecot/pop3", "dovecot-pop3d")
     require_binary("/usr/lib/dovecot/imap", "dovecot-imapd")
-
     if isinstance(users, int):
         user_map = {f"user{i}": f"secret{i}" for i in range(1, users + 1)}
     else:
-        user_map = {u.split("@", 1)[0]: p for u, p in users.items()}
+        user_map = {}
+        for user, password in users.items():
+            local, _, domain = user.partition("@")
+            if domain and domain != DOMAIN:
+                raise ValueError(f"{user}: the test servers serve only @{DOMAIN}")
+            user_map[local] = password
+    # free_port() can race with another process taking the port before the server
+    # binds it: retry with fresh ports when that is what went wrong.
+    for attempt in range(3):
+        try:
+            return _start_once(tmp_path, user_map, tls, auth)
+        except _PortTaken:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+class _PortTaken(RuntimeError):
+    pass
+
+
+def _start_once(tmp_path: Path, user_map: dict[str, str], tls: bool, auth: bool) -> MailServer:
     uid, gid = _ids()
-
     root = Path(tempfile.mkdtemp(prefix="xfer-mail-", dir="/tmp"))
-    root.chmod(0o755)
-    name = f"xfer-{root.name.rsplit('-', 1)[-1]}"
-    for sub in ("postfix", "queue", "log", "dovecot", "dovecot-state"):
-        (root / sub).mkdir(mode=0o755)
-    _make_queue_tree(root / "queue")
-    data = root / "data"
-    data.mkdir(mode=0o700)
-    shutil.chown(data, "postfix", "postfix")
-    mail = root / "mail"
-    mail.mkdir(mode=0o755)
-    os.chown(mail, uid, gid)
-    for local in user_map:
-        _make_maildir(mail / DOMAIN / local)
-    _write_user_files(root, DOMAIN, user_map)
+    try:
+        root.chmod(0o755)
+        name = f"xfer-{root.name.rsplit('-', 1)[-1]}"
+        for sub in ("postfix", "queue", "log", "dovecot", "dovecot-state"):
+            (root / sub).mkdir(mode=0o755)
+        _make_queue_tree(root / "queue")
+        data = root / "data"
+        data.mkdir(mode=0o700)
+        shutil.chown(data, "postfix", "postfix")
+        mail = root / "mail"
+        mail.mkdir(mode=0o755)
+        os.chown(mail, uid, gid)
+        for local in user_map:
+            _make_maildir(mail / DOMAIN / local)
+        _write_user_files(root, DOMAIN, user_map)
 
-    certs = _make_certs(root / "tls") if tls else None
-    ca_pem, cert_pair = (certs[0], (certs[1], certs[2])) if certs else (None, None)
-    sasl_socket = root / "dovecot" / "auth-postfix" if auth else None
+        certs = _make_certs(root / "tls") if tls else None
+        ca_pem, cert_pair = (certs[0], (certs[1], certs[2])) if certs else (None, None)
+        sasl_socket = root / "dovecot" / "auth-postfix" if auth else None
 
-    ports = {"smtp": free_port(), "pop3": free_port(), "imap": free_port()}
-    if auth:
-        ports["submission"] = free_port()
-    if tls:
-        ports.update(pop3s=free_port(), imaps=free_port())
+        ports = {"smtp": free_port(), "pop3": free_port(), "imap": free_port()}
         if auth:
-            ports["smtps"] = free_port()
+            ports["submission"] = free_port()
+        if tls:
+            ports.update(pop3s=free_port(), imaps=free_port())
+            if auth:
+                ports["smtps"] = free_port()
 
-    postfix_dir = root / "postfix"
-    (postfix_dir / "main.cf").write_text(
-        _postfix_main_cf(root, name, uid, gid, cert_pair, sasl_socket)
-    )
-    (postfix_dir / "master.cf").write_text(
-        _postfix_master_cf(name, ports["smtp"], ports.get("submission"), ports.get("smtps"), tls)
-    )
-    _backdate(postfix_dir / "main.cf", postfix_dir / "master.cf")
-    dovecot_conf = root / "dovecot.conf"
-    dovecot_conf.write_text(_dovecot_conf(root, name, uid, gid, ports, cert_pair))
+        postfix_dir = root / "postfix"
+        (postfix_dir / "main.cf").write_text(
+            _postfix_main_cf(root, name, uid, gid, cert_pair, sasl_socket)
+        )
+        (postfix_dir / "master.cf").write_text(
+            _postfix_master_cf(
+                name, ports["smtp"], ports.get("submission"), ports.get("smtps"), tls
+            )
+        )
+        _backdate(postfix_dir / "main.cf", postfix_dir / "master.cf")
+        dovecot_conf = root / "dovecot.conf"
+        dovecot_conf.write_text(_dovecot_conf(root, name, uid, gid, ports, cert_pair))
 
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):
-        (tmp_path / "mail-server").symlink_to(root)
+        tmp_path.mkdir(parents=True, exist_ok=True)
+        link, logs_dir = _unique_names(tmp_path)
+        try:
+            link.symlink_to(root)
+        except OSError:
+            link = None
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+
     server = MailServer(
         host=HOST,
         smtp_port=ports["smtp"],
@@ -635,7 +689,8 @@ def start_mail_server(
         users=user_map,
         maildir_root=mail,
         root=root,
-        tmp_path=tmp_path,
+        logs_dir=logs_dir,
+        _link=link,
         _postfix_dir=postfix_dir,
         _queue_dir=root / "queue",
         _dovecot_conf=dovecot_conf,
@@ -645,7 +700,9 @@ def start_mail_server(
         _RUNNING.add(server)
     try:
         # Dovecot first: Postfix's SASL socket comes from it.
-        failed = _run_daemon_tool([DOVECOT, "-c", str(dovecot_conf)], root / "log" / "commands.log", 30)
+        failed = _run_daemon_tool(
+            [DOVECOT, "-c", str(dovecot_conf)], root / "log" / "commands.log", 30
+        )
         if failed:
             raise RuntimeError(failed)
         _run_postfix(postfix_dir, "start")
@@ -654,10 +711,23 @@ def start_mail_server(
     except BaseException as exc:
         tail = server.log_tail()
         server.stop()
-        if isinstance(exc, Exception):
-            raise RuntimeError(f"mail server did not start: {exc}\n{tail}") from exc
-        raise
+        if not isinstance(exc, Exception):
+            raise
+        message = f"mail server did not start: {exc}\n{tail}"
+        if "in use" in message:
+            raise _PortTaken(message) from exc
+        raise RuntimeError(message) from exc
     return server
+
+
+def _unique_names(tmp_path: Path) -> tuple[Path, Path]:
+    """tmp_path/mail-server + tmp_path/mail-logs, or -2, -3... for more servers per test."""
+    for n in range(1, 1000):
+        suffix = "" if n == 1 else f"-{n}"
+        link, logs = tmp_path / f"mail-server{suffix}", tmp_path / f"mail-logs{suffix}"
+        if not link.is_symlink() and not logs.exists():
+            return link, logs
+    raise RuntimeError(f"too many mail servers in {tmp_path}")
 
 
 @pytest.fixture

@@ -1,0 +1,56 @@
+"""The command line as users meet it: subprocesses, exit codes, help."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import engine
+
+
+def xfer(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_version_and_help() -> None:
+    assert xfer("--version").stdout.strip() == f"xfer {engine.__version__}"
+    help_text = xfer("--help").stdout
+    for command in ("run", "validate", "plan"):
+        assert command in help_text
+    run_help = xfer("run", "--help").stdout
+    for option in ("--only", "--dry-run", "--report", "--json", "--max-connections", "--loop"):
+        assert option in run_help
+
+
+def test_invalid_file_exits_2_without_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.yaml"
+    path.write_text("jobs:\n  - name: x\n    kind: no.such.kind\n")
+    result = xfer("validate", str(path))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"{path}:3:11: jobs[0].kind: unknown kind 'no.such.kind'" in result.stderr
+
+
+def test_example_job_files_validate() -> None:
+    examples = sorted((Path(__file__).parents[2] / "jobs").glob("*.yaml"))
+    assert examples, "jobs/ has no examples"
+    result = xfer("validate", *map(str, examples))
+    assert result.returncode == 0, result.stderr
+
+
+def test_only_names_an_unknown_job(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.yaml"
+    path.write_text("jobs: []\n")
+    result = xfer("run", str(path), "--only", "nope")
+    assert result.returncode == 2
+    assert "--only: no job named nope" in result.stderr
+
+
+def test_empty_run_succeeds_and_reports(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.yaml"
+    path.write_text("jobs: []\n")
+    result = xfer("run", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    assert '"exit_code": 0' in result.stdout
+    assert (tmp_path / ".xfer" / "state.db").exists()
