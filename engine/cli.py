@@ -16,6 +16,7 @@ from rich.console import Console
 from engine import __version__
 from engine.errors import SpecError
 from engine.events import EventBus
+from engine.inspect.cli import register as register_mail_inspect
 from engine.kinds import job_class, register_cli
 from engine.outputs.progress import LiveProgress, PlainLog, print_summary
 from engine.report import EXIT_BAD_INPUT, Report
@@ -159,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--only", nargs="+", metavar="NAME")
     plan.set_defaults(handler=cmd_plan)
 
+    register_mail_inspect(commands)
     register_cli(commands)
     return parser
 
