@@ -163,7 +163,7 @@ def parse_mdtm(reply: str) -> datetime:
     aware UTC datetime."""
     text = _strip_eol(reply).strip()
     if text.startswith("213"):
-        text = text[3:].lstrip(" -")
+        text = text[3:].lstrip(" ")
     return _parse_timeval(text)
 
 

@@ -4,9 +4,10 @@ open connections) and vsftpd as a real process (a server we did not write, with 
 LIST format and limits).
 
 Both serve an anonymous read-only login and a user with a password who may write.
-The roots start empty; the test fills ``server.root`` (on vsftpd, call
-``server.chown_root()`` after filling it if the test uploads into subdirectories or
-overwrites files: vsftpd writes as a system user, not as root).
+The roots start empty; the test fills ``server.root``. vsftpd acts as the system user
+``xfertest``: a default ACL on its root keeps what the test creates there writable by
+that user (files moved in from elsewhere keep their own permissions: call
+``server.chown_root()`` then). Both servers give times in UTC.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import os
 import pwd
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,7 +47,8 @@ VSFTPD_BINARY = "/usr/sbin/vsftpd"
 _PAM_SERVICE = "xfer-vsftpd"
 # Our own PAM service so that login depends neither on /etc/shells (the user has no
 # login shell) nor on /etc/ftpusers.
-_PAM_CONFIG = "auth required pam_unix.so\naccount required pam_unix.so\n"
+# nodelay: pam_unix otherwise waits ~2 s after a wrong password.
+_PAM_CONFIG = "auth required pam_unix.so nodelay\naccount required pam_unix.so\n"
 _VSFTPD_HOME = Path("/var/lib/xfertest")
 _SETUP_LOCK = Path("/run/lock/xfer-vsftpd-setup.lock")
 _setup_done = False
@@ -142,9 +146,10 @@ class FtpServer:
             self._stats.peak = self._stats.open
 
     def chown_root(self) -> None:
-        """Give everything under root to the login user, so uploads into subdirectories,
-        overwrites and deletes work on vsftpd (which acts as that system user). No-op
-        on pyftpdlib (this process is the server)."""
+        """Give everything under root to the login user, so uploads, overwrites and
+        deletes work on vsftpd (which acts as that system user) also where the default
+        ACL did not apply (files moved in, filesystems without ACLs). No-op on
+        pyftpdlib (this process is the server)."""
         if self.kind != "vsftpd":
             return
         entry = pwd.getpwnam(self.user)
@@ -211,10 +216,13 @@ def start_pyftpdlib(
     handler_attrs: extra class attributes of the FTP handler (timeout, banner,
       use_sendfile, ...).
     """
-    from pyftpdlib.authorizers import DummyAuthorizer
-    from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
-    from pyftpdlib.ioloop import IOLoop
-    from pyftpdlib.servers import ThreadedFTPServer
+    with warnings.catch_warnings():
+        # pyftpdlib is built on asyncore/asynchat, deprecated since Python 3.10.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from pyftpdlib.authorizers import DummyAuthorizer
+        from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
+        from pyftpdlib.ioloop import IOLoop
+        from pyftpdlib.servers import ThreadedFTPServer
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -382,7 +390,25 @@ def make_vsftpd_root() -> Path:
     root.chmod(0o755)
     entry = pwd.getpwnam(VSFTPD_USER)
     os.chown(root, entry.pw_uid, entry.pw_gid)
+    _grant_by_default_acl(root, entry.pw_uid)
     return root
+
+
+def _grant_by_default_acl(root: Path, uid: int) -> None:
+    """A default POSIX ACL on root: what the test creates inside (as root) stays
+    writable by the vsftpd user, so uploads into subdirectories and overwrites work
+    without chown_root(). Written as the raw xattr (no setfacl in the image); where the
+    filesystem has no ACLs, chown_root() is the way."""
+    undefined = 0xFFFFFFFF
+    # (tag, permissions, id): user::rwx, user:<uid>:rwx, group::r-x, mask::rwx, other::r-x
+    entries = [(0x01, 7, undefined), (0x02, 7, uid), (0x04, 5, undefined),
+               (0x10, 7, undefined), (0x20, 5, undefined)]
+    blob = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+    try:
+        os.setxattr(root, "system.posix_acl_access", blob)
+        os.setxattr(root, "system.posix_acl_default", blob)
+    except OSError:
+        pass
 
 
 def _children(pid: int) -> list[int]:
@@ -435,13 +461,12 @@ def start_vsftpd(
     tmp = Path(tmp)
     tmp.mkdir(parents=True, exist_ok=True)
     _check_traversable(root)
-    port = free_port()
     log_path = tmp / "vsftpd.log"
     config: dict[str, str] = {
         "listen": "YES",
         "listen_ipv6": "NO",
         "listen_address": HOST,
-        "listen_port": str(port),
+        "listen_port": "",  # below: a free port, again if another process takes it
         "background": "NO",
         # The kernel features vsftpd sandboxes itself with are missing in containers.
         "seccomp_sandbox": "NO",
@@ -508,37 +533,33 @@ def start_vsftpd(
         )
     config.update(extra_config or {})
     config_path = tmp / "vsftpd.conf"
-    config_path.write_text("".join(f"{key}={value}\n" for key, value in config.items()))
     stderr_path = tmp / "vsftpd.stderr"
     argv = [binary, str(config_path)]
-    with open(stderr_path, "wb") as stderr:
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
-            start_new_session=True,  # no terminal signals from the test run
-        )
+    for attempt in range(5):
+        port = free_port()
+        config["listen_port"] = str(port)
+        config_path.write_text("".join(f"{key}={value}\n" for key, value in config.items()))
+        with open(stderr_path, "wb") as stderr:
+            proc = subprocess.Popen(
+                # vsftpd writes "500 OOPS: ..." to fd 0 (the control connection under
+                # inetd), so stdin goes to the file too.
+                argv, stdin=stderr, stdout=stderr, stderr=stderr,
+                start_new_session=True,  # no terminal signals from the test run
+            )
+        try:
+            if _wait_vsftpd_ready(proc, port):
+                break
+        except BaseException:
+            _stop_vsftpd(proc, argv)
+            raise
+        message = stderr_path.read_text(errors="replace")
+        _stop_vsftpd(proc, argv)
+        if "could not bind" not in message or attempt == 4:
+            raise RuntimeError(f"vsftpd exited with {proc.returncode}: {message!r}")
 
     def stop() -> None:
         _stop_vsftpd(proc, argv)
 
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"vsftpd exited with {proc.returncode}: {stderr_path.read_text()!r}"
-                )
-            try:
-                wait_port(port, timeout=0.1, host=HOST)
-                break
-            except TimeoutError:
-                if time.monotonic() > deadline:
-                    raise
-        # The probe above was a session: wait until vsftpd has reaped it, or it would
-        # still count against max_per_ip for the test's first connection.
-        _wait_no_children(proc.pid, timeout=5)
-    except BaseException:
-        stop()
-        raise
     return FtpServer(
         host=HOST,
         port=port,
@@ -550,6 +571,25 @@ def start_vsftpd(
         log_path=log_path,
         _stop=stop,
     )
+
+
+def _wait_vsftpd_ready(proc: subprocess.Popen[bytes], port: int) -> bool:
+    """True once vsftpd accepts connections, False if it exited (e.g. the port was
+    taken between free_port() and its bind)."""
+    deadline = time.monotonic() + 10
+    while True:
+        if proc.poll() is not None:
+            return False
+        try:
+            wait_port(port, timeout=0.1, host=HOST)
+            break
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise
+    # The probe was a session: wait until vsftpd has reaped it, or it would still
+    # count against max_per_ip for the test's first connection.
+    _wait_no_children(proc.pid, timeout=5)
+    return proc.poll() is None
 
 
 def _vsftpd_pids(argv: list[str]) -> list[int]:

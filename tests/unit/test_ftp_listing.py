@@ -3,6 +3,7 @@ it returns an entry or None or raises ListingError, nothing else."""
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -324,7 +325,8 @@ def test_hostile_lines_are_fast() -> None:
 # ----------------------------------------------------------------------- fuzzing
 
 FUZZ = settings(
-    max_examples=300,
+    # XFER_FUZZ_EXAMPLES=20000 for a longer hunt
+    max_examples=int(os.environ.get("XFER_FUZZ_EXAMPLES", "300")),
     deadline=None,  # the machine is shared: no per-example time limit
     database=None,  # no .hypothesis directory in the repository
     suppress_health_check=[HealthCheck.too_slow],
@@ -336,19 +338,27 @@ any_text = st.text(
 huge_number = st.integers(min_value=0, max_value=10**40).map(str) | st.sampled_from(
     ["9" * 5000, "0" * 30 + "1", "-1", "1e9", "½", "٣", "²"]
 )
+small_number = st.integers(0, 99).map(str) | st.integers(0, 99).map("{:02d}".format)
+number = small_number | small_number | small_number | huge_number
+token = st.text(alphabet="abcxyz019_-.,", min_size=1, max_size=10) | any_text.filter(str.strip)
 any_now = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31))
 
 
 @st.composite
 def unix_like_lines(draw: st.DrawFn) -> str:
     """Lines shaped like ls -l with random parts, to get past the first checks."""
-    perm = draw(st.sampled_from("-dlcbpsD?x")) + draw(st.text("-rwxsStT?", min_size=9, max_size=9))
-    ids = draw(st.lists(any_text.filter(lambda t: t.strip()), max_size=3))
-    size = draw(huge_number | st.builds(lambda a, b: f"{a}, {b}", huge_number, huge_number))
+    perm = draw(st.sampled_from("-dlcbpsD?x")) + draw(
+        st.sampled_from(["rw-r--r--", "rwxrwxrwx", "rwsr-x--T"]) | st.text("-rwxsStT?", min_size=9, max_size=9)
+    )
+    ids = draw(st.lists(token, max_size=4))
+    size = draw(number | st.builds(lambda a, b: f"{a}, {b}", number, number))
     month = draw(st.sampled_from(["Jan", "Feb", "feb", "Xyz", "Dec", "jAN"]))
-    day = draw(huge_number)
+    day = draw(number)
     when = draw(
-        st.builds(lambda h, m: f"{h}:{m}", huge_number, huge_number) | huge_number
+        st.builds("{}:{:02d}".format, number, st.integers(0, 99))
+        | st.builds("{}:{}".format, number, number)
+        | st.integers(0, 10000).map(str)
+        | number
     )
     name = draw(any_text)
     return f"{perm} {' '.join(ids)} {size} {month} {day} {when} {name}"
@@ -356,9 +366,10 @@ def unix_like_lines(draw: st.DrawFn) -> str:
 
 @st.composite
 def dos_like_lines(draw: st.DrawFn) -> str:
-    numbers = [draw(st.integers(0, 99999)) for _ in range(5)]
+    numbers = [draw(st.integers(0, 31) | st.integers(0, 99) | st.integers(0, 99999))
+               for _ in range(5)]
     ampm = draw(st.sampled_from(["AM", "PM", "am", ""]))
-    what = draw(st.sampled_from(["<DIR>", "<JUNCTION>"]) | huge_number)
+    what = draw(st.sampled_from(["<DIR>", "<JUNCTION>"]) | number)
     return (f"{numbers[0]:02d}-{numbers[1]:02d}-{numbers[2]:02d}  "
             f"{numbers[3]:02d}:{numbers[4]:02d}{ampm}  {what} {draw(any_text)}")
 
@@ -368,7 +379,8 @@ def mlsd_like_lines(draw: st.DrawFn) -> str:
     facts = draw(st.lists(st.tuples(
         st.sampled_from(["type", "size", "modify", "sizd", "perm", "x", ""]),
         st.sampled_from(["file", "dir", "cdir", "OS.unix=slink:", "OS.unix=slink:/t"])
-        | huge_number | any_text.filter(lambda t: ";" not in t),
+        | number | any_text.filter(lambda t: ";" not in t)
+        | st.builds(lambda n, f: f"2024{n}{f}", number, st.sampled_from(["", ".5", "0000"])),
     ), max_size=5))
     text = "".join(f"{key}={value};" for key, value in facts)
     return f"{text} {draw(any_text)}"
