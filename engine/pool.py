@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Hashable
 from typing import Any
 
@@ -45,7 +45,8 @@ class HostPool:
         self.connects = 0
         self.shrinks: list[str] = []
         self._idle: OrderedDict[int, tuple[Hashable, Connection]] = OrderedDict()
-        self._changed = asyncio.Condition()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._handed = 0  # slots handed to waiters that have not resumed yet
         self._events = events
 
     def __repr__(self) -> str:
@@ -75,18 +76,44 @@ class HostPool:
         finally:
             await self._release(lease)
 
-    async def _acquire(self, connector: Connector[Any]) -> Lease:
-        async with self._changed:
+    async def _take_slot(self) -> None:
+        """Wait for a free slot, first come first served.
+
+        A releaser hands its slot straight to the oldest waiter (one wake-up per
+        freed slot, not a wake-up storm of every waiter)."""
+        if self.in_use < self.limit and not self._waiters:
+            self.in_use += 1
+        else:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
             self.waiting += 1
             try:
-                await self._changed.wait_for(lambda: self.in_use < self.limit)
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._handed -= 1
+                    self._give_back_slot()  # handed a slot just as we were cancelled
+                else:
+                    self._waiters.remove(waiter)
+                raise
             finally:
                 self.waiting -= 1
-            self.in_use += 1
-            self.peak_in_use = max(self.peak_in_use, self.in_use)
-            reused = self._take_idle(connector.identity)
-            surplus = self._evict_for_room()
-        for connection in surplus:
+            self._handed -= 1
+        self.peak_in_use = max(self.peak_in_use, self.in_use)
+
+    def _give_back_slot(self) -> None:
+        self.in_use -= 1
+        while self._waiters and self.in_use < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.in_use += 1
+                self._handed += 1
+                waiter.set_result(None)
+
+    async def _acquire(self, connector: Connector[Any]) -> Lease:
+        await self._take_slot()
+        reused = self._take_idle(connector.identity)
+        for connection in self._evict_for_room():
             await self._close(connection, "evicted for another identity")
         if reused is not None:
             return Lease(reused, connector.identity)
@@ -94,11 +121,9 @@ class HostPool:
             async with asyncio.timeout(self.connect_timeout):
                 connection = await connector.connect()
         except BaseException as exc:
-            async with self._changed:
-                self.in_use -= 1
-                if isinstance(exc, ConnectionLimitError):
-                    self._shrink(describe(exc))
-                self._changed.notify_all()
+            if isinstance(exc, ConnectionLimitError):
+                self._shrink(describe(exc))
+            self._give_back_slot()
             if isinstance(exc, TimeoutError):
                 raise TimeoutError(f"connecting to {self.endpoint} took over {self.connect_timeout:g}s") from None
             raise
@@ -116,34 +141,33 @@ class HostPool:
         return None
 
     def _evict_for_room(self) -> list[Connection]:
-        """Idle connections to close so that open connections stay within the limit."""
+        """Idle connections to close so that open connections stay within the limit.
+
+        Slots handed to waiters that have not resumed yet hold no connection: such a
+        waiter may be about to take one of these idle connections."""
         surplus = []
-        while self._idle and self.in_use + len(self._idle) > self.limit:
+        while self._idle and self.in_use - self._handed + len(self._idle) > self.limit:
             _, (_, connection) = self._idle.popitem(last=False)
             surplus.append(connection)
         return surplus
 
     def _shrink(self, reason: str) -> None:
         """The server refused a connection: its real limit is what we hold now."""
-        new_limit = max(1, self.in_use + len(self._idle))
+        new_limit = max(1, self.in_use - 1 + len(self._idle))
         if new_limit < self.limit:
             self.limit = new_limit
             self.shrinks.append(reason)
             self._events.emit("pool.shrink", host=self.endpoint, data={"limit": new_limit, "reason": reason})
 
     async def _release(self, lease: Lease) -> None:
-        to_close = None
-        async with self._changed:
-            self.in_use -= 1
-            if lease.reusable and lease.connection.is_usable():
-                self._idle[id(lease.connection)] = (lease.identity, lease.connection)
-                extra = self._evict_for_room()
-                to_close = extra[0] if extra else None
-            else:
-                to_close = lease.connection
-            self._changed.notify_all()
-        if to_close is not None:
-            await self._close(to_close, "discarded")
+        to_close: Connection | None = lease.connection
+        if lease.reusable and lease.connection.is_usable():
+            self._idle[id(lease.connection)] = (lease.identity, lease.connection)
+            to_close = None
+        self._give_back_slot()
+        surplus = self._evict_for_room()
+        for connection in ([to_close] if to_close else []) + surplus:
+            await self._close(connection, "discarded")
 
     async def _close(self, connection: Connection, reason: str) -> None:
         with contextlib.suppress(Exception):
@@ -152,9 +176,8 @@ class HostPool:
 
     async def close(self) -> None:
         """Close every idle connection (at the end of a run)."""
-        async with self._changed:
-            idle = [connection for _, connection in self._idle.values()]
-            self._idle.clear()
+        idle = [connection for _, connection in self._idle.values()]
+        self._idle.clear()
         await asyncio.gather(*(self._close(connection, "run finished") for connection in idle))
 
 
@@ -171,7 +194,8 @@ class Pools:
             pool = self._pools[endpoint] = HostPool(endpoint, limit, self._events, connect_timeout)
         elif limit < pool.configured_limit:
             # Two job files give one host different limits: the stricter one holds.
-            pool.limit = pool.configured_limit = min(pool.limit, limit)
+            pool.limit = min(pool.limit, limit)
+            pool.configured_limit = limit
         return pool
 
     def __iter__(self):  # type: ignore[no-untyped-def]

@@ -1,14 +1,16 @@
 """A real INN2 news server on loopback for NNTP integration tests.
 
-innd (the feeder, fed with streaming TAKETHIS because that loads ~9,000 articles/s) and a
-standalone nnrpd (the reader port clients use: on innd's own port localhost counts as a
-feeding peer, not a reader) run as user ``news`` from a private copy of /etc/news.
-Every INN program finds that copy through the ``INNCONF`` environment variable.
+innd is the feeder: articles go in with pipelined streaming TAKETHIS (thousands per
+second; POST through nnrpd manages ~800/s). Clients read from a standalone ``nnrpd -D``:
+on innd's own port localhost counts as a feeding peer, not as a reader. Both run as user
+``news`` from a private copy of /etc/news that every INN program finds through the
+``INNCONF`` environment variable.
 
-The server lives in its own ``/tmp/xfer-inn-*`` directory, not in pytest's ``tmp_path``:
-``news`` cannot traverse pytest's 0700 ``/tmp/pytest-of-root``, and innd's control socket
-path must stay under the 108-byte Unix socket limit. ``stop()`` copies the logs into
-``tmp_path`` and removes that directory.
+The tree lives in its own ``xfer-inn-*`` directory on /dev/shm (else /tmp), not in
+pytest's ``tmp_path``: ``news`` cannot traverse pytest's 0700 ``/tmp/pytest-of-root``,
+innd's control socket must stay under the 108-byte Unix socket path limit, and tradspool
+creates one file per article, which costs 5-9 s per 10,000 on this ext4 disk under load
+against 0.6 s on tmpfs. ``stop()`` copies the logs into ``tmp_path`` and deletes the tree.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from tests.servers.common import free_port, require_binary, require_root, wait_p
 INN_BIN = Path("/usr/lib/news/bin")
 INN_ETC = Path("/etc/news")
 HOST = "127.0.0.1"
-PATH_HOST = "xfer-inn.localdomain"
+PATH_HOST = "xfer-inn.localdomain"  # must not appear in test articles' Path (loop check)
 
 # Groups every INN needs; tests create their own with create_group().
 _BASE_GROUPS = {
@@ -49,7 +51,7 @@ _BASE_GROUPS = {
 
 
 class PostError(RuntimeError):
-    """innd refused some articles; ``refused`` maps Message-ID to innd's answer."""
+    """innd refused articles; ``refused`` maps Message-ID to innd's reason."""
 
     def __init__(self, refused: dict[str, str]) -> None:
         self.refused = refused
@@ -59,58 +61,59 @@ class PostError(RuntimeError):
 
 @dataclass
 class NewsServer:
-    """A running innd + nnrpd pair; ``stop()`` is idempotent and kills by PID."""
+    """A running innd + nnrpd pair. ``stop()`` is idempotent and ends them by PID."""
 
     host: str
-    reader_port: int  # nnrpd, open to localhost without login
-    feed_port: int  # innd, streaming feed (MODE STREAM / TAKETHIS)
-    root: Path  # the private INN tree (etc, db, spool, log, run)
-    auth_port: int | None = None  # second nnrpd requiring AUTHINFO (start with users=...)
+    reader_port: int  # nnrpd: what clients use; localhost reads and posts without login
+    feed_port: int  # innd: streaming feed (MODE STREAM / TAKETHIS)
+    root: Path  # the private INN tree: etc, db, spool, log, run
+    auth_port: int | None = None  # a second nnrpd demanding AUTHINFO (start with users=)
     users: dict[str, str] = field(default_factory=dict)
-    log_dir: Path | None = None  # where stop() copies the logs
+    log_dir: Path | None = None  # stop() copies the logs here
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
     @property
     def env(self) -> dict[str, str]:
-        """Environment for INN tools run against this server (ctlinnd, sm, tdx-util...)."""
+        """Environment that points INN programs at this server's inn.conf."""
         return {**os.environ, "INNCONF": str(self.root / "etc" / "inn.conf")}
 
     def run_tool(self, *args: str, timeout: float = 30.0) -> str:
-        """Run an INN program as ``news`` (as root several of them do nothing)."""
-        cmd = [str(INN_BIN / args[0]), *args[1:]]
+        """Run an INN program (ctlinnd, sm, tdx-util...) as ``news``; its stdout.
+
+        As user news because several of them (rnews...) silently do nothing as root.
+        """
         done = subprocess.run(
-            cmd, env=self.env, cwd=self.root, user="news", group="news", extra_groups=[],
-            capture_output=True, timeout=timeout,
+            [str(INN_BIN / args[0]), *args[1:]], env=self.env, cwd=self.root,
+            user="news", group="news", extra_groups=[], capture_output=True, timeout=timeout,
         )
         if done.returncode != 0:
-            raise RuntimeError(
-                f"{' '.join(args)} exited {done.returncode}: "
-                f"{done.stdout.decode(errors='replace')}{done.stderr.decode(errors='replace')}"
-            )
+            output = (done.stdout + done.stderr).decode(errors="replace")
+            raise RuntimeError(f"{' '.join(args)} exited {done.returncode}: {output}")
         return done.stdout.decode(errors="replace")
 
     def create_group(self, name: str, description: str = "", flag: str = "y") -> None:
-        """Create a group through the running innd (``y`` postable, ``n``, ``m`` moderated)."""
+        """Create a group in the running innd (flag ``y`` open, ``n`` no posting,
+        ``m`` moderated); the description shows in LIST NEWSGROUPS."""
         self.run_tool("ctlinnd", "-s", "newgroup", name, flag, "xfer-tests")
         if description:
             with open(self.root / "db" / "newsgroups", "a", encoding="utf-8") as out:
                 out.write(f"{name}\t{description}\n")
 
     def post_articles(self, articles: Iterable[bytes], timeout: float = 120.0) -> list[str]:
-        """Feed articles to innd with pipelined TAKETHIS and wait until nnrpd shows them.
+        """Feed articles to innd with pipelined TAKETHIS; return once nnrpd shows them.
 
-        Returns the Message-IDs in order. Raises PostError if innd refused any article
-        (duplicate, bad header...), after waiting for the accepted ones.
+        Returns the Message-IDs in order. If innd refused any (duplicate, unknown group,
+        bad header...) raises PostError after the accepted ones became visible.
         """
         batch: list[tuple[str, bytes, list[str]]] = []
         for article in articles:
             headers = _headers(article)
             mid = headers.get("message-id")
             if not mid:
-                raise ValueError("article without Message-ID header")
+                raise ValueError("article without a Message-ID header")
             groups = [g.strip() for g in headers.get("newsgroups", "").split(",") if g.strip()]
-            batch.append((mid, _dot_stuff(article), groups))
+            batch.append((mid, _wire(article), groups))
         if not batch:
             return []
         before = self._group_counts(sorted({g for _, _, groups in batch for g in groups}))
@@ -122,27 +125,36 @@ class NewsServer:
                 want.update(g for g in groups if before.get(g) is not None)
             else:
                 refused[mid] = answer
-        self._wait_visible({g: before[g] + n for g, n in want.items()}, timeout)  # type: ignore[operator]
+        self._wait_visible({g: (before[g] or 0) + n for g, n in want.items()}, timeout)
         if refused:
-            raise PostError(refused)
+            raise PostError(self._reasons(refused))
         return [mid for mid, _, _ in batch]
 
-    def stop(self) -> None:
-        """Shut innd down with ctlinnd (SIGTERM/SIGKILL if that fails), kill nnrpd, clean up."""
+    def stop(self, graceful: bool = True) -> None:
+        """Stop the daemons, copy the logs to log_dir, delete the tree.
+
+        graceful: ``ctlinnd shutdown`` (innd takes ~1 s to exit), SIGKILL if that fails;
+        SIGTERM is no use, innd acts on it only when its 300 s idle timer fires.
+        Not graceful: ``ctlinnd flush`` for the logs, then SIGKILL (~15 ms in all);
+        nothing a test needs is lost, the tree is deleted anyway.
+        """
         if self._stopped:
             return
         self._stopped = True
         atexit.unregister(self.stop)
-        innd, *readers = self._procs or [None]
+        innd, readers = (self._procs[0], self._procs[1:]) if self._procs else (None, [])
+        if innd is not None and innd.poll() is None and not graceful:
+            self._flush()  # keep the refusals in the copied news log
         for proc in readers:
-            _kill_group(proc, signal.SIGTERM)
+            _kill_group(proc, signal.SIGTERM if graceful else signal.SIGKILL)
         if innd is not None and innd.poll() is None:
-            # Only ctlinnd stops innd promptly (~1 s): it handles SIGTERM only when its
-            # 300 s idle timer fires. If ctlinnd fails, SIGKILL (the tree is deleted anyway).
             try:
+                if not graceful:
+                    raise RuntimeError("not graceful")
                 self.run_tool("ctlinnd", "-s", "-t", "10", "shutdown", "xfer tests done",
                               timeout=15)
-                innd.wait(timeout=10)
+                if not _wait_exit(innd, 10):
+                    raise RuntimeError("innd ignored ctlinnd shutdown")
             except (RuntimeError, subprocess.TimeoutExpired, OSError):
                 _kill_group(innd, signal.SIGKILL)
         for proc in self._procs:
@@ -154,16 +166,14 @@ class NewsServer:
     # -- internals -------------------------------------------------------------------
 
     def _takethis(self, batch: list[tuple[str, bytes]], timeout: float) -> list[str | None]:
-        """Pipeline TAKETHIS from a writer thread while this thread reads the answers.
-
-        innd answers in order: None for 239 (stored), else its refusal line.
-        """
+        """Send TAKETHIS from a writer thread while this one reads innd's in-order
+        answers (no deadlock on full socket buffers): None for 239, else the line."""
         with socket.create_connection((self.host, self.feed_port), timeout=timeout) as sock:
             reader = sock.makefile("rb")
             _expect(reader.readline(), b"200", "innd greeting")
             sock.sendall(b"MODE STREAM\r\n")
             _expect(reader.readline(), b"203", "MODE STREAM")
-            failure: list[BaseException] = []
+            failure: list[OSError] = []
 
             def send() -> None:
                 buf = bytearray()
@@ -174,7 +184,7 @@ class NewsServer:
                             sock.sendall(buf)
                             buf.clear()
                     sock.sendall(buf)
-                except OSError as exc:  # innd closed on us; the reader reports it
+                except OSError as exc:  # innd hung up; the reading side reports it
                     failure.append(exc)
 
             writer = threading.Thread(target=send, name="inn-takethis", daemon=True)
@@ -190,29 +200,43 @@ class NewsServer:
             sock.sendall(b"QUIT\r\n")
         return answers
 
-    def _reader_session(self) -> tuple[socket.socket, object]:
-        """A raw connection to nnrpd (single-line commands only: no delayed-ACK stalls)."""
-        sock = socket.create_connection((self.host, self.reader_port), timeout=10)
-        reader = sock.makefile("rb")
-        _expect(reader.readline(), b"20", "nnrpd greeting")
-        return sock, reader
+    def _reasons(self, refused: dict[str, str]) -> dict[str, str]:
+        """Replace innd's bare ``439 <id>`` answers by the reason in its news log
+        (refusals sit in innd's log buffer, even with -u, until ``ctlinnd flush``)."""
+        self._flush()
+        log = self.root / "log" / "news"
+        if log.exists():
+            for line in log.read_text(errors="replace").splitlines():
+                match = re.search(r" - \S+ (<[^>]*>) (.*)$", line)
+                if match and match.group(1) in refused:
+                    refused[match.group(1)] = match.group(2)
+        return refused
+
+    def _flush(self) -> None:
+        """Write out innd's buffered logs, history and active file; best effort."""
+        try:
+            self.run_tool("ctlinnd", "-s", "-t", "5", "flush", "", timeout=10)
+        except (RuntimeError, subprocess.TimeoutExpired, OSError):
+            pass
 
     def _group_counts(self, groups: Sequence[str]) -> dict[str, int | None]:
-        """Article counts per group as nnrpd reports them (None: no such group)."""
+        """Article counts nnrpd reports per group (None: no such group). Single-line
+        commands only, so nnrpd's delayed-ACK stall on multi-line answers never hits."""
         counts: dict[str, int | None] = {}
         if not groups:
             return counts
-        sock, reader = self._reader_session()
-        with sock:
+        with socket.create_connection((self.host, self.reader_port), timeout=10) as sock:
+            reader = sock.makefile("rb")
+            _expect(reader.readline(), b"20", "nnrpd greeting")
             for group in groups:
                 sock.sendall(f"GROUP {group}\r\n".encode())
-                parts = reader.readline().decode(errors="replace").split()  # type: ignore[attr-defined]
-                counts[group] = int(parts[1]) if parts and parts[0] == "211" else None
+                parts = reader.readline().decode(errors="replace").split()
+                counts[group] = int(parts[1]) if parts[:1] == ["211"] else None
             sock.sendall(b"QUIT\r\n")
         return counts
 
     def _wait_visible(self, want: dict[str, int], timeout: float) -> None:
-        """Poll GROUP until nnrpd (i.e. the overview) counts every posted article."""
+        """Poll GROUP until the overview nnrpd reads counts every stored article."""
         deadline = time.monotonic() + timeout
         while want:
             have = self._group_counts(list(want))
@@ -221,46 +245,6 @@ class NewsServer:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"articles not visible to readers: want {want}, have {have}")
             time.sleep(0.02)
-
-
-def _headers(article: bytes) -> dict[str, str]:
-    """Lower-cased header names to unfolded values (first occurrence wins)."""
-    head = article.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0].decode("utf-8", "replace")
-    out: dict[str, str] = {}
-    for name, value in re.findall(r"^([^\s:]+):[ \t]*(.*(?:\n[ \t].*)*)", head, re.M):
-        out.setdefault(name.lower(), re.sub(r"\n[ \t]+", " ", value).strip())
-    return out
-
-
-def _dot_stuff(article: bytes) -> bytes:
-    """The article in NNTP wire form: CRLF lines, leading dots doubled, ``.`` terminator."""
-    lines = article.replace(b"\r\n", b"\n").split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    return b"".join((b"." + ln if ln.startswith(b".") else ln) + b"\r\n" for ln in lines) + b".\r\n"
-
-
-def _expect(line: bytes, prefix: bytes, what: str) -> None:
-    if not line.startswith(prefix):
-        raise RuntimeError(f"{what}: expected {prefix!r}..., got {line!r}")
-
-
-def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    """Signal the process group the daemon leads (nnrpd forks one child per client)."""
-    try:
-        os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _reap(proc: subprocess.Popen[bytes]) -> None:
-    """Wait for the daemon; SIGKILL its whole group if it lingers."""
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc, signal.SIGKILL)
-        proc.wait(timeout=5)
-    _kill_group(proc, signal.SIGKILL)  # leftover children (nnrpd per-client forks)
 
 
 def make_article(
@@ -274,15 +258,18 @@ def make_article(
     date: datetime | str | None = None,
     headers: dict[str, str] | None = None,
 ) -> bytes:
-    """An article innd accepts from a peer (it needs Path and a parseable Date).
+    """An article innd takes from a peer (it insists on Path and a parseable Date).
 
-    ``group`` may be a comma-separated list to crosspost; ``message_id`` defaults to a
-    fresh ``<hex@xfer.test>``; ``date`` defaults to now (any age works: artcutoff is 0).
+    ``group`` may be comma-separated to crosspost; ``message_id`` defaults to a fresh
+    ``<hex@xfer.test>`` (read it back with message_id_of); ``date`` defaults to now, and
+    any age is accepted (artcutoff 0); ``headers`` adds or overrides header fields.
     """
     if date is None:
         date = datetime.now(timezone.utc)
     if isinstance(date, datetime):
-        date = email.utils.format_datetime(date if date.tzinfo else date.replace(tzinfo=timezone.utc))
+        date = email.utils.format_datetime(
+            date if date.tzinfo else date.replace(tzinfo=timezone.utc)
+        )
     fields = {
         "Path": "xfer-test!not-for-mail",
         "From": from_,
@@ -302,24 +289,75 @@ def make_article(
 
 
 def message_id_of(article: bytes) -> str:
-    """The Message-ID header of an article made by make_article (or any article)."""
+    """The Message-ID header of an article."""
     return _headers(article)["message-id"]
+
+
+def _headers(article: bytes) -> dict[str, str]:
+    """Lower-cased header names to unfolded values (first occurrence wins)."""
+    head = article.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0].decode("utf-8", "replace")
+    out: dict[str, str] = {}
+    for name, value in re.findall(r"^([^\s:]+):[ \t]*(.*(?:\n[ \t].*)*)", head, re.M):
+        out.setdefault(name.lower(), re.sub(r"\n[ \t]+", " ", value).strip())
+    return out
+
+
+def _wire(article: bytes) -> bytes:
+    """NNTP wire form: CRLF lines, leading dots doubled, ``.`` line at the end."""
+    lines = article.replace(b"\r\n", b"\n").split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return b"".join((b"." + ln if ln[:1] == b"." else ln) + b"\r\n" for ln in lines) + b".\r\n"
+
+
+def _expect(line: bytes, prefix: bytes, what: str) -> None:
+    if not line.startswith(prefix):
+        raise RuntimeError(f"{what}: expected {prefix!r}..., got {line!r}")
+
+
+def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Signal the daemon's process group (nnrpd forks a child per client). Only while
+    the leader is unreaped, so the group id cannot belong to anyone else yet."""
+    if proc.returncode is None:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait until the process exits, leaving it unreaped (a zombie keeps its group id)."""
+    deadline = time.monotonic() + timeout
+    while proc.returncode is None:
+        if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    """Give the daemon 5 s to exit, then SIGKILL its group (leftover children too)."""
+    _wait_exit(proc, 5)
+    _kill_group(proc, signal.SIGKILL)
+    proc.wait()
 
 
 # -- start-up -------------------------------------------------------------------------
 
 
 def _inn_conf(root: Path, feed_port: int) -> str:
-    """/etc/news/inn.conf with every path* key moved into root and test-friendly limits."""
+    """/etc/news/inn.conf with every path* key moved into root, and test settings."""
     spool = root / "spool"
     overrides = {
-        "domain": "localdomain",  # INN refuses a host name without a domain
+        "domain": "localdomain",  # INN refuses to run on a host name without a domain
         "pathhost": PATH_HOST,
         "server": HOST,
         "port": str(feed_port),
         "bindaddress": HOST,
         "nnrpdpostport": str(feed_port),
-        "artcutoff": "0",  # else old Date headers are refused
+        "artcutoff": "0",  # else articles with old Date headers are refused
         "nnrpdloadlimit": "0",
         "noreader": "true",  # readers go to the standalone nnrpd
         "readerswhenstopped": "false",
@@ -333,7 +371,6 @@ def _inn_conf(root: Path, feed_port: int) -> str:
         "doinnwatch": "false",
         "status": "0",
         "timer": "0",
-        "logartsize": "false",
         "patharchive": str(spool / "archive"),
         "patharticles": str(spool / "articles"),
         "pathdb": str(root / "db"),
@@ -350,11 +387,12 @@ def _inn_conf(root: Path, feed_port: int) -> str:
     }
     lines = []
     for line in (INN_ETC / "inn.conf").read_text().splitlines():
-        key = line.split(":", 1)[0].strip() if re.match(r"^\s*[a-z0-9]+\s*:", line) else None
+        match = re.match(r"^\s*([a-z0-9]+)\s*:", line)
+        key = match.group(1) if match else None
         if key in overrides:
             continue
         if key and key.startswith("path") and key not in ("pathbin", "pathnews", "pathcontrol"):
-            raise RuntimeError(f"inn.conf has a path key this fixture does not relocate: {key}")
+            raise RuntimeError(f"/etc/news/inn.conf has a path key not relocated: {key}")
         lines.append(line)
     lines += [f"{key}: {value}" for key, value in overrides.items()]
     return "\n".join(lines) + "\n"
@@ -386,12 +424,10 @@ access "users" {
 
 
 def _crypt(password: str) -> str:
-    """A crypt(3) SHA-256 hash as ckpasswd -f expects (openssl is always on Debian)."""
-    out = subprocess.run(
-        ["openssl", "passwd", "-5", "-stdin"], input=password.encode(),
-        capture_output=True, check=True,
-    )
-    return out.stdout.decode().strip()
+    """A crypt(3) SHA-256 hash, the format ``ckpasswd -f`` reads."""
+    done = subprocess.run(["openssl", "passwd", "-5", "-stdin"], input=password.encode(),
+                          capture_output=True, check=True)
+    return done.stdout.decode().strip()
 
 
 def _build_tree(root: Path, feed_port: int, users: dict[str, str]) -> None:
@@ -403,7 +439,7 @@ def _build_tree(root: Path, feed_port: int, users: dict[str, str]) -> None:
         (spool / sub).mkdir(parents=True)
     etc = root / "etc"
     (etc / "inn.conf").write_text(_inn_conf(root, feed_port))
-    # One local site, no outgoing feeds: innd forks no channel programs (controlchan...).
+    # No outgoing feeds, so innd forks no channel programs (controlchan...).
     (etc / "newsfeeds").write_text("ME:*::\n")
     (etc / "incoming.conf").write_text(
         'streaming: true\nmax-connections: 0\npeer ME {\n  hostname: "localhost, 127.0.0.1"\n}\n'
@@ -423,17 +459,8 @@ def _build_tree(root: Path, feed_port: int, users: dict[str, str]) -> None:
     subprocess.run(["chown", "-R", "news:news", str(root)], check=True)
 
 
-def _log_tail(root: Path) -> str:
-    parts = []
-    for path in sorted((root / "log").glob("*")):
-        if path.is_file() and path.stat().st_size:
-            parts.append(f"--- {path.name}\n" + path.read_text(errors="replace")[-2000:])
-    return "\n".join(parts)
-
-
 def _base_dir() -> str:
-    """tmpfs when there is one: tradspool creates one file per article, and on this ext4
-    disk 10,000 creations take 5-9 s under load versus 0.6 s on /dev/shm."""
+    """Where server trees go: $XFER_INN_DIR, else tmpfs /dev/shm, else /tmp."""
     override = os.environ.get("XFER_INN_DIR")
     if override:
         return override
@@ -442,58 +469,70 @@ def _base_dir() -> str:
     return "/tmp"
 
 
+def _log_tail(root: Path) -> str:
+    parts = []
+    for path in sorted((root / "log").glob("*")):
+        if path.is_file() and path.stat().st_size:
+            parts.append(f"--- {path.name}\n" + path.read_text(errors="replace")[-2000:])
+    return "\n".join(parts)
+
+
+def _distinct_ports(count: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 def start_news_server(tmp_path: Path, users: dict[str, str] | None = None) -> NewsServer:
-    """Start innd + nnrpd on free loopback ports; skip/fail first if INN or root is missing.
+    """Start innd + nnrpd on free loopback ports (~0.2 s). Skips (or fails under
+    XFER_REQUIRE_SERVERS=1) without INN or root. Logs land in tmp_path at stop().
 
     ``users`` (name -> password) adds a second nnrpd on ``auth_port`` that demands
-    AUTHINFO USER/PASS, for testing logins and their refusal.
+    AUTHINFO USER/PASS, to test logins and their refusal.
     """
     require_binary(str(INN_BIN / "innd"), "inn2")
     require_binary(str(INN_BIN / "nnrpd"), "inn2")
     require_root("running INN as user news")
     users = dict(users or {})
     root = Path(tempfile.mkdtemp(prefix="xfer-inn-", dir=_base_dir()))
-    feed_port, reader_port = free_port(), free_port()
-    while reader_port == feed_port:
-        reader_port = free_port()
-    auth_port = None
-    if users:
-        auth_port = free_port()
-        while auth_port in (feed_port, reader_port):
-            auth_port = free_port()
+    feed_port, reader_port, auth_port = _distinct_ports(3)
     server = NewsServer(
         host=HOST, reader_port=reader_port, feed_port=feed_port, root=root,
-        auth_port=auth_port, users=users, log_dir=tmp_path / f"inn-logs-{feed_port}",
+        auth_port=auth_port if users else None, users=users,
+        log_dir=tmp_path / f"inn-logs-{feed_port}",
     )
-    atexit.register(server.stop)  # even if the caller never reaches stop()
+    atexit.register(server.stop)  # even if the caller never gets to stop()
     try:
         _build_tree(root, feed_port, users)
-        # A 100k-entry table (2 MB) instead of the 10M default (140 MB sparse, touched at
-        # random); more articles still work, dbz just probes longer.
+        # A 100k-entry history table (2 MB) instead of the 10M default (140 MB sparse,
+        # touched at random); more articles still work, dbz just probes longer.
         server.run_tool("makedbz", "-i", "-o", "-s", "100000")
 
         def spawn(name: str, *args: str) -> None:
-            out = open(root / "log" / f"{name}.stdout", "wb")
-            with out:
+            with open(root / "log" / f"{name}.stdout", "wb") as out:
                 server._procs.append(subprocess.Popen(
                     [str(INN_BIN / args[0]), *args[1:]], env=server.env, cwd=root,
                     user="news", group="news", extra_groups=[], start_new_session=True,
                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 ))
 
-        # innd first: stop() treats _procs[0] as innd. -f: foreground, -N: no filters.
+        # innd must come first (stop() relies on it). -f: stay in the foreground;
+        # -u: unbuffered news log (accepted lines); -N: no Perl/Python filters.
         spawn("innd", "innd", "-f", "-u", "-N", "-c", "0")
         spawn("nnrpd", "nnrpd", "-D", "-f", "-n", "-b", HOST, "-p", str(reader_port))
-        if auth_port is not None:
+        if users:
             spawn("nnrpd-auth", "nnrpd", "-D", "-f", "-n", "-b", HOST, "-p", str(auth_port),
                   "-c", "readers-auth.conf")
-        for port in (feed_port, reader_port, auth_port):
+        for port in (feed_port, reader_port, auth_port if users else None):
             if port is not None:
                 _wait_port_or_exit(server, port)
-        server.run_tool("ctlinnd", "-s", "-t", "10", "mode")  # control channel answers
+        server.run_tool("ctlinnd", "-s", "-t", "10", "mode")  # control socket answers
     except BaseException as exc:
         tail = _log_tail(root)
-        server.stop()
+        server.stop(graceful=False)
         if isinstance(exc, Exception):
             raise RuntimeError(f"INN did not start: {exc}\n{tail}") from exc
         raise
@@ -501,10 +540,10 @@ def start_news_server(tmp_path: Path, users: dict[str, str] | None = None) -> Ne
 
 
 def _wait_port_or_exit(server: NewsServer, port: int, timeout: float = 15.0) -> None:
-    """wait_port, but give up at once if a daemon died (bad config) instead of timing out."""
+    """wait_port, but fail at once when a daemon has died (bad config)."""
     deadline = time.monotonic() + timeout
     while True:
-        dead = [p.args for p in server._procs if p.poll() is not None]
+        dead = [(proc.args, proc.returncode) for proc in server._procs if proc.poll() is not None]
         if dead:
             raise RuntimeError(f"exited during start-up: {dead}")
         try:
@@ -517,9 +556,13 @@ def _wait_port_or_exit(server: NewsServer, port: int, timeout: float = 15.0) -> 
 
 @pytest.fixture
 def news_server(tmp_path: Path) -> Iterator[NewsServer]:
-    """A started INN server, stopped after the test whatever its outcome."""
+    """A started INN server, killed after the test whatever its outcome.
+
+    Killed, not shut down: a graceful stop costs ~1 s per test and the tree is
+    thrown away anyway.
+    """
     server = start_news_server(tmp_path)
     try:
         yield server
     finally:
-        server.stop()
+        server.stop(graceful=False)

@@ -1,0 +1,512 @@
+"""What `ftp.mirror` and `ftp.pull` share: the spec options, the connector, the
+state table, the remote walk, the up-to-date check and the download task.
+
+State (`ftp_files`, one row per job, direction and relative path): the remote size
+and modification time *as the server reported them* (ISO text plus its precision:
+MLSD/MDTM give UTC seconds, LIST gives the server's local time to the minute or
+day), the local file's mtime in ns after we wrote it, a `pending` signature of the
+remote version a `.part` was started for, and the run that last saw the path. We
+compare remote-now with remote-remembered (never remote with the local clock), so a
+server in another time zone never makes every file look changed."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from engine.errors import PermanentError, TransientError, UnsafePathError, describe
+from engine.job import Job, JobContext, Task, TaskContext
+from engine.pathsafety import check_name, open_new, safe_target
+from engine.protocols.ftp import FtpConnection, FtpConnector, FtpSettings
+from engine.protocols.ftp_listing import RemoteEntry
+from engine.ratelimit import TokenBucket, consume_all, host_bucket
+from engine.kinds._pathfilter import PathFilter, check_patterns
+from engine.spec import JobSpec, parse_size
+from engine.urls import Url
+
+PART_SUFFIX = ".part"
+#: Deepest directory level walked when following symlinks (they may loop).
+MAX_LINK_DEPTH = 32
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS ftp_files (
+        job TEXT NOT NULL,
+        direction TEXT NOT NULL,
+        path TEXT NOT NULL,
+        type TEXT NOT NULL,
+        size INTEGER,
+        mtime TEXT,
+        precision TEXT,
+        local_mtime_ns INTEGER,
+        pending TEXT,
+        run INTEGER,
+        PRIMARY KEY (job, direction, path)
+    )""",
+]
+
+
+# ------------------------------------------------------------------ spec options
+
+
+class FtpJobSpec(JobSpec):
+    """Keys every FTP kind has."""
+
+    tls: Literal["explicit", "implicit"] | None = Field(
+        None, description="ftps:// only: explicit AUTH TLS (default) or implicit TLS from the start (port 990)"
+    )
+    preserve_mtime: bool = Field(True, description="give local files the server's modification time")
+    rate_limit: int | None = Field(None, description="bytes/s for this job's transfers, e.g. '5M'")
+    symlinks: Literal["skip", "follow"] = Field("skip", description="remote symlinks: ignore them, or fetch what they point to")
+    exclude: list[str] = Field([], description="glob patterns never transferred (they win over include)")
+
+    @field_validator("rate_limit", mode="before")
+    @classmethod
+    def _rate(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        size = parse_size(value)
+        if size <= 0:
+            raise ValueError("must be > 0")
+        return size
+
+    @field_validator("exclude")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        return check_patterns(value)
+
+    def check_tls(self, url: Url) -> None:
+        if self.tls is not None and url.scheme != "ftps":
+            raise ValueError(f"tls: {self.tls} needs an ftps:// URL")
+
+
+def make_connector(ctx: JobContext, url: Url, tls: str | None) -> FtpConnector:
+    url = ctx.file.with_credentials(url)
+    host = ctx.host_config(url)
+    settings = FtpSettings(
+        tls="none" if url.scheme == "ftp" else (tls or "explicit"),  # type: ignore[arg-type]
+        tls_verify=host.tls_verify,
+        ca_file=str(ctx.resolve(host.ca_file)) if host.ca_file else None,
+        passive=host.passive,
+        timeout=host.connect_timeout or ctx.file.defaults.connect_timeout,
+    )
+    return FtpConnector(url, settings)
+
+
+def make_buckets(ctx: JobContext, url: Url, job_rate: int | None) -> list[TokenBucket]:
+    buckets = [TokenBucket(job_rate)] if job_rate else []
+    shared = host_bucket(url.endpoint, ctx.host_config(url).rate_limit)
+    return buckets + ([shared] if shared else [])
+
+
+def remote_join(base: str, relative: str) -> str:
+    return posixpath.join(base, relative) if relative else base
+
+
+# ------------------------------------------------------------------------ state
+
+
+@dataclass
+class StateRow:
+    type: str
+    size: int | None
+    mtime: str | None
+    precision: str | None
+    local_mtime_ns: int | None
+    pending: str | None
+    run: int | None
+
+
+class FileState:
+    """The `ftp_files` rows of one job and direction; `run` marks what this run saw."""
+
+    def __init__(self, ctx: JobContext, direction: str) -> None:
+        self.store = ctx.state
+        self.job = ctx.name
+        self.direction = direction
+        self.run = time.time_ns()
+        self.store.ensure_schema("ftp", 1, _SCHEMA)
+
+    def get(self, path: str) -> StateRow | None:
+        row = self.store.execute(
+            "SELECT type, size, mtime, precision, local_mtime_ns, pending, run FROM ftp_files "
+            "WHERE job = ? AND direction = ? AND path = ?",
+            (self.job, self.direction, path),
+        ).fetchone()
+        return StateRow(*row) if row else None
+
+    def seen(self, path: str, kind: str) -> None:
+        self.store.execute(
+            "INSERT INTO ftp_files (job, direction, path, type, run) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (job, direction, path) DO UPDATE SET run = excluded.run, type = excluded.type",
+            (self.job, self.direction, path, kind, self.run),
+        )
+
+    def set_pending(self, path: str, signature: str) -> None:
+        self.store.execute(
+            "UPDATE ftp_files SET pending = ? WHERE job = ? AND direction = ? AND path = ?",
+            (signature, self.job, self.direction, path),
+        )
+
+    def record(self, path: str, size: int | None, mtime: str | None, precision: str | None, local_mtime_ns: int) -> None:
+        self.store.execute(
+            "INSERT INTO ftp_files (job, direction, path, type, size, mtime, precision, local_mtime_ns, pending, run) "
+            "VALUES (?, ?, ?, 'file', ?, ?, ?, ?, NULL, ?) ON CONFLICT (job, direction, path) DO UPDATE SET "
+            "type = 'file', size = excluded.size, mtime = excluded.mtime, precision = excluded.precision, "
+            "local_mtime_ns = excluded.local_mtime_ns, pending = NULL, run = excluded.run",
+            (self.job, self.direction, path, size, mtime, precision, local_mtime_ns, self.run),
+        )
+        self.store.commit_soon()
+
+    def forget(self, path: str) -> None:
+        self.store.execute(
+            "DELETE FROM ftp_files WHERE job = ? AND direction = ? AND path = ?", (self.job, self.direction, path)
+        )
+
+    def seen_this_run(self, path: str) -> bool:
+        row = self.store.execute(
+            "SELECT run FROM ftp_files WHERE job = ? AND direction = ? AND path = ?",
+            (self.job, self.direction, path),
+        ).fetchone()
+        return bool(row) and row[0] == self.run
+
+
+# ----------------------------------------------------------------- comparisons
+
+_PRECISION_RANK = {"second": 0, "minute": 1, "day": 2}
+
+
+def _truncate(moment: datetime, precision: str) -> datetime:
+    if precision == "day":
+        return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if precision == "minute":
+        return moment.replace(second=0, microsecond=0)
+    return moment.replace(microsecond=0)
+
+
+def same_remote_time(text: str | None, precision: str | None, entry: RemoteEntry) -> bool:
+    """Whether a remembered remote mtime is the entry's, at the coarser precision of
+    the two (a LIST line turns from `HH:MM` to a year after six months)."""
+    if text is None or entry.mtime is None:
+        return text is None and entry.mtime is None
+    remembered = datetime.fromisoformat(text)
+    if (remembered.tzinfo is None) != (entry.mtime.tzinfo is None):
+        return False  # MLSD one time, LIST the next: cannot compare, fetch again
+    coarse = max(precision or "second", entry.mtime_precision or "second", key=_PRECISION_RANK.__getitem__)
+    return _truncate(remembered, coarse) == _truncate(entry.mtime, coarse)
+
+
+def entry_signature(entry: RemoteEntry) -> str:
+    return f"{entry.size}|{entry.mtime.isoformat() if entry.mtime else ''}"
+
+
+def as_utc(moment: datetime) -> datetime:
+    """LIST times are naive in the server's clock; we take that clock as UTC (vsftpd and
+    pyftpdlib default) when nothing better (MDTM) is available."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def up_to_date(row: StateRow | None, entry: RemoteEntry, local: Path) -> bool:
+    """Whether `local` already holds `entry`'s version (no transfer needed)."""
+    try:
+        st = os.lstat(local)
+    except OSError:
+        return False
+    if not os.path.isfile(local) or os.path.islink(local):
+        return False
+    if entry.size is not None and st.st_size != entry.size:
+        return False
+    if row is not None and row.local_mtime_ns is not None:
+        return (
+            row.size == entry.size
+            and same_remote_time(row.mtime, row.precision, entry)
+            and row.local_mtime_ns == st.st_mtime_ns
+        )
+    # No record (state lost, or a tree mirrored by another tool): size and time.
+    if entry.mtime is None or entry.size is None:
+        return False
+    local_time = datetime.fromtimestamp(st.st_mtime, timezone.utc)
+    remote = as_utc(entry.mtime)
+    precision = entry.mtime_precision or "second"
+    return _truncate(local_time, precision) == _truncate(remote, precision)
+
+
+def version_key(name: str) -> tuple[tuple[int, int, str], ...]:
+    """Natural order for release names: `tool-1.10.tar.gz` after `tool-1.9.tar.gz`."""
+    return tuple((1, int(token), "") if token.isdigit() else (0, 0, token) for token in re.split(r"(\d+)", name) if token)
+
+
+# ------------------------------------------------------------------------ walk
+
+
+@dataclass
+class WalkItem:
+    relative: str  # "/"-separated, relative to the walk's root
+    remote: str  # absolute remote path
+    entry: RemoteEntry
+    depth: int
+
+
+@dataclass
+class Walker:
+    """Lists a remote tree directory by directory (depth-first, one directory in
+    memory at a time); yields files and directories; never holds a connection
+    across a yield. Unsafe names, unlisted links and broken listing lines become
+    `job.note`s; a directory that cannot be listed is a `job.error` and makes
+    `complete` false (deletions then wait for a clean run)."""
+
+    ctx: JobContext
+    connector: FtpConnector
+    root: str
+    accept_dir: Callable[[str], bool]
+    max_depth: int | None
+    symlinks: str = "skip"
+    complete: bool = True
+    counts: dict[str, int] = field(default_factory=lambda: {"dirs": 0, "files": 0, "links_skipped": 0, "unsafe": 0})
+
+    async def _list(self, remote: str) -> Any:
+        return await self.ctx.with_connection(self.connector, lambda conn: conn.list_dir(remote), f"list {remote}")
+
+    async def _resolve_link(self, remote: str, entry: RemoteEntry) -> RemoteEntry | None:
+        """A followed link as what it points to: a directory, or a file with SIZE/MDTM."""
+
+        async def probe(conn: FtpConnection) -> RemoteEntry | None:
+            size, mtime = await conn.probe_file(remote)
+            if size is None:
+                return None
+            return RemoteEntry(entry.name, "file", size, mtime, "second" if mtime else None)
+
+        try:
+            await self.ctx.with_connection(self.connector, lambda conn: conn.change_dir(remote), f"cd {remote}")
+            return RemoteEntry(entry.name, "dir", None, entry.mtime, entry.mtime_precision)
+        except PermanentError:
+            return await self.ctx.with_connection(self.connector, probe, f"stat {remote}")
+
+    def _note(self, **data: Any) -> None:
+        self.ctx.emit("job.note", data=data)
+
+    async def items(self) -> AsyncIterator[WalkItem]:
+        stack: list[tuple[str, int]] = [("", 0)]
+        while stack:
+            relative, depth = stack.pop()
+            remote_dir = remote_join(self.root, relative)
+            try:
+                listing = await self._list(remote_dir)
+            except Exception as exc:
+                if not relative:
+                    raise  # the top itself: the job cannot run
+                self.complete = False
+                self.ctx.emit("job.error", error=f"listing {remote_dir!r}: {describe(exc)}")
+                continue
+            self.counts["dirs"] += 1
+            for line in listing.bad_lines[:20]:
+                self._note(event="unparsed_listing_line", dir=remote_dir, line=line[:200])
+            if listing.bad_lines:
+                self.complete = False  # an entry we could not read may exist remotely
+            for entry in sorted(listing.entries, key=lambda e: e.name, reverse=True):
+                reason = check_name(entry.name)
+                child = f"{relative}/{entry.name}" if relative else entry.name
+                if reason is not None:
+                    self.counts["unsafe"] += 1
+                    self._note(event="unsafe_name", dir=remote_dir, name=entry.name, reason=reason)
+                    continue
+                remote = remote_join(self.root, child)
+                if entry.type == "link":
+                    if self.symlinks == "skip" or depth >= MAX_LINK_DEPTH or self._loops(remote_dir, entry):
+                        self.counts["links_skipped"] += 1
+                        continue
+                    resolved = await self._resolve_link(remote, entry)
+                    if resolved is None:
+                        self.counts["links_skipped"] += 1
+                        continue
+                    entry = resolved
+                if entry.type == "dir":
+                    if (self.max_depth is None or depth < self.max_depth) and self.accept_dir(child):
+                        yield WalkItem(child, remote, entry, depth)
+                        stack.append((child, depth + 1))
+                elif entry.type == "file":
+                    self.counts["files"] += 1
+                    yield WalkItem(child, remote, entry, depth)
+
+    @staticmethod
+    def _loops(remote_dir: str, entry: RemoteEntry) -> bool:
+        """A link to the directory it sits in or to one of its ancestors."""
+        if not entry.link_target:
+            return False
+        target = posixpath.normpath(posixpath.join(remote_dir, entry.link_target))
+        return remote_dir == target or remote_dir.startswith(target.rstrip("/") + "/")
+
+
+# --------------------------------------------------------------------- download
+
+
+@dataclass
+class Downloads:
+    """What every download task of one job shares."""
+
+    local_root: Path
+    connector: FtpConnector
+    state: FileState
+    preserve_mtime: bool
+    buckets: list[TokenBucket]
+    succeeded: int = 0
+    resumed: int = 0
+
+
+def _write_all(fd: int, block: bytes) -> None:
+    view = memoryview(block)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class DownloadTask(Task[FtpConnection]):
+    """One remote file into `local_root/relative`: via `NAME.part`, resumed with REST
+    when the server allows and the `.part` belongs to this remote version, renamed
+    only when complete and of the listed size."""
+
+    def __init__(self, shared: Downloads, item: WalkItem, relative: str, dry_run: bool) -> None:
+        self.shared = shared
+        self.item = item
+        self.relative = relative
+        self.size = item.entry.size
+        self.connector = None if dry_run else shared.connector
+
+    @property
+    def label(self) -> str:
+        return self.relative
+
+    async def run(self, conn: FtpConnection | None, ctx: TaskContext) -> dict[str, Any]:
+        if conn is None:
+            return {"dry_run": "would download", "size": self.size}
+        shared, entry = self.shared, self.item.entry
+        target = safe_target(shared.local_root, PurePosixPath(self.relative), make_parents=True)
+        part = target.with_name(target.name + PART_SUFFIX)
+        offset = self._resume_offset(conn, part)
+        shared.state.set_pending(self.relative, entry_signature(entry))
+        fd = open_new(part, append=offset > 0)
+        received = 0
+        try:
+            async with contextlib.aclosing(conn.retrieve(self.item.remote, offset)) as blocks:
+                async for block in blocks:
+                    _write_all(fd, block)
+                    received += len(block)
+                    ctx.progress(len(block))
+                    if shared.buckets:
+                        await consume_all(shared.buckets, len(block))
+        finally:
+            os.close(fd)
+        total = offset + received
+        if entry.size is not None and total != entry.size:
+            if total > entry.size:
+                part.unlink(missing_ok=True)  # not this version: start over next time
+            raise TransientError(
+                f"{self.relative}: got {total} bytes, the listing said {entry.size} (file changing or server lying)"
+            )
+        if shared.preserve_mtime:
+            await self._set_mtime(conn, part)
+        os.replace(part, target)
+        st = os.stat(target)
+        shared.state.record(
+            self.relative,
+            entry.size if entry.size is not None else st.st_size,
+            entry.mtime.isoformat() if entry.mtime else None,
+            entry.mtime_precision,
+            st.st_mtime_ns,
+        )
+        shared.succeeded += 1
+        if offset:
+            shared.resumed += 1
+        return {"bytes": received, "resumed_from": offset} if offset else {"bytes": received}
+
+    def _resume_offset(self, conn: FtpConnection, part: Path) -> int:
+        """Where to continue a `.part`: its size, if the server has REST, the part is
+        shorter than the file and no record says it was started for another version."""
+        entry = self.item.entry
+        try:
+            st = os.lstat(part)
+        except FileNotFoundError:
+            return 0
+        if os.path.islink(part):
+            raise UnsafePathError(f"{str(part)!r} is a symlink; refusing to write through it")
+        row = self.shared.state.get(self.relative)
+        same_version = row is None or row.pending is None or row.pending == entry_signature(entry)
+        if conn.has_rest and same_version and 0 < st.st_size and (entry.size is None or st.st_size < entry.size):
+            return st.st_size
+        return 0
+
+    async def _set_mtime(self, conn: FtpConnection, part: Path) -> None:
+        entry = self.item.entry
+        moment = entry.mtime if entry.mtime_precision == "second" else None
+        if moment is None:
+            moment = await conn.mdtm(self.item.remote)  # exact, for this transferred file only
+        if moment is None and entry.mtime is not None:
+            moment = entry.mtime
+        if moment is not None:
+            ns = int(as_utc(moment).timestamp() * 1_000_000_000)
+            os.utime(part, ns=(ns, ns))
+
+
+def refuse_outside(root: Path, relative: str) -> Path | None:
+    """`root/relative` if safe, else None (for checks in plan that must not raise)."""
+    try:
+        return safe_target(root, PurePosixPath(relative))
+    except UnsafePathError:
+        return None
+
+
+class FtpDownloadJob(Job):
+    """The download half shared by `ftp.mirror` and `ftp.pull`: the walk, the skip
+    decision, the tasks and the figures for the report."""
+
+    def _setup_downloads(self, url: Url, local: Path, path_filter: PathFilter, max_depth: int | None) -> None:
+        spec = self.spec
+        self.url = url
+        self.filter = path_filter
+        self.local_root = self.ctx.resolve(local)
+        self.state = FileState(self.ctx, "download")
+        self.connector = make_connector(self.ctx, url, spec.tls)
+        self.downloads = Downloads(
+            self.local_root, self.connector, self.state, spec.preserve_mtime, make_buckets(self.ctx, url, spec.rate_limit)
+        )
+        root = posixpath.normpath(url.path or "/")
+        self.walker = Walker(self.ctx, self.connector, root, path_filter.walk_dir, max_depth, spec.symlinks)
+        self.figures = {"up_to_date": 0, "queued": 0, "refused_local": 0}
+        if not self.ctx.dry_run:
+            self.local_root.mkdir(parents=True, exist_ok=True)
+
+    def _download_task(self, item: WalkItem) -> DownloadTask | None:
+        """The task for a wanted remote file, or None when it is up to date or refused."""
+        self.state.seen(item.relative, "file")
+        target = refuse_outside(self.local_root, item.relative)
+        if target is None:
+            self.figures["refused_local"] += 1
+            self.ctx.emit("job.note", data={"event": "unsafe_local_path", "path": item.relative})
+            return None
+        if not self.ctx.force and up_to_date(self.state.get(item.relative), item.entry, target):
+            self.figures["up_to_date"] += 1
+            return None
+        self.figures["queued"] += 1
+        return DownloadTask(self.downloads, item, item.relative, self.ctx.dry_run)
+
+    def summary(self) -> dict[str, Any]:
+        if not hasattr(self, "walker"):
+            return {}
+        return {
+            **self.walker.counts,
+            **self.figures,
+            "downloaded": self.downloads.succeeded,
+            "resumed": self.downloads.resumed,
+            "walk_complete": self.walker.complete,
+        }
+
+    def endpoints(self) -> list[Url]:
+        return [self.spec.remote]

@@ -1,0 +1,392 @@
+"""`ftp.mirror`: keep a local tree equal to a remote FTP/FTPS tree (or, with
+`direction: upload`, a remote tree equal to a local one).
+
+    - name: gnu
+      kind: ftp.mirror
+      remote: ftp://ftp.example.org/pub/gnu/hello/
+      local: mirror/hello          # relative to the job file
+      include: ["*.tar.gz", "*.sig"]
+      exclude: ["old/"]
+      delete: true                 # remove local files gone from the server
+
+Listing and transferring overlap: the remote tree is walked directory by directory
+while the files found so far download on other pooled connections. A file whose size
+and modification time match what the state remembers (and the local file) is not
+fetched again; `--force` fetches everything. Pattern rules: engine/kinds/_pathfilter.py.
+
+`delete` and `archive` act in `finish()`, only after a walk without listing errors
+(and, for the archive, without failed transfers), so a bad run never removes local
+files or replaces a good archive."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import posixpath
+import tarfile
+import zipfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from engine.errors import PermanentError, TransientError, UnsafePathError, describe
+from engine.job import Task, TaskContext
+from engine.kinds._ftp_common import (
+    PART_SUFFIX,
+    FileState,
+    FtpDownloadJob,
+    FtpJobSpec,
+    make_buckets,
+    make_connector,
+    remote_join,
+)
+from engine.kinds._pathfilter import PathFilter, check_patterns
+from engine.pathsafety import check_name, is_inside, safe_mkdir
+from engine.protocols.ftp import BLOCK_SIZE, FtpConnection, FtpConnector
+from engine.ratelimit import TokenBucket, consume_all
+from engine.spec import url_field
+
+_ARCHIVE_SUFFIX = {"zip": ".zip", "tgz": ".tar.gz", "tbz2": ".tar.bz2"}
+
+
+class FtpMirrorSpec(FtpJobSpec):
+    kind: Literal["ftp.mirror"]
+    remote: url_field("ftp", "ftps")  # type: ignore[valid-type]
+    local: Path = Field(description="the local tree (relative to the job file's folder)")
+    direction: Literal["download", "upload"] = "download"
+    recursive: bool = True
+    max_depth: int | None = Field(None, ge=0, description="directory levels below the top (0: the top only)")
+    include: list[str] = Field([], description="glob patterns; when given, only matching files are transferred")
+    delete: bool = Field(False, description="download only: remove local files the server no longer has")
+    archive: Literal["zip", "tgz", "tbz2"] | None = Field(None, description="also pack the mirrored tree into one archive")
+    archive_path: Path | None = Field(None, description="where the archive goes (default: LOCAL.zip / .tar.gz / .tar.bz2)")
+    atomic_upload: bool = Field(True, description="upload to NAME.part, then rename (RNFR/RNTO)")
+
+    @field_validator("include")
+    @classmethod
+    def _include(cls, value: list[str]) -> list[str]:
+        return check_patterns(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FtpMirrorSpec:
+        self.check_tls(self.remote)
+        if self.max_depth is not None and not self.recursive:
+            raise ValueError("max_depth needs recursive: true (recursive: false already means the top only)")
+        if self.direction == "upload":
+            for key in ("delete", "archive"):
+                if getattr(self, key):
+                    raise ValueError(f"{key} works with direction: download only")
+        if self.archive_path is not None and self.archive is None:
+            raise ValueError("archive_path needs archive: zip, tgz or tbz2")
+        return self
+
+    @property
+    def depth_limit(self) -> int | None:
+        return self.max_depth if self.recursive else 0
+
+
+class FtpMirrorJob(FtpDownloadJob):
+    kind = "ftp.mirror"
+    Spec = FtpMirrorSpec
+    spec: FtpMirrorSpec
+
+    def plan(self) -> AsyncIterator[Task[Any]]:
+        if self.spec.direction == "upload":
+            return self._plan_upload()
+        return self._plan_download()
+
+    async def _plan_download(self) -> AsyncIterator[Task[Any]]:
+        spec = self.spec
+        self._setup_downloads(spec.remote, spec.local, PathFilter(spec.include, spec.exclude), spec.depth_limit)
+        async for item in self.walker.items():
+            if item.entry.type == "dir":
+                self.state.seen(item.relative, "dir")
+                if not self.ctx.dry_run:
+                    try:
+                        safe_mkdir(self.local_root, item.relative)
+                    except (UnsafePathError, OSError) as exc:
+                        # Its files will be refused one by one; the rest goes on.
+                        self._note(event="unsafe_local_path", path=item.relative, reason=describe(exc))
+                continue
+            if self.filter.wants_file(item.relative):
+                task = self._download_task(item)
+                if task is not None:
+                    yield task
+
+    # -- finish: delete, archive -------------------------------------------------
+
+    async def finish(self) -> None:
+        if self.spec.direction == "upload":
+            return
+        if not self.walker.complete:
+            if self.spec.delete or self.spec.archive:
+                self._note(event="finish_skipped", reason="the remote walk had errors: no deletion, no new archive")
+            return
+        if self.spec.delete:
+            self._delete_unseen()
+        if self.spec.archive:
+            failed = self.figures["queued"] - self.downloads.succeeded
+            if failed and not self.ctx.dry_run:
+                self._note(event="archive_skipped", reason=f"{failed} file(s) failed to download")
+            else:
+                await self._write_archive()
+
+    def _note(self, **data: Any) -> None:
+        self.ctx.emit("job.note", data=data)
+
+    def _protected(self) -> set[Path]:
+        """Local files that are ours, not the mirror's (state, archive)."""
+        paths = {self.ctx.file.state_path, self._archive_path()} if self.spec.archive else {self.ctx.file.state_path}
+        return {Path(os.path.realpath(path)) for path in paths}
+
+    def _in_scope(self, relative: str) -> bool:
+        """Whether the walk covered `relative` (a depth limit leaves deeper files alone)."""
+        limit = self.spec.depth_limit
+        return limit is None or relative.count("/") <= limit
+
+    def _delete_unseen(self) -> None:
+        """Remove local files (and emptied directories) the walk did not see."""
+        root = self.local_root
+        protected = self._protected()
+        deleted = 0
+        for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+            here = Path(dirpath)
+            links = [name for name in dirnames if (here / name).is_symlink()]
+            for name in filenames + links:
+                path = here / name
+                relative = path.relative_to(root).as_posix()
+                owner = relative[: -len(PART_SUFFIX)] if relative.endswith(PART_SUFFIX) else relative
+                if (
+                    Path(os.path.realpath(path)) in protected
+                    or not self._in_scope(owner)
+                    or not self.filter.wants_file(owner)
+                    or self.state.seen_this_run(owner)
+                ):
+                    continue
+                deleted += 1
+                if self._remove(path, relative, "file") and owner == relative:
+                    self.state.forget(relative)
+            if here == root:
+                continue
+            relative = here.relative_to(root).as_posix()
+            if (
+                here.is_symlink()
+                or not self._in_scope(relative)
+                or not self.filter.walk_dir(relative)
+                or self.state.seen_this_run(relative)
+            ):
+                continue
+            if self.ctx.dry_run or not any(here.iterdir()):
+                self._remove(here, relative, "dir")
+        self.figures["deleted"] = deleted
+
+    def _remove(self, path: Path, relative: str, what: str) -> bool:
+        """Delete one local file or empty directory (or only say so under --dry-run)."""
+        if not is_inside(self.local_root, path.parent):
+            return False  # never outside the destination, whatever the walk met
+        if self.ctx.dry_run:
+            self._note(event="would_delete", path=relative, type=what)
+            return False
+        try:
+            if what == "dir":
+                path.rmdir()
+            else:
+                path.unlink()
+        except OSError as exc:
+            self.ctx.emit("job.error", error=f"deleting {relative!r}: {exc.strerror or exc}")
+            return False
+        self._note(event="deleted", path=relative, type=what)
+        return True
+
+    def _archive_path(self) -> Path:
+        if self.spec.archive_path is not None:
+            return self.ctx.resolve(self.spec.archive_path)
+        suffix = _ARCHIVE_SUFFIX[self.spec.archive or "zip"]
+        return self.local_root.with_name(self.local_root.name + suffix)
+
+    async def _write_archive(self) -> None:
+        target = self._archive_path()
+        if is_inside(self.local_root, target):
+            raise PermanentError(f"archive_path {str(target)!r} is inside the mirrored tree")
+        if self.ctx.dry_run:
+            self._note(event="would_archive", path=str(target))
+            return
+        count = await asyncio.to_thread(write_archive, self.local_root, target, self.spec.archive or "zip")
+        self.figures["archived_files"] = count
+        self._note(event="archived", path=str(target), files=count)
+
+    # -- upload --------------------------------------------------------------------
+
+    async def _plan_upload(self) -> AsyncIterator[Task[Any]]:
+        spec = self.spec
+        self.local_root = self.ctx.resolve(spec.local)
+        if not self.local_root.is_dir():
+            raise PermanentError(f"local: {str(self.local_root)!r} is not a directory")
+        self.filter = PathFilter(spec.include, spec.exclude)
+        self.state = FileState(self.ctx, "upload")
+        connector = make_connector(self.ctx, spec.remote, spec.tls)
+        self.uploads = Uploads(
+            connector,
+            self.state,
+            posixpath.normpath(spec.remote.path or "/"),
+            spec.atomic_upload,
+            make_buckets(self.ctx, spec.remote, spec.rate_limit),
+        )
+        self.figures = {"files": 0, "up_to_date": 0, "queued": 0, "refused_local": 0}
+        for relative, path, st in self._local_files():
+            self.figures["files"] += 1
+            row = self.state.get(relative)
+            if not self.ctx.force and row and row.size == st.st_size and row.local_mtime_ns == st.st_mtime_ns:
+                self.figures["up_to_date"] += 1
+                continue
+            self.figures["queued"] += 1
+            yield UploadTask(self.uploads, relative, path, st, self.ctx.dry_run)
+
+    def _local_files(self) -> Iterator[tuple[str, Path, os.stat_result]]:
+        """Wanted local files, depth-first, one directory in memory at a time."""
+        follow = self.spec.symlinks == "follow"
+        limit = self.spec.depth_limit
+        visited: set[tuple[int, int]] = set()
+        stack: list[tuple[str, int]] = [("", 0)]
+        while stack:
+            relative, depth = stack.pop()
+            directory = self.local_root / relative if relative else self.local_root
+            st = directory.stat()
+            if (st.st_dev, st.st_ino) in visited:
+                continue  # a followed link back into the tree
+            visited.add((st.st_dev, st.st_ino))
+            with os.scandir(directory) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name, reverse=True)
+            for entry in entries:
+                child = f"{relative}/{entry.name}" if relative else entry.name
+                reason = check_name(entry.name)
+                if reason is not None:
+                    self.figures["refused_local"] += 1
+                    self._note(event="unsafe_name", path=child, reason=reason)
+                    continue
+                if entry.is_symlink() and not follow:
+                    continue
+                try:
+                    is_dir = entry.is_dir()
+                    is_file = entry.is_file()
+                except OSError:
+                    continue
+                if is_dir:
+                    if (limit is None or depth < limit) and self.filter.walk_dir(child):
+                        stack.append((child, depth + 1))
+                elif is_file and self.filter.wants_file(child) and not entry.name.endswith(PART_SUFFIX):
+                    yield child, Path(entry.path), entry.stat()
+
+    def summary(self) -> dict[str, Any]:
+        if self.spec.direction == "upload":
+            if not hasattr(self, "uploads"):
+                return {}
+            return {**self.figures, "uploaded": self.uploads.succeeded}
+        return super().summary()
+
+
+# ------------------------------------------------------------------------ upload
+
+
+@dataclass
+class Uploads:
+    """What every upload task of one job shares."""
+
+    connector: FtpConnector
+    state: FileState
+    remote_root: str
+    atomic: bool
+    buckets: list[TokenBucket]
+    made_dirs: set[str] = field(default_factory=set)
+    succeeded: int = 0
+
+
+class UploadTask(Task[FtpConnection]):
+    """One local file to `remote_root/relative`: STOR to `NAME.part`, then RNFR/RNTO,
+    so the server never shows a half-uploaded file under its final name."""
+
+    def __init__(self, shared: Uploads, relative: str, path: Path, st: os.stat_result, dry_run: bool) -> None:
+        self.shared = shared
+        self.relative = relative
+        self.path = path
+        self.stat = st
+        self.size = st.st_size
+        self.connector = None if dry_run else shared.connector
+
+    @property
+    def label(self) -> str:
+        return self.relative
+
+    async def run(self, conn: FtpConnection | None, ctx: TaskContext) -> dict[str, Any]:
+        if conn is None:
+            return {"dry_run": "would upload", "size": self.size}
+        shared = self.shared
+        await self._make_parents(conn)
+        final = remote_join(shared.remote_root, self.relative)
+        temporary = final + PART_SUFFIX if shared.atomic else final
+        sent = await conn.store(temporary, self._blocks(ctx))
+        if sent != self.stat.st_size:
+            raise TransientError(f"{self.relative}: the local file changed while uploading")
+        if shared.atomic:
+            await conn.rename(temporary, final)
+        shared.state.record(self.relative, sent, None, None, self.stat.st_mtime_ns)
+        shared.succeeded += 1
+        return {"bytes": sent}
+
+    async def _make_parents(self, conn: FtpConnection) -> None:
+        parts = self.relative.split("/")[:-1]
+        for index in range(len(parts) + 1):
+            directory = remote_join(self.shared.remote_root, "/".join(parts[:index]))
+            if directory not in self.shared.made_dirs:
+                await conn.make_dir(directory)
+                self.shared.made_dirs.add(directory)
+
+    async def _blocks(self, ctx: TaskContext) -> AsyncIterator[bytes]:
+        with open(self.path, "rb") as source:
+            while block := source.read(BLOCK_SIZE):
+                ctx.progress(len(block))
+                if self.shared.buckets:
+                    await consume_all(self.shared.buckets, len(block))
+                yield block
+
+
+# ----------------------------------------------------------------------- archive
+
+
+def _tree_files(root: Path) -> Iterator[tuple[Path, str]]:
+    """Regular files under root in a stable order, without `.part` files or links."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath, name)
+            if name.endswith(PART_SUFFIX) or path.is_symlink() or not path.is_file():
+                continue
+            yield path, path.relative_to(root).as_posix()
+
+
+def write_archive(root: Path, target: Path, kind: str) -> int:
+    """Pack root's files into `target` via `target.part`, replacing `target` only when
+    the new archive is complete. Returns the number of files."""
+    part = target.with_name(target.name + PART_SUFFIX)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    try:
+        if kind == "zip":
+            with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+                for path, name in _tree_files(root):
+                    archive.write(path, name)
+                    count += 1
+        else:
+            mode = "w:gz" if kind == "tgz" else "w:bz2"
+            with tarfile.open(part, mode) as archive:  # type: ignore[call-overload]
+                for path, name in _tree_files(root):
+                    archive.add(path, name, recursive=False)
+                    count += 1
+        os.replace(part, target)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return count

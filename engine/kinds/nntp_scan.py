@@ -1,0 +1,402 @@
+"""`nntp.scan`: harvest overview headers (and bodies) of news groups into JSONL/SQLite.
+
+Planning: wildcard groups are resolved with LIST ACTIVE (cached in the state DB for
+`active_ttl` seconds); then one task per group sends GROUP (a group whose
+high-water mark has not moved costs that one command); then each group's range is
+cut into chunks, one task per chunk (GROUP if the pooled connection has another
+group selected, OVER, optional pipelined BODY), so a big group is read by all of
+the server's connections at once. Chunk results go through a sequencer and are
+written in article order; the high-water mark only covers chunks written without
+a gap. Everything a run wrote is committed at its end (outputs first, then marks):
+a stopped or crashed run is redone by the next one, with no duplicates.
+
+Example::
+
+    - name: py-watch
+      kind: nntp.scan
+      server: nntps://reader@news.example.org
+      groups: [comp.lang.python, "comp.lang.python.*"]
+      match: {subject: {any: [asyncio, ftp]}, body: {all: [python]}}
+      fetch: matched
+      excerpt: 20
+      threads: true
+      jsonl: py.jsonl
+      sqlite: news.db
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from engine.errors import PermanentError
+from engine.job import Job, Task, TaskContext
+from engine.news import excerpt as excerpts
+from engine.news.database import SqliteOutput
+from engine.news.jsonl import JsonlOutput
+from engine.news.marks import NewsState
+from engine.news.match import Match
+from engine.news.overview import HDR_FIELDS, OverviewFormat, decode_text, records_from_columns
+from engine.news.ranges import as_utc, chunks, dated_since, parse_articles, renumbered, scan_range
+from engine.news.search import register_cli as _register_search
+from engine.news.sequencer import Sequencer
+from engine.news.threads import ThreadInfo, thread
+from engine.protocols.nntp import GroupInfo, NntpConnection, NntpConnector, split_hdr_lines
+from engine.spec import JobSpec, url_field
+from engine.urls import Url
+
+#: Articles per OVER task, and per task when bodies are fetched too.
+HEADER_CHUNK = 2000
+BODY_CHUNK = 200
+
+_GROUP_NAME = re.compile(r"^[^\s\x00-\x1f\x7f]+$")
+_WILDCARD = re.compile(r"[*?\[]")
+_MESSAGE_ID = re.compile(r"^<[^<>\s]+>$")
+
+
+class NntpScanSpec(JobSpec):
+    kind: Literal["nntp.scan"]
+    server: url_field("nntp", "nntps")  # type: ignore[valid-type]
+    groups: list[str] = Field(min_length=1, description="group names and wildmat patterns (comp.lang.*)")
+    last: int | None = Field(None, ge=1, description="only the newest N article numbers of each group")
+    since: datetime | date | None = Field(None, description="only articles dated at or after this")
+    articles: str | None = Field(None, description="an explicit 'first-last' number range")
+    chunk: int | None = Field(None, ge=1, le=100_000, description="articles per task (default 2000, 200 with bodies)")
+    match: Match | None = None
+    fetch: Literal["none", "matched", "all"] = "none"
+    excerpt: int | None = Field(None, ge=1, description="keep the first N meaningful body lines")
+    threads: bool = Field(False, description="write thread id and depth (jwz threading)")
+    kill_threads: list[str] = Field(default_factory=list, description="Message-IDs whose threads are dropped")
+    jsonl: Path | None = None
+    sqlite: Path | None = None
+    active_ttl: float = Field(3600.0, ge=0, description="seconds a LIST ACTIVE answer stays cached")
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, groups: list[str]) -> list[str]:
+        for group in groups:
+            if not _GROUP_NAME.match(group):
+                raise ValueError(f"group {group!r}: no spaces or control characters in group names")
+        return groups
+
+    @field_validator("articles")
+    @classmethod
+    def _articles(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_articles(value)
+        return value
+
+    @field_validator("kill_threads")
+    @classmethod
+    def _kill(cls, ids: list[str]) -> list[str]:
+        for message_id in ids:
+            if not _MESSAGE_ID.match(message_id):
+                raise ValueError(f"{message_id!r} is not a Message-ID like '<id@host>'")
+        return ids
+
+    @model_validator(mode="after")
+    def _coherent(self) -> NntpScanSpec:
+        if sum(option is not None for option in (self.last, self.since, self.articles)) > 1:
+            raise ValueError("give at most one of last, since, articles (none: incremental)")
+        if self.jsonl is None and self.sqlite is None:
+            raise ValueError("give an output: jsonl, sqlite, or both")
+        if self.fetch == "matched" and self.match is None:
+            raise ValueError("fetch: matched needs a match filter")
+        if self.fetch == "all" and self.match is not None:
+            raise ValueError("with a match filter use fetch: matched (fetch: all means every article)")
+        if self.excerpt is not None and self.fetch == "none":
+            raise ValueError("excerpt needs bodies: set fetch to matched or all")
+        return self
+
+    @property
+    def incremental(self) -> bool:
+        return self.last is None and self.since is None and self.articles is None
+
+    @property
+    def needs_bodies(self) -> bool:
+        return self.fetch != "none" or (self.match is not None and self.match.body is not None)
+
+
+class NntpScan(Job):
+    kind = "nntp.scan"
+    Spec = NntpScanSpec
+
+    def __init__(self, spec: NntpScanSpec, ctx: Any) -> None:
+        super().__init__(spec, ctx)
+        self.spec: NntpScanSpec = spec
+        self.url: Url = ctx.file.with_credentials(spec.server)
+        host = ctx.host_config(self.url)
+        self.connector = NntpConnector(self.url, tls_verify=host.tls_verify, ca_file=host.ca_file)
+        self.server = self.url.endpoint
+        self.chunk_size = spec.chunk or (BODY_CHUNK if spec.needs_bodies else HEADER_CHUNK)
+        self.since = as_utc(spec.since) if spec.since is not None else None
+        self.killed = frozenset(spec.kill_threads)
+        self.groups: dict[str, GroupInfo] = {}
+        self.sequencer = Sequencer()
+        self.written_high: dict[str, int] = {}
+        self.commands: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()
+        self.thread_input: list[tuple[str, list[str], str]] = []
+        self.state: NewsState | None = None
+        self.jsonl: JsonlOutput | None = None
+        self.sqlite: SqliteOutput | None = None
+
+    def endpoints(self) -> list[Url]:
+        return [self.url]
+
+    # -- planning ------------------------------------------------------------------
+
+    async def plan(self) -> AsyncIterator[Task[Any]]:
+        self.state = NewsState(self.ctx.state, self.ctx.name, self.server)
+        if not self.ctx.dry_run:
+            self._open_outputs()
+        names = await self._resolve_groups()
+        self.counts["groups"] = len(names)
+        for name in names:
+            yield GroupTask(self, name)
+        await self.ctx.barrier()
+        overview: OverviewFormat | None = None
+        hdr_only = False
+        for name in names:
+            info = self.groups.get(name)
+            if info is None:
+                continue  # its GROUP task failed and says why
+            span = self._range_for(info)
+            if span is None:
+                self.counts["groups_unchanged"] += 1
+                continue
+            if overview is None and not hdr_only:
+                lines = await self._with_connection(lambda conn: conn.overview_format(), "LIST OVERVIEW.FMT")
+                hdr_only = lines is None
+                overview = OverviewFormat.from_lines(lines)
+            for index, (low, high) in enumerate(chunks(*span, self.chunk_size)):
+                yield ChunkTask(self, name, index, low, high, None if hdr_only else overview)
+
+    async def _with_connection(self, action: Any, label: str) -> Any:
+        async def counted(conn: NntpConnection) -> Any:
+            before = Counter(conn.commands)
+            try:
+                return await action(conn)
+            finally:
+                self.commands.update(conn.commands - before)
+
+        return await self.ctx.with_connection(self.connector, counted, label)
+
+    async def _resolve_groups(self) -> list[str]:
+        """Spec order; patterns expand to their groups, sorted; each group once."""
+        assert self.state is not None
+        names: list[str] = []
+        for entry in self.spec.groups:
+            if not _WILDCARD.search(entry):
+                names.append(entry)
+                continue
+            cached = self.state.cached_groups(entry, self.spec.active_ttl)
+            if cached is None:
+                active = await self._with_connection(lambda conn, p=entry: conn.list_active(p), f"LIST ACTIVE {entry}")
+                cached = sorted(group.name for group in active if _GROUP_NAME.match(group.name))
+                self.state.cache_groups(entry, cached)
+            if not cached:
+                self.ctx.emit("job.note", data={"pattern": entry, "note": "no group matches"})
+            names.extend(cached)
+        return list(dict.fromkeys(names))
+
+    def _range_for(self, info: GroupInfo) -> tuple[int, int] | None:
+        assert self.state is not None
+        mark = self.state.mark(info.name) if self.spec.incremental and not self.ctx.force else None
+        if mark is not None and renumbered(mark, info.last):
+            self.ctx.emit(
+                "job.note",
+                data={"group": info.name, "note": f"high-water mark {mark} is above the server's last {info.last}: rescanning"},
+            )
+        articles = parse_articles(self.spec.articles) if self.spec.articles else None
+        return scan_range(info.first, info.last, info.count, mark=mark, last_n=self.spec.last, articles=articles)
+
+    def _open_outputs(self) -> None:
+        assert self.state is not None
+        if self.spec.jsonl is not None:
+            self.jsonl = JsonlOutput(self.ctx.resolve(self.spec.jsonl), append=self.spec.incremental)
+            if self.jsonl.recover(self.state.output_size(str(self.jsonl.path))):
+                self.ctx.emit("job.note", data={"path": str(self.jsonl.path), "note": "cut back to the last committed run"})
+            self.jsonl.open()
+        if self.spec.sqlite is not None:
+            self.sqlite = SqliteOutput(self.ctx.resolve(self.spec.sqlite))
+
+    # -- results -------------------------------------------------------------------
+
+    def keep_headers(self, record: dict[str, Any]) -> bool:
+        """The filters that need no body: date, killed threads, header keywords."""
+        if self.since is not None and not dated_since(record["date"], self.since):
+            return False
+        if self.killed and (record["message_id"] in self.killed or self.killed.intersection(record["references"])):
+            return False
+        return self.spec.match is None or self.spec.match.headers_pass(record)
+
+    def add_body(self, record: dict[str, Any], raw: bytes) -> bool:
+        """Attach the body (as the spec asks); False when the body filter rejects it."""
+        body = decode_text(raw).replace("\r\n", "\n") if raw else ""
+        if self.spec.match is not None and not self.spec.match.body_passes(body):
+            return False
+        if self.spec.fetch != "none":
+            record["body"] = body
+            if self.spec.excerpt is not None:
+                record["excerpt"] = excerpts.excerpt(body, self.spec.excerpt)
+        return True
+
+    def deliver(self, group: str, index: int, high: int, records: list[dict[str, Any]]) -> None:
+        """A finished chunk: write every chunk now in order, advance the written mark."""
+        for chunk_high, chunk_records in self.sequencer.add(group, index, high, records):
+            if self.jsonl is not None:
+                self.jsonl.write(chunk_records)
+            if self.sqlite is not None:
+                self.sqlite.write(chunk_records)
+            if self.spec.threads and self.sqlite is None:
+                self.thread_input.extend((r["message_id"], r["references"], r["subject"]) for r in chunk_records)
+            self.written_high[group] = chunk_high
+            self.counts["articles_written"] += len(chunk_records)
+
+    async def finish(self) -> None:
+        """Commit the run: outputs (with threads) first, then the marks and JSONL size."""
+        if self.ctx.dry_run or self.state is None:
+            return
+        held = self.sequencer.held_back()
+        if held:
+            self.ctx.emit("job.note", data={"held_back": held, "note": "articles after a failed chunk: the next run reads them again"})
+        places = self._threads()
+        if self.sqlite is not None:
+            if self.killed:
+                self.counts["killed_stored"] += self.sqlite.delete_killed(set(self.killed))
+            if places is not None:
+                self.sqlite.store_threads(places)
+            self.sqlite.commit()
+            self.sqlite.close()
+        if self.jsonl is not None:
+            size = self.jsonl.commit(_annotator(places) if places is not None else None)
+            if self.jsonl.append:
+                self.state.set_output_size(str(self.jsonl.path), size)
+        if self.spec.incremental:
+            self.state.set_marks(self.written_high)
+        self.state.commit()
+
+    def _threads(self) -> dict[str, ThreadInfo] | None:
+        if not self.spec.threads:
+            return None
+        source = self.sqlite.thread_input() if self.sqlite is not None else self.thread_input
+        places = thread(source)
+        self.counts["threads"] = len({info.thread_id for info in places.values()})
+        return places
+
+    def summary(self) -> dict[str, Any]:
+        return {**self.counts, "commands": dict(sorted(self.commands.items()))}
+
+
+def _annotator(places: dict[str, ThreadInfo]) -> Any:
+    def annotate(record: dict[str, Any]) -> dict[str, Any]:
+        info = places.get(record.get("message_id", ""))
+        record["thread_id"] = info.thread_id if info else record.get("message_id")
+        record["depth"] = info.depth if info else 0
+        return record
+
+    return annotate
+
+
+class _NewsTask(Task[NntpConnection]):
+    def __init__(self, job: NntpScan) -> None:
+        self.job = job
+        self.connector = job.connector
+
+    async def _counted(self, conn: NntpConnection, ctx: TaskContext) -> dict[str, Any] | None:
+        before = Counter(conn.commands)
+        try:
+            return await self.work(conn, ctx)
+        finally:
+            self.job.commands.update(conn.commands - before)
+
+    async def run(self, conn: NntpConnection | None, ctx: TaskContext) -> dict[str, Any] | None:
+        assert conn is not None
+        return await self._counted(conn, ctx)
+
+    async def work(self, conn: NntpConnection, ctx: TaskContext) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+
+class GroupTask(_NewsTask):
+    """GROUP: the group's current numbers, which decide what its chunks read."""
+
+    def __init__(self, job: NntpScan, group: str) -> None:
+        super().__init__(job)
+        self.group = group
+
+    @property
+    def label(self) -> str:
+        return f"GROUP {self.group}"
+
+    async def work(self, conn: NntpConnection, ctx: TaskContext) -> dict[str, Any]:
+        info = await conn.group(self.group)
+        self.job.groups[self.group] = info
+        return {"count": info.count, "first": info.first, "last": info.last}
+
+
+class ChunkTask(_NewsTask):
+    """One article range of one group: headers, filters, bodies; then hand it on in order."""
+
+    def __init__(self, job: NntpScan, group: str, index: int, low: int, high: int, overview: OverviewFormat | None):
+        super().__init__(job)
+        self.group, self.index, self.low, self.high = group, index, low, high
+        self.overview = overview
+        if job.ctx.dry_run:
+            self.connector = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.group}:{self.low}-{self.high}"
+
+    async def run(self, conn: NntpConnection | None, ctx: TaskContext) -> dict[str, Any] | None:
+        if conn is None:  # dry run: say what would be read
+            return {"articles": self.high - self.low + 1, "dry_run": True}
+        return await self._counted(conn, ctx)
+
+    async def work(self, conn: NntpConnection, ctx: TaskContext) -> dict[str, Any]:
+        job = self.job
+        await conn.select(self.group)
+        records = await self._headers(conn, ctx)
+        scanned = len(records)
+        records = [record for record in records if job.keep_headers(record)]
+        if job.spec.needs_bodies and records:
+            bodies = await conn.bodies([record["number"] for record in records])
+            ctx.progress(sum(len(body) for body in bodies.values()))
+            job.counts["bodies"] += len(bodies)
+            records = [r for r in records if r["number"] in bodies and job.add_body(r, bodies[r["number"]])]
+        job.counts["articles_scanned"] += scanned
+        job.deliver(self.group, self.index, self.high, records)
+        return {"scanned": scanned, "kept": len(records)}
+
+    async def _headers(self, conn: NntpConnection, ctx: TaskContext) -> list[dict[str, Any]]:
+        first = {"server": self.job.server, "group": self.group}  # leading keys: JSONL lines read well
+        if self.overview is not None:
+            parse = self.overview.parse
+
+            def measured(block: bytes) -> tuple[int, list[dict[str, Any]]]:
+                return len(block), parse(block, first)
+
+            size, records = await conn.over(self.low, self.high, measured)
+            ctx.progress(size)
+            return records
+        columns = {}
+        for header in HDR_FIELDS:
+            block = await conn.hdr(header, self.low, self.high)
+            ctx.progress(len(block))
+            columns[header] = list(split_hdr_lines(block))
+        if not any(columns.values()):
+            return []
+        if not columns["message-id"]:
+            raise PermanentError(f"{self.job.server}: the server has neither OVER nor XHDR Message-ID")
+        return records_from_columns(columns, first)
+
+
+register_cli = _register_search

@@ -1,0 +1,1 @@
+"""Mail testing shared by `mail.roundtrip` and `mail.load`: messages, comparison, latency, reports."""

@@ -1,0 +1,104 @@
+"""Latency figures that stay small however long a load test runs.
+
+`Latency` is an HDR histogram (microsecond resolution, 3 significant digits, up to an
+hour): percentiles without keeping one number per message. `TimeSeries` keeps one row
+per second of the run (counts and that second's p50/p99/max); only the current second
+holds a histogram, earlier ones are folded into their row when the next one starts."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+_MAX_US = 3_600_000_000
+PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+
+
+def _ms(microseconds: float) -> float:
+    return round(microseconds / 1000.0, 3)
+
+
+class Latency:
+    """Percentiles of latencies given in seconds, reported in milliseconds."""
+
+    def __init__(self, significant_digits: int = 3) -> None:
+        self._hist = HdrHistogram(1, _MAX_US, significant_digits)
+
+    @property
+    def count(self) -> int:
+        return self._hist.get_total_count()
+
+    def record(self, seconds: float) -> None:
+        self._hist.record_value(min(_MAX_US, max(1, round(seconds * 1e6))))
+
+    def reset(self) -> None:
+        self._hist.reset()
+
+    def percentile_ms(self, percentile: float) -> float:
+        return _ms(self._hist.get_value_at_percentile(percentile))
+
+    def summary(self) -> dict[str, Any]:
+        """count, min/mean/max and p50/p90/p99/p99.9 in ms (None when nothing was recorded)."""
+        if not self.count:
+            return {"count": 0, "min_ms": None, "mean_ms": None, "max_ms": None,
+                    **{_key(p): None for p in PERCENTILES}}
+        hist = self._hist
+        return {
+            "count": self.count,
+            "min_ms": _ms(hist.get_min_value()),
+            "mean_ms": _ms(hist.get_mean_value()),
+            "max_ms": _ms(hist.get_max_value()),
+            **{_key(p): self.percentile_ms(p) for p in PERCENTILES},
+        }
+
+    def buckets(self, per_decade: int = 10) -> list[tuple[float, int]]:
+        """(upper bound in ms, count) on a log scale, for drawing the distribution."""
+        counts: dict[int, int] = {}
+        for item in self._hist.get_recorded_iterator():
+            step = math.floor(math.log10(max(1, item.value_iterated_to)) * per_decade)
+            counts[step] = counts.get(step, 0) + item.count_added_in_this_iter_step
+        return [(_ms(10 ** ((step + 1) / per_decade)), counts[step]) for step in sorted(counts)]
+
+
+def _key(percentile: float) -> str:
+    return f"p{percentile:g}".replace(".", "_")
+
+
+class TimeSeries:
+    """One row per second since `start` (a monotonic time): outcome counts and latency."""
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.rows: list[dict[str, Any]] = []
+        self._second: int | None = None
+        self._counts: dict[str, int] = {}
+        self._latency = Latency(significant_digits=2)
+
+    def record(self, at: float, outcome: str, seconds: float | None) -> None:
+        """A message finished at monotonic time `at`; `seconds` is its latency, if any."""
+        second = max(0, int(at - self.start))
+        if second != self._second:
+            self._fold()
+            self._second = second
+        self._counts[outcome] = self._counts.get(outcome, 0) + 1
+        if seconds is not None:
+            self._latency.record(seconds)
+
+    def _fold(self) -> None:
+        if self._second is None:
+            return
+        row: dict[str, Any] = {"t": self._second, **self._counts}
+        if self._latency.count:
+            row.update(p50_ms=self._latency.percentile_ms(50), p99_ms=self._latency.percentile_ms(99),
+                       max_ms=self._latency.percentile_ms(100))
+        self.rows.append(row)
+        self._counts = {}
+        self._latency.reset()
+
+    def close(self) -> list[dict[str, Any]]:
+        """Fold the current second and return all rows (call once, at the end)."""
+        self._fold()
+        self._second = None
+        return self.rows

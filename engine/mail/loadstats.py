@@ -1,0 +1,96 @@
+"""The running tally of a load test, in constant memory.
+
+Every message ends as exactly one of accepted (2xx after DATA), rejected (an SMTP
+error reply at any stage) or failed (no reply: refused connection, reset, timeout,
+TLS), so `sent == accepted + rejected + failed` always holds. Latency of accepted
+messages goes into an HDR histogram and a per-second time series."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from engine.errors import describe
+from engine.mail.latency import Latency, TimeSeries
+from engine.protocols.smtp import SendResult, smtp_code
+
+#: Distinct error texts kept per error kind, to say what went wrong without a log.
+_SAMPLES_PER_KIND = 3
+
+
+class LoadStats:
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.last_end: float | None = None
+        self.sent = self.accepted = self.rejected = self.failed = 0
+        self.late_starts = 0
+        self.recipients_refused = 0
+        self.bytes = 0
+        self.reply_codes: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.samples: dict[str, list[str]] = {}
+        self.latency = Latency()
+        self.series = TimeSeries(self.start)
+        self._timeline: list[dict[str, Any]] | None = None
+
+    def begin(self, at: float) -> None:
+        """The test starts now (planning began): elapsed time and the series count from here."""
+        self.start = self.series.start = at
+
+    def started(self) -> None:
+        self.sent += 1
+
+    def late(self) -> None:
+        self.late_starts += 1
+
+    def done(self, began: float, result: SendResult, nbytes: int) -> None:
+        now = time.monotonic()
+        self.accepted += 1
+        self.bytes += nbytes
+        self.reply_codes[str(result.code)] += 1
+        self.recipients_refused += len(result.refused)
+        self.latency.record(now - began)
+        self.series.record(now, "accepted", now - began)
+        self.last_end = now
+
+    def error(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        code = smtp_code(exc)
+        if code is None:
+            self.failed += 1
+            outcome = "failed"
+        else:
+            self.rejected += 1
+            self.reply_codes[str(code)] += 1
+            outcome = "rejected"
+        kind = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+        self.errors[kind] += 1
+        samples = self.samples.setdefault(kind, [])
+        text = describe(exc)
+        if len(samples) < _SAMPLES_PER_KIND and text not in samples:
+            samples.append(text)
+        self.series.record(now, outcome, None)
+        self.last_end = now
+
+    def summary(self) -> dict[str, Any]:
+        if self._timeline is None:
+            self._timeline = self.series.close()
+        elapsed = self.last_end - self.start if self.last_end is not None else 0.0
+        return {
+            "sent": self.sent,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "failed": self.failed,
+            "late_starts": self.late_starts,
+            "recipients_refused": self.recipients_refused,
+            "bytes": self.bytes,
+            "elapsed_s": round(elapsed, 3),
+            "throughput_per_s": round(self.accepted / elapsed, 2) if elapsed > 0 else None,
+            "reply_codes": dict(sorted(self.reply_codes.items())),
+            "errors": dict(self.errors),
+            "error_samples": self.samples,
+            "latency_ms": self.latency.summary(),
+            "latency_buckets": self.latency.buckets(),
+            "timeline": self._timeline,
+        }

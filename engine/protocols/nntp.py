@@ -1,0 +1,394 @@
+"""NNTP adapter: the standard library's nntplib, run in one thread per connection.
+
+nntplib blocks, so every call of a connection runs in that connection's own
+single-thread executor: one call at a time, and a pooled connection never shares
+its client between tasks. `close()` shuts the socket down, which breaks a call
+still blocked in the thread (`wait_for` cannot cancel a thread).
+
+Two things make it fast against real servers:
+- `TCP_QUICKACK` is set after every command sent and every block read. INN's
+  nnrpd writes a multi-line reply's status line and its data separately; with the
+  client's ACK delayed, Nagle holds the data for about 40 ms per command. Linux
+  resets the flag by itself, so it is set again each time.
+- Multi-line replies (OVER, BODY, HDR) are read in 64 KiB blocks and split once,
+  not line by line; BODY commands are pipelined in windows.
+
+Library exceptions become `engine.errors` types here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import warnings
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from engine.errors import AuthError, ConnectionLimitError, PermanentError, TransientError
+from engine.urls import Url
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import nntplib
+
+T = TypeVar("T")
+
+#: Seconds a blocked read may wait for the server before the call fails (transient).
+READ_TIMEOUT = 120.0
+#: BODY commands sent before reading their replies (small enough never to fill a socket buffer).
+BODY_WINDOW = 32
+_READ_SIZE = 1 << 16
+_TERMINATOR = b"\r\n.\r\n"
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
+class NoSuchGroup(PermanentError):
+    """411: the server does not carry the group."""
+
+
+class NoSuchArticle(PermanentError):
+    """420/423/430: the article is gone (cancelled or expired)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    name: str
+    count: int
+    first: int
+    last: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveGroup:
+    name: str
+    first: int
+    last: int
+    flag: str
+
+
+def _quickack(sock: socket.socket | None) -> None:
+    if _QUICKACK is not None and sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+
+
+class _QuickAck:
+    """Mixin for nntplib clients: quick ACKs after each command, and a command count."""
+
+    sock: socket.socket
+    commands: Counter[str]
+
+    def _putline(self, line: bytes) -> None:
+        super()._putline(line)  # type: ignore[misc]
+        _quickack(self.sock)
+        verb = line.split(b" ", 1)[0].decode("ascii", "replace").upper()
+        self.commands[verb] += 1
+
+
+class _Client(_QuickAck, nntplib.NNTP):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.commands = Counter()
+        super().__init__(*args, **kwargs)
+
+
+class _TlsClient(_QuickAck, nntplib.NNTP_SSL):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.commands = Counter()
+        super().__init__(*args, **kwargs)
+
+
+class _Wire:
+    """Reads replies from a client's socket file in large blocks (pipelining-safe)."""
+
+    def __init__(self, client: nntplib.NNTP) -> None:
+        self._file = client.file
+        self._sock = client.sock
+        self._buf = bytearray()
+
+    def _fill(self) -> None:
+        data = self._file.read1(_READ_SIZE)
+        if not data:
+            raise EOFError("the server closed the connection")
+        _quickack(self._sock)
+        self._buf += data
+
+    def status(self) -> str:
+        """One status line, e.g. '224 Overview follows'."""
+        while (end := self._buf.find(b"\r\n")) < 0:
+            if len(self._buf) > 4096:
+                raise nntplib.NNTPDataError("status line too long")
+            self._fill()
+        line = bytes(self._buf[:end]).decode("utf-8", "replace")
+        del self._buf[: end + 2]
+        return line
+
+    def block(self) -> bytes:
+        """The data of a multi-line reply, dot-unstuffed, each line ending in CRLF."""
+        if self._buf[:3] == b".\r\n":
+            del self._buf[:3]
+            return b""
+        start = 0
+        while (end := self._buf.find(_TERMINATOR, start)) < 0:
+            start = max(0, len(self._buf) - 4)
+            self._fill()
+            if self._buf[:3] == b".\r\n":
+                del self._buf[:3]
+                return b""
+        data = bytes(self._buf[: end + 2])
+        del self._buf[: end + 5]
+        if data.startswith(b".."):
+            data = data[1:]
+        return data.replace(b"\r\n..", b"\r\n.") if b"\r\n.." in data else data
+
+    def drained(self) -> bool:
+        return not self._buf
+
+
+def _reply_error(status: str) -> nntplib.NNTPError:
+    if status[:1] == "4":
+        return nntplib.NNTPTemporaryError(status)
+    if status[:1] == "5":
+        return nntplib.NNTPPermanentError(status)
+    return nntplib.NNTPProtocolError(status)
+
+
+def translate(exc: BaseException, endpoint: str, secret: str = "") -> BaseException:
+    """An nntplib/socket exception as the engine error the scheduler understands."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if secret and secret in text:
+        text = text.replace(secret, "***")
+    message = f"{endpoint}: {text}"
+    if isinstance(exc, (nntplib.NNTPTemporaryError, nntplib.NNTPPermanentError)):
+        code = text[:3]
+        lowered = text.lower()
+        if code in ("400", "502") and ("too many" in lowered or "connections" in lowered):
+            return ConnectionLimitError(message)
+        if code in ("480", "481", "482") or (code == "502" and "auth" in lowered):
+            return AuthError(message)
+        if code == "411":
+            return NoSuchGroup(message)
+        if code in ("420", "423", "430"):
+            return NoSuchArticle(message)
+        return TransientError(message) if code[:1] == "4" else PermanentError(message)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return PermanentError(f"{endpoint}: TLS certificate not trusted: {exc.verify_message or text}")
+    if isinstance(exc, (nntplib.NNTPError, EOFError, OSError)):
+        return TransientError(message)
+    return exc
+
+
+class NntpConnection:
+    """One logged-in NNTP session. Every method runs its I/O in the session's thread."""
+
+    def __init__(self, client: nntplib.NNTP, executor: ThreadPoolExecutor, endpoint: str, secret: str) -> None:
+        self._client = client
+        self._executor = executor
+        self._endpoint = endpoint
+        self._secret = secret
+        self._busy = False
+        self._broken = False
+        self._closed = False
+        self._format: list[str] | None = None
+        #: The group the server has selected for this session (GROUP is skipped when equal).
+        self.current_group: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<NntpConnection {self._endpoint} group={self.current_group}>"
+
+    @property
+    def commands(self) -> Counter[str]:
+        """Commands sent on this session, by verb (never with arguments)."""
+        return self._client.commands  # type: ignore[attr-defined,no-any-return]
+
+    def is_usable(self) -> bool:
+        return not (self._closed or self._broken)
+
+    async def _call(self, func: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise TransientError(f"{self._endpoint}: connection closed")
+        self._busy = True
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+        except (nntplib.NNTPTemporaryError, nntplib.NNTPPermanentError) as exc:
+            raise translate(exc, self._endpoint, self._secret) from None
+        except (nntplib.NNTPError, EOFError, OSError, ssl.SSLError) as exc:
+            self._broken = True
+            raise translate(exc, self._endpoint, self._secret) from None
+        finally:
+            self._busy = False
+
+    # -- commands ----------------------------------------------------------------
+
+    async def group(self, name: str) -> GroupInfo:
+        """GROUP: select `name` and return its current article numbers."""
+
+        def run() -> GroupInfo:
+            self.current_group = None
+            _, count, first, last, _ = self._client.group(name)
+            self.current_group = name
+            return GroupInfo(name, int(count), int(first), int(last))
+
+        return await self._call(run)
+
+    async def select(self, name: str) -> None:
+        """Make `name` the current group, unless it already is."""
+        if self.current_group != name:
+            await self.group(name)
+
+    async def list_active(self, pattern: str) -> list[ActiveGroup]:
+        """LIST ACTIVE with a wildmat pattern."""
+
+        def run() -> list[ActiveGroup]:
+            _, groups = self._client.list(pattern)
+            return [ActiveGroup(g.group, int(g.first), int(g.last), g.flag) for g in groups]
+
+        return await self._call(run)
+
+    async def overview_format(self) -> list[str] | None:
+        """LIST OVERVIEW.FMT lines as sent ('Subject:', 'Xref:full'...), None if unsupported."""
+        if self._format is None:
+
+            def run() -> list[str] | None:
+                try:
+                    _, lines = self._client._longcmdstring("LIST OVERVIEW.FMT")
+                except nntplib.NNTPPermanentError:
+                    return None
+                return lines
+
+            self._format = await self._call(run)
+        return self._format
+
+    async def over(self, first: int, last: int, parse: Callable[[bytes], T]) -> T:
+        """OVER first-last on the current group; `parse` turns the raw block into results
+        in this connection's thread. A range with no articles (423) gives an empty block."""
+
+        def run() -> T:
+            self._client._putcmd(f"OVER {first}-{last}")
+            wire = _Wire(self._client)
+            status = wire.status()
+            if status.startswith("423") or status.startswith("420"):
+                return parse(b"")
+            if not status.startswith("224"):
+                raise _reply_error(status)
+            return parse(wire.block())
+
+        return await self._call(run)
+
+    async def hdr(self, header: str, first: int, last: int) -> bytes:
+        """XHDR header first-last: lines 'number value' (for servers without overview)."""
+
+        def run() -> bytes:
+            self._client._putcmd(f"XHDR {header} {first}-{last}")
+            wire = _Wire(self._client)
+            status = wire.status()
+            if status[:3] in ("420", "423"):
+                return b""
+            if not status.startswith("221"):
+                raise _reply_error(status)
+            return wire.block()
+
+        return await self._call(run)
+
+    async def bodies(self, numbers: Sequence[int]) -> dict[int, bytes]:
+        """BODY of each article number in the current group, pipelined. Articles the
+        server no longer has (423/430) are left out of the result."""
+
+        def run() -> dict[int, bytes]:
+            wire = _Wire(self._client)
+            found: dict[int, bytes] = {}
+            failure: nntplib.NNTPError | None = None
+            for start in range(0, len(numbers), BODY_WINDOW):
+                window = numbers[start : start + BODY_WINDOW]
+                self._client.file.write(b"".join(b"BODY %d\r\n" % number for number in window))
+                self._client.file.flush()
+                _quickack(self._client.sock)
+                self.commands["BODY"] += len(window)
+                for number in window:
+                    status = wire.status()
+                    if status.startswith("222"):
+                        found[number] = wire.block()
+                    elif status[:3] not in ("420", "423", "430"):
+                        failure = failure or _reply_error(status)
+                if failure is not None:
+                    raise failure
+            if not wire.drained():
+                raise nntplib.NNTPDataError("unexpected data after the last reply")
+            return found
+
+        return await self._call(run)
+
+    # -- closing -----------------------------------------------------------------
+
+    async def close(self) -> None:
+        """QUIT when idle, then shut the socket down (this also breaks a blocked call)."""
+        if self._closed:
+            return
+        if not (self._busy or self._broken):
+            with contextlib.suppress(Exception):
+                quit_call = asyncio.get_running_loop().run_in_executor(self._executor, self._client.quit)
+                await asyncio.wait_for(quit_call, 2.0)
+        self._closed = True
+        self._shutdown()
+        self._executor.shutdown(wait=False)
+
+    def _shutdown(self) -> None:
+        sock = getattr(self._client, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+class NntpConnector:
+    """Opens logged-in sessions to one news server (`nntp://` or `nntps://`)."""
+
+    def __init__(self, url: Url, *, tls_verify: bool = True, ca_file: Path | None = None) -> None:
+        self.url = url
+        self.endpoint = url.endpoint
+        self.tls_verify = tls_verify
+        self.ca_file = ca_file
+        self.identity: Hashable = ("nntp", url.scheme, url.endpoint, url.user, tls_verify, str(ca_file or ""))
+
+    def __repr__(self) -> str:
+        return f"<NntpConnector {self.url}>"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        if not self.tls_verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _open(self) -> nntplib.NNTP:
+        user, password = self.url.user, self.url.secret() or None
+        common: dict[str, Any] = {"user": user, "password": password, "readermode": True, "usenetrc": False}
+        if self.url.tls:
+            client = _TlsClient(self.url.host, self.url.port, ssl_context=self.ssl_context(), timeout=READ_TIMEOUT, **common)
+        else:
+            client = _Client(self.url.host, self.url.port, timeout=READ_TIMEOUT, **common)
+        return client
+
+    async def connect(self) -> NntpConnection:
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"nntp-{self.url.host}")
+        secret = self.url.secret()
+        try:
+            client = await asyncio.get_running_loop().run_in_executor(executor, self._open)
+        except BaseException as exc:
+            executor.shutdown(wait=False)
+            raise translate(exc, self.endpoint, secret) from None
+        return NntpConnection(client, executor, self.endpoint, secret)
+
+
+def split_hdr_lines(block: bytes) -> Iterable[tuple[int, bytes]]:
+    """(number, value) pairs of an XHDR reply block."""
+    for line in block.split(b"\r\n"):
+        number, _, value = line.partition(b" ")
+        if number.isdigit():
+            yield int(number), value

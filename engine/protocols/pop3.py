@@ -1,0 +1,162 @@
+"""POP3 over the standard library's poplib, run in an executor.
+
+A POP3 session sees the maildrop as it was at login, so every `find` after the first
+starts a new session; `delete` ends its session with QUIT, which is what commits
+DELE. poplib hands back a message as lines without their CRLF (and without the final
+one): `find` joins them back into the bytes the server holds."""
+
+from __future__ import annotations
+
+import contextlib
+import poplib
+import socket
+from collections.abc import Callable, Collection, Hashable
+from email.parser import BytesHeaderParser
+
+from engine.errors import AuthError, PermanentError, TransientError
+from engine.mail.blocking import BlockingSession, run_blocking, socket_error
+from engine.mail.tls import client_context
+from engine.spec import HostConfig
+from engine.urls import Url
+
+#: Response codes (RFC 3206) that mean "try again later", not "wrong password".
+_TEMPORARY = (b"[SYS/TEMP]", b"[IN-USE]", b"[LOGIN-DELAY]")
+
+DEFAULT_TIMEOUT = 60.0
+
+
+def _reply(exc: poplib.error_proto) -> bytes:
+    raw = exc.args[0] if exc.args else b""
+    return raw if isinstance(raw, bytes) else str(raw).encode()
+
+
+def translate(exc: BaseException, where: str, *, login: bool = False) -> BaseException:
+    """poplib's error_proto as AuthError (refused login), TransientError (RFC 3206
+    temporary codes) or PermanentError; socket errors as transient."""
+    if isinstance(exc, poplib.error_proto):
+        reply = _reply(exc)
+        text = f"{where}: {reply.decode('utf-8', 'replace').strip()}"
+        if any(code in reply for code in _TEMPORARY):
+            return TransientError(text)
+        return AuthError(text) if login else PermanentError(text)
+    return socket_error(exc, where)
+
+
+class Pop3Connection(BlockingSession):
+    """A logged-in POP3 session that opens a new one whenever it needs a fresh view."""
+
+    def __init__(self, open_client: Callable[[], poplib.POP3], client: poplib.POP3, where: str) -> None:
+        super().__init__(where)
+        self._open = open_client
+        self.client = client
+        self._stale = False  # True once this session listed the maildrop
+
+    def _socket(self) -> socket.socket | None:
+        return self.client.sock
+
+    def _logout(self) -> None:
+        self.client.quit()
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        return translate(exc, self.where)
+
+    def _fresh(self) -> poplib.POP3:
+        if self._stale:
+            with contextlib.suppress(poplib.error_proto, OSError):
+                self.client.quit()
+            self.client = self._open()
+        self._stale = True
+        return self.client
+
+    async def find(self, header: str, needle: str, seen: Collection[str]) -> list[tuple[str, bytes | None]]:
+        """Messages not in `seen` (by UIDL): (uid, full message) when `header` contains
+        `needle`, (uid, None) for the others, so callers skip them next time."""
+        return await self.call(self._find, header, needle, frozenset(seen))
+
+    def _find(self, header: str, needle: str, seen: frozenset[str]) -> list[tuple[str, bytes | None]]:
+        client = self._fresh()
+        found: list[tuple[str, bytes | None]] = []
+        for number, uid in self._listing(client):
+            if uid in seen:
+                continue
+            _, lines, _ = client.top(number, 0)
+            head = BytesHeaderParser().parsebytes(b"\r\n".join(lines) + b"\r\n")
+            if any(needle in str(value) for value in head.get_all(header, [])):
+                _, lines, _ = client.retr(number)
+                found.append((uid, b"\r\n".join(lines) + b"\r\n"))
+            else:
+                found.append((uid, None))
+        return found
+
+    @staticmethod
+    def _listing(client: poplib.POP3) -> list[tuple[int, str]]:
+        _, lines, _ = client.uidl()
+        pairs = (line.decode("ascii", "replace").split() for line in lines)
+        return [(int(parts[0]), parts[1]) for parts in pairs if len(parts) == 2]
+
+    async def delete(self, uids: Collection[str]) -> int:
+        """Delete exactly these messages (by UIDL) and commit with QUIT; returns how many."""
+        return await self.call(self._delete, frozenset(uids))
+
+    def _delete(self, uids: frozenset[str]) -> int:
+        client = self._fresh()
+        deleted = 0
+        for number, uid in self._listing(client):
+            if uid in uids:
+                client.dele(number)
+                deleted += 1
+        client.quit()  # commits; the next call opens a new session
+        return deleted
+
+
+class Pop3Connector:
+    """Opens POP3 sessions: `pop3s://` implicit TLS, STLS when asked or offered."""
+
+    def __init__(self, url: Url, host: HostConfig, *, starttls: bool | None = None, timeout: float = DEFAULT_TIMEOUT):
+        if url.tls and starttls:
+            raise ValueError("pop3s:// is already TLS: starttls must be auto or false")
+        self.url = url
+        self.host = host
+        self.starttls = starttls
+        self.timeout = timeout
+        self.endpoint = url.endpoint
+        self.identity: Hashable = ("pop3", url.scheme, url.endpoint, url.user, starttls, host.tls_verify, host.ca_file)
+        self.where = f"pop3 {url.endpoint}"
+
+    def __repr__(self) -> str:
+        return f"<Pop3Connector {self.url}>"
+
+    async def connect(self) -> Pop3Connection:
+        client = await run_blocking(self.open, translate=lambda exc: translate(exc, self.where))
+        return Pop3Connection(self.open, client, self.where)
+
+    def open(self) -> poplib.POP3:
+        """Connect, secure and log in (blocking; runs in a thread)."""
+        url, context = self.url, client_context(self.host)
+        if url.tls:
+            client: poplib.POP3 = poplib.POP3_SSL(url.host, url.port, timeout=self.timeout, context=context)
+        else:
+            client = poplib.POP3(url.host, url.port, timeout=self.timeout)
+        try:
+            if not url.tls and self.starttls is not False:
+                self._starttls(client, context)
+            try:
+                client.user(url.user or "")
+                client.pass_(url.secret())
+            except poplib.error_proto as exc:
+                raise translate(exc, self.where, login=True) from None
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def _starttls(self, client: poplib.POP3, context: object) -> None:
+        try:
+            offered = "STLS" in client.capa()
+        except poplib.error_proto:
+            offered = False
+        if offered or self.starttls:
+            if not offered:
+                raise PermanentError(f"{self.where}: server does not offer STLS (starttls: true)")
+            client.stls(context)  # type: ignore[arg-type]
+

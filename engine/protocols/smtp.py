@@ -1,0 +1,190 @@
+"""SMTP over aiosmtplib: one pooled connection is one SMTP session.
+
+`smtps://` is implicit TLS; `smtp://` upgrades with STARTTLS always (`starttls=True`),
+when the server offers it (None, "auto" in job files) or never (False). AUTH happens when the URL carries
+credentials. Every aiosmtplib exception leaves here as an `engine.errors` type whose
+`smtp_code` attribute keeps the reply code (None when the server never answered), so
+load tests count reply codes without matching on text.
+
+aiosmtplib does not pipeline: one session sends one command at a time, and SMTP
+throughput comes from more sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+import aiosmtplib
+
+from engine.errors import AuthError, ConnectionLimitError, PermanentError, TransientError, XferError
+from engine.mail.tls import client_context, is_certificate_error
+from engine.spec import HostConfig
+from engine.urls import Url
+
+#: Seconds for one SMTP command (the pool bounds connecting separately).
+DEFAULT_COMMAND_TIMEOUT = 60.0
+_QUIT_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """The server's final reply to one message, and recipients it refused (address -> code)."""
+
+    code: int
+    message: str
+    refused: dict[str, int] = field(default_factory=dict)
+
+
+def smtp_code(exc: BaseException) -> int | None:
+    """The SMTP reply code behind a translated error, or None (no reply: a socket error)."""
+    return getattr(exc, "smtp_code", None)
+
+
+def _with_code(error: XferError, code: int | None) -> XferError:
+    error.smtp_code = code  # type: ignore[attr-defined]
+    return error
+
+
+def translate(exc: BaseException, where: str) -> BaseException:
+    """An aiosmtplib/socket exception as the engine error the scheduler understands.
+
+    421 -> ConnectionLimitError, 535 -> AuthError, other 4xx -> TransientError, other
+    5xx -> PermanentError; socket trouble is transient, a failed certificate check is not."""
+    if isinstance(exc, XferError):
+        return exc
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        first = exc.recipients[0]
+        return translate(first, where)
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        code, text = exc.code, f"{where}: {exc.code} {exc.message}".strip()
+        if code == 421:
+            return _with_code(ConnectionLimitError(text), code)
+        if isinstance(exc, aiosmtplib.SMTPAuthenticationError) and code >= 500 or code == 535:
+            return _with_code(AuthError(text), code)
+        if 400 <= code < 500:
+            return _with_code(TransientError(text), code)
+        return _with_code(PermanentError(text), code)
+    if is_certificate_error(exc):
+        return _with_code(PermanentError(f"{where}: TLS certificate not trusted ({_first_line(exc)})"), None)
+    if isinstance(exc, (aiosmtplib.SMTPTimeoutError, TimeoutError)):
+        return _with_code(TransientError(f"{where}: timed out ({_first_line(exc)})"), None)
+    if isinstance(exc, (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, OSError, EOFError)):
+        return _with_code(TransientError(f"{where}: {_first_line(exc)}"), None)
+    if isinstance(exc, aiosmtplib.SMTPException):
+        # What the server lacks (AUTH, STARTTLS, SMTPUTF8) it will lack on a retry too.
+        return _with_code(PermanentError(f"{where}: {_first_line(exc)}"), None)
+    return exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class SmtpConnection:
+    """A connected (and, with credentials, logged-in) SMTP session."""
+
+    def __init__(self, client: aiosmtplib.SMTP, where: str) -> None:
+        self.client = client
+        self.where = where
+        #: Transactions this session attempted (accepted or not), for `messages_per_connection`.
+        self.messages = 0
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<SmtpConnection {self.where} messages={self.messages}{' closed' if self._closed else ''}>"
+
+    def is_usable(self) -> bool:
+        return not self._closed and self.client.is_connected
+
+    async def send(self, sender: str, recipients: Sequence[str], data: bytes) -> SendResult:
+        """One transaction (MAIL, RCPT..., DATA); raises a translated error when refused.
+
+        A refused transaction is reset (RSET) so the session stays usable."""
+        client = self.client
+        refused: dict[str, int] = {}
+        self.messages += 1
+        try:
+            options = [f"SIZE={len(data)}"] if client.supports_extension("size") else []
+            await client.mail(sender, options=options)
+            for recipient in recipients:
+                try:
+                    await client.rcpt(recipient)
+                except aiosmtplib.SMTPRecipientRefused as exc:
+                    refused[recipient] = exc.code
+                    if len(refused) == len(recipients):
+                        raise
+            reply = await client.data(data)
+        except aiosmtplib.SMTPResponseException as exc:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await client.rset()
+            raise translate(exc, self.where) from None
+        except Exception as exc:  # noqa: BLE001 - translated, or re-raised as is
+            raise translate(exc, self.where) from None
+        return SendResult(reply.code, reply.message, refused)
+
+    async def close(self) -> None:
+        """QUIT politely within a short timeout, else drop the socket; never raise."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.client.is_connected:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(_QUIT_TIMEOUT):
+                    await self.client.quit()
+        with contextlib.suppress(Exception):
+            self.client.close()
+
+
+class SmtpConnector:
+    """Opens SMTP sessions to `url` with the host's TLS settings and the URL's credentials."""
+
+    def __init__(
+        self,
+        url: Url,
+        host: HostConfig,
+        *,
+        starttls: bool | None = None,
+        local_hostname: str | None = None,
+        timeout: float = DEFAULT_COMMAND_TIMEOUT,
+    ) -> None:
+        if url.tls and starttls:
+            raise ValueError("smtps:// is already TLS: starttls must be auto or false")
+        self.url = url
+        self.host = host
+        self.starttls = starttls
+        self.local_hostname = local_hostname
+        self.timeout = timeout
+        self.endpoint = url.endpoint
+        self.identity: Hashable = (
+            "smtp", url.scheme, url.endpoint, url.user, starttls, host.tls_verify, host.ca_file, local_hostname,
+        )
+
+    def __repr__(self) -> str:
+        mode = "auto" if self.starttls is None else str(self.starttls).lower()
+        return f"<SmtpConnector {self.url} starttls={mode}>"
+
+    async def connect(self) -> SmtpConnection:
+        where = f"smtp {self.endpoint}"
+        tls_wanted = self.url.tls or self.starttls is not False
+        client = aiosmtplib.SMTP(
+            hostname=self.url.host,
+            port=self.url.port,
+            use_tls=self.url.tls,
+            start_tls=False if self.url.tls else self.starttls,
+            tls_context=client_context(self.host) if tls_wanted else None,
+            validate_certs=self.host.tls_verify,
+            local_hostname=self.local_hostname,
+            timeout=self.timeout,
+        )
+        try:
+            await client.connect()
+            if self.url.user:
+                await client.login(self.url.user, self.url.secret())
+        except BaseException as exc:
+            client.close()
+            if isinstance(exc, Exception):
+                raise translate(exc, where) from None
+            raise
+        return SmtpConnection(client, where)
