@@ -158,7 +158,7 @@ class MailLoad(Job):
         start = time.monotonic()
         self.stats.begin(start)
         for index, due in self._schedule(start):
-            if due is not None and due > time.monotonic():
+            while due is not None and due > time.monotonic():  # the loop may wake a little early
                 await asyncio.sleep(due - time.monotonic())
             await slots.acquire()
             yield SendMessage(self, index, due, slots)

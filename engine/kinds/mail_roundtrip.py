@@ -154,7 +154,7 @@ class Verdict(Task[None]):
         verdict = record.verdict
         if verdict != OK:
             detail = record.comparison.differences if record.comparison else []
-            raise PermanentError(verdict + (": " + "; ".join(detail[:3]) if detail and verdict != OK else ""))
+            raise PermanentError(verdict + (": " + "; ".join(detail[:3]) if detail else ""))
         return {"latency_s": round(record.latency or 0.0, 4)}
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import email.utils
 import os
+import random
 import re
 import shutil
 import signal
@@ -430,7 +431,7 @@ def _crypt(password: str) -> str:
     return done.stdout.decode().strip()
 
 
-def _build_tree(root: Path, feed_port: int, users: dict[str, str]) -> None:
+def _build_tree(root: Path, users: dict[str, str]) -> None:
     shutil.copytree(INN_ETC, root / "etc", symlinks=True)
     spool = root / "spool"
     for sub in ("db", "run", "log", "http"):
@@ -438,7 +439,6 @@ def _build_tree(root: Path, feed_port: int, users: dict[str, str]) -> None:
     for sub in ("articles", "overview", "incoming/tmp", "outgoing", "archive", "innfeed"):
         (spool / sub).mkdir(parents=True)
     etc = root / "etc"
-    (etc / "inn.conf").write_text(_inn_conf(root, feed_port))
     # No outgoing feeds, so innd forks no channel programs (controlchan...).
     (etc / "newsfeeds").write_text("ME:*::\n")
     (etc / "incoming.conf").write_text(
@@ -477,18 +477,87 @@ def _log_tail(root: Path) -> str:
     return "\n".join(parts)
 
 
-def _distinct_ports(count: int) -> list[int]:
+class _EarlyExit(RuntimeError):
+    """A daemon died while starting, most often because its port was taken meanwhile."""
+
+
+def _unused_ports(count: int) -> list[int]:
+    """Distinct bindable loopback ports from below the kernel's ephemeral range.
+
+    free_port() draws from the ephemeral range, where every bind(0) and outgoing
+    connection on this busy shared machine competes: about 1 start in 16 lost its port
+    between free_port() and innd's bind. Below the range only explicit binds compete.
+    """
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ranges:
+            low = int(ranges.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 0
     ports: list[int] = []
     while len(ports) < count:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
+        port = random.randrange(10000, low) if low > 12000 else free_port()
+        if port in ports:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind((HOST, port))
+            except OSError:
+                continue
+        ports.append(port)
     return ports
 
 
+def _spawn(server: NewsServer, name: str, *args: str) -> None:
+    with open(server.root / "log" / f"{name}.stdout", "ab") as out:
+        server._procs.append(subprocess.Popen(
+            [str(INN_BIN / args[0]), *args[1:]], env=server.env, cwd=server.root,
+            user="news", group="news", extra_groups=[], start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+        ))
+
+
+def _launch(server: NewsServer, timeout: float = 15.0) -> None:
+    """Start the daemons on the server's ports and wait until they are ours and ready.
+
+    Ready: ctlinnd gets an answer (innd answers only once its port is bound) and each
+    nnrpd wrote ``nnrpd-PORT.pid`` (it does after its bind), so a foreign listener on a
+    port can't pass for ours, and a lost port shows as _EarlyExit.
+    """
+    # innd must come first (stop() relies on it). -f: stay in the foreground;
+    # -u: unbuffered news log (accepted lines); -N: no Perl/Python filters.
+    _spawn(server, "innd", "innd", "-f", "-u", "-N", "-c", "0")
+    readers = [(server.reader_port, "readers.conf")]
+    if server.auth_port is not None:
+        readers.append((server.auth_port, "readers-auth.conf"))
+    for port, conf in readers:
+        _spawn(server, f"nnrpd-{port}", "nnrpd", "-D", "-f", "-n", "-b", HOST,
+               "-p", str(port), "-c", conf)
+    pid_files = [server.root / "run" / f"nnrpd-{port}.pid" for port, _ in readers]
+    deadline = time.monotonic() + timeout
+    innd_ready = False
+    while True:
+        dead = [(proc.args[0], proc.returncode) for proc in server._procs
+                if proc.poll() is not None]
+        if dead:
+            raise _EarlyExit(f"exited during start-up: {dead}")
+        if not innd_ready:
+            try:
+                server.run_tool("ctlinnd", "-s", "-t", "2", "mode", timeout=5)
+                innd_ready = True
+            except RuntimeError:
+                pass
+        if innd_ready and all(path.exists() for path in pid_files):
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"INN not ready after {timeout}s")
+        time.sleep(0.02)
+    for port, _ in readers:
+        wait_port(port, timeout=timeout)
+
+
 def start_news_server(tmp_path: Path, users: dict[str, str] | None = None) -> NewsServer:
-    """Start innd + nnrpd on free loopback ports (~0.2 s). Skips (or fails under
-    XFER_REQUIRE_SERVERS=1) without INN or root. Logs land in tmp_path at stop().
+    """Start innd + nnrpd on unused loopback ports (~0.1 s). Skips (or fails under
+    XFER_REQUIRE_SERVERS=1) without INN or root. stop() copies the logs into tmp_path.
 
     ``users`` (name -> password) adds a second nnrpd on ``auth_port`` that demands
     AUTHINFO USER/PASS, to test logins and their refusal.
@@ -498,38 +567,31 @@ def start_news_server(tmp_path: Path, users: dict[str, str] | None = None) -> Ne
     require_root("running INN as user news")
     users = dict(users or {})
     root = Path(tempfile.mkdtemp(prefix="xfer-inn-", dir=_base_dir()))
-    feed_port, reader_port, auth_port = _distinct_ports(3)
-    server = NewsServer(
-        host=HOST, reader_port=reader_port, feed_port=feed_port, root=root,
-        auth_port=auth_port if users else None, users=users,
-        log_dir=tmp_path / f"inn-logs-{feed_port}",
-    )
+    server = NewsServer(host=HOST, reader_port=0, feed_port=0, root=root, users=users,
+                        log_dir=tmp_path / f"inn-logs-{root.name}")
     atexit.register(server.stop)  # even if the caller never gets to stop()
     try:
-        _build_tree(root, feed_port, users)
+        _build_tree(root, users)
         # A 100k-entry history table (2 MB) instead of the 10M default (140 MB sparse,
         # touched at random); more articles still work, dbz just probes longer.
         server.run_tool("makedbz", "-i", "-o", "-s", "100000")
-
-        def spawn(name: str, *args: str) -> None:
-            with open(root / "log" / f"{name}.stdout", "wb") as out:
-                server._procs.append(subprocess.Popen(
-                    [str(INN_BIN / args[0]), *args[1:]], env=server.env, cwd=root,
-                    user="news", group="news", extra_groups=[], start_new_session=True,
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                ))
-
-        # innd must come first (stop() relies on it). -f: stay in the foreground;
-        # -u: unbuffered news log (accepted lines); -N: no Perl/Python filters.
-        spawn("innd", "innd", "-f", "-u", "-N", "-c", "0")
-        spawn("nnrpd", "nnrpd", "-D", "-f", "-n", "-b", HOST, "-p", str(reader_port))
-        if users:
-            spawn("nnrpd-auth", "nnrpd", "-D", "-f", "-n", "-b", HOST, "-p", str(auth_port),
-                  "-c", "readers-auth.conf")
-        for port in (feed_port, reader_port, auth_port if users else None):
-            if port is not None:
-                _wait_port_or_exit(server, port)
-        server.run_tool("ctlinnd", "-s", "-t", "10", "mode")  # control socket answers
+        for attempt in range(5):
+            # Ports chosen just before the daemons bind them, and retried if lost anyway.
+            server.feed_port, server.reader_port, auth_port = _unused_ports(3)
+            server.auth_port = auth_port if users else None
+            (root / "etc" / "inn.conf").write_text(_inn_conf(root, server.feed_port))
+            try:
+                _launch(server)
+                break
+            except _EarlyExit:
+                if attempt == 4:
+                    raise
+                for proc in server._procs:
+                    _kill_group(proc, signal.SIGKILL)
+                    proc.wait()
+                server._procs.clear()
+                for leftover in (root / "run").iterdir():
+                    leftover.unlink()
     except BaseException as exc:
         tail = _log_tail(root)
         server.stop(graceful=False)
@@ -537,21 +599,6 @@ def start_news_server(tmp_path: Path, users: dict[str, str] | None = None) -> Ne
             raise RuntimeError(f"INN did not start: {exc}\n{tail}") from exc
         raise
     return server
-
-
-def _wait_port_or_exit(server: NewsServer, port: int, timeout: float = 15.0) -> None:
-    """wait_port, but fail at once when a daemon has died (bad config)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        dead = [(proc.args, proc.returncode) for proc in server._procs if proc.poll() is not None]
-        if dead:
-            raise RuntimeError(f"exited during start-up: {dead}")
-        try:
-            wait_port(port, timeout=0.2)
-            return
-        except TimeoutError:
-            if time.monotonic() > deadline:
-                raise
 
 
 @pytest.fixture
