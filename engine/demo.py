@@ -29,7 +29,11 @@ def _free_port() -> int:
 
 
 def make_demo_tree(root: Path, files_per_dir: int = 20) -> None:
-    """A small software-release-like tree: sources, docs, and release tarballs."""
+    """A small software-release-like tree: sources, docs, and release tarballs.
+
+    Made once: a second demo run finds it unchanged and mirrors nothing."""
+    if root.is_dir():
+        return
     rng = random.Random(42)
     for folder in ("src", "src/engine", "docs", "releases", "tmp"):
         (root / folder).mkdir(parents=True, exist_ok=True)
@@ -95,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     job_file = Path(args.jobs).resolve()
     output = job_file.parent.parent / "demo-output"
     source = output / "ftp-server-root"
-    logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
+    from pyftpdlib.log import config_logging
+
+    config_logging(level=logging.WARNING)
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     make_demo_tree(source)
     with ftp_server(source) as ftp_port, smtp_sink() as (smtp_port, accepted):
