@@ -135,4 +135,4 @@ def test_refusals_logins_and_two_servers_at_once(tmp_path: Path) -> None:
         assert all(proc.returncode is not None for proc in server._procs)
         with pytest.raises(ProcessLookupError):
             os.kill(server._procs[0].pid, 0)
-    assert (tmp_path / f"inn-logs-{first.feed_port}" / "news").exists()
+    assert first.log_dir is not None and (first.log_dir / "news").exists()

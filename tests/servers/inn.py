@@ -84,6 +84,8 @@ class NewsServer:
 
         As user news because several of them (rnews...) silently do nothing as root.
         """
+        if f"pathdb: {self.root / 'db'}\n" not in (self.root / "etc" / "inn.conf").read_text():
+            raise RuntimeError("inn.conf not relocated yet: refusing to touch the system INN")
         done = subprocess.run(
             [str(INN_BIN / args[0]), *args[1:]], env=self.env, cwd=self.root,
             user="news", group="news", extra_groups=[], capture_output=True, timeout=timeout,
@@ -439,6 +441,7 @@ def _build_tree(root: Path, users: dict[str, str]) -> None:
     for sub in ("articles", "overview", "incoming/tmp", "outgoing", "archive", "innfeed"):
         (spool / sub).mkdir(parents=True)
     etc = root / "etc"
+    (etc / "inn.conf").write_text(_inn_conf(root, 0))  # the port comes with each launch
     # No outgoing feeds, so innd forks no channel programs (controlchan...).
     (etc / "newsfeeds").write_text("ME:*::\n")
     (etc / "incoming.conf").write_text(
