@@ -147,7 +147,26 @@ def print_summary(report: Report, console: Console) -> None:
         )
     console.print(table)
     for job in report.jobs.values():
+        figures = summary_figures(job.summary)
+        if figures:
+            console.print(f"{job.name}: {figures}", highlight=False, markup=False)
+    for job in report.jobs.values():
         for error in job.errors[:20]:
             console.print(f"{job.name}: {error}", style="red", highlight=False, markup=False)
         if len(job.errors) > 20:
             console.print(f"{job.name}: ... and {len(job.errors) - 20} more errors (see --report)")
+
+
+def summary_figures(summary: dict[str, object], limit: int = 14) -> str:
+    """A job's own figures in one line: non-zero scalars, nested ones one level deep."""
+    parts: list[str] = []
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            parts.extend(
+                f"{key}.{inner}={inner_value}"
+                for inner, inner_value in value.items()
+                if isinstance(inner_value, (int, float, str)) and inner_value not in (0, "")
+            )
+        elif isinstance(value, (int, float, str)) and not isinstance(value, bool) and value not in (0, ""):
+            parts.append(f"{key}={value}")
+    return " ".join(parts[:limit]) + (" ..." if len(parts) > limit else "")
