@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import IO
 
 from rich.console import Console, Group
@@ -82,24 +82,21 @@ class LiveProgress:
         return Group(jobs, hosts)
 
 
+_LOG_LINES: dict[str, Callable[[Event], str]] = {
+    "job.started": lambda e: f"{e.job}: started ({e.data.get('kind')})",
+    "job.planned": lambda e: f"{e.job}: planned {e.data['tasks']} tasks",
+    "job.error": lambda e: f"{e.job}: ERROR {e.error}",
+    "task.retry": lambda e: f"{e.job}: retry {e.task} in {e.data['delay']:.1f}s: {e.error}",
+    "task.finished": lambda e: f"{e.job}: FAILED {e.task}: {e.error}",
+    "pool.shrink": lambda e: f"{e.host}: server limit hit, now {e.data['limit']} connections ({e.data['reason']})",
+    "job.finished": lambda e: f"{e.job}: finished",
+    "run.stopping": lambda e: f"stopping on {e.data['signal']}: running tasks get {e.data['grace_period']:g}s",
+}
+
+
 def _log_line(event: Event) -> str:
-    if event.name == "job.started":
-        return f"{event.job}: started ({event.data.get('kind')})"
-    if event.name == "job.planned":
-        return f"{event.job}: planned {event.data['tasks']} tasks"
-    if event.name == "job.error":
-        return f"{event.job}: ERROR {event.error}"
-    if event.name == "task.retry":
-        return f"{event.job}: retry {event.task} in {event.data['delay']:.1f}s: {event.error}"
-    if event.name == "task.finished":
-        return f"{event.job}: FAILED {event.task}: {event.error}"
-    if event.name == "pool.shrink":
-        return f"{event.host}: server limit hit, now {event.data['limit']} connections ({event.data['reason']})"
-    if event.name == "job.finished":
-        return f"{event.job}: finished"
-    if event.name == "run.stopping":
-        return f"stopping on {event.data['signal']}: running tasks get {event.data['grace_period']:g}s"
-    return event.name
+    format_line = _LOG_LINES.get(event.name)
+    return format_line(event) if format_line else event.name
 
 
 class PlainLog:
