@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import engine
 
@@ -32,11 +35,17 @@ def test_invalid_file_exits_2_without_traceback(tmp_path: Path) -> None:
     assert f"{path}:3:11: jobs[0].kind: unknown kind 'no.such.kind'" in result.stderr
 
 
-def test_example_job_files_validate() -> None:
+def test_example_job_files_validate_and_plan(monkeypatch: pytest.MonkeyPatch) -> None:
     examples = sorted((Path(__file__).parents[2] / "jobs").glob("*.yaml"))
     assert examples, "jobs/ has no examples"
+    for example in examples:  # secrets users must export, e.g. ${XFER_MAIL_PASSWORD}
+        for name in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", example.read_text()):
+            monkeypatch.setenv(name, "example-secret")
     result = xfer("validate", *map(str, examples))
     assert result.returncode == 0, result.stderr
+    plan = xfer("plan", *map(str, examples))
+    assert plan.returncode == 0, plan.stderr
+    assert "example-secret" not in plan.stdout + plan.stderr
 
 
 def test_only_names_an_unknown_job(tmp_path: Path) -> None:
@@ -53,4 +62,3 @@ def test_empty_run_succeeds_and_reports(tmp_path: Path) -> None:
     result = xfer("run", str(path), "--json")
     assert result.returncode == 0, result.stderr
     assert '"exit_code": 0' in result.stdout
-    assert (tmp_path / ".xfer" / "state.db").exists()
