@@ -62,3 +62,22 @@ def test_empty_run_succeeds_and_reports(tmp_path: Path) -> None:
     result = xfer("run", str(path), "--json")
     assert result.returncode == 0, result.stderr
     assert '"exit_code": 0' in result.stdout
+
+
+def test_run_history_and_report_in_process(probe_kind: object, tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    from engine.cli import main
+
+    path = tmp_path / "jobs.yaml"
+    path.write_text("jobs:\n  - {name: a, kind: test.probe, count: 3, fail: [1]}\n")
+    assert main(["run", str(path), "--quiet", "--report", str(tmp_path / "r.json")]) == 1
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["jobs"][0]["tasks"]["failed"] == 1
+    assert report["jobs"][0]["errors"] == ["probe-1: 550 no such file"]
+    with sqlite3.connect(tmp_path / ".xfer" / "state.db") as db:
+        rows = db.execute("SELECT exit_code, summary FROM runs").fetchall()
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert [row[0] for row in rows] == [1]
+    assert json.loads(rows[0][1])["tasks_failed"] == 1
