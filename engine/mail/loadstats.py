@@ -1,8 +1,10 @@
 """The running tally of a load test, in constant memory.
 
-Every message ends as exactly one of accepted (2xx after DATA), rejected (an SMTP
-error reply at any stage) or failed (no reply: refused connection, reset, timeout,
-TLS), so `sent == accepted + rejected + failed` always holds. Latency of accepted
+Every message ends as exactly one of accepted (2xx after DATA), rejected (a 5xx
+reply at any stage: the server refused it for good) or failed (a 4xx reply — a
+temporary failure, retried only as `retries` says — or no reply at all: refused
+connection, reset, timeout, TLS), so `sent == accepted + rejected + failed` always
+holds. Reply codes of both kinds are counted in `reply_codes`. Latency of accepted
 messages goes into an HDR histogram and a per-second time series."""
 
 from __future__ import annotations
@@ -57,13 +59,14 @@ class LoadStats:
     def error(self, exc: BaseException) -> None:
         now = time.monotonic()
         code = smtp_code(exc)
-        if code is None:
+        if code is not None:
+            self.reply_codes[str(code)] += 1
+        if code is not None and code >= 500:
+            self.rejected += 1
+            outcome = "rejected"
+        else:
             self.failed += 1
             outcome = "failed"
-        else:
-            self.rejected += 1
-            self.reply_codes[str(code)] += 1
-            outcome = "rejected"
         kind = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
         self.errors[kind] += 1
         samples = self.samples.setdefault(kind, [])

@@ -16,6 +16,8 @@ from typing import Any
 
 #: The seven fields every overview starts with (RFC 3977 8.4), as record keys.
 STANDARD_FIELDS = ("subject", "from", "date", "message-id", "references", "bytes", "lines")
+#: Digits of the largest number we read (2**63 has 19).
+_MAX_DIGITS = 19
 
 
 def decode_text(raw: bytes) -> str:
@@ -60,11 +62,12 @@ class OverviewFormat:
         fields = self.fields
         head = dict(first or {})
         for line in block.split(b"\r\n"):
-            number, _, rest = line.partition(b"\t")
-            if not number.isdigit():
+            raw, _, rest = line.partition(b"\t")
+            number = parse_number(raw)
+            if number is None:
                 continue
             values = rest.split(b"\t")
-            records.append(_record(int(number), dict(zip(fields, values)), head))
+            records.append(_record(number, dict(zip(fields, values)), head))
         return records
 
 
@@ -76,8 +79,11 @@ def _strip_name(name: str, raw: bytes) -> bytes:
     return raw
 
 
-def _number(raw: bytes | None) -> int | None:
-    return int(raw) if raw and raw.isdigit() else None
+def parse_number(raw: bytes | None) -> int | None:
+    """A decimal article number or count, None when it is not one. RFC 3977 numbers
+    fit in 63 bits; longer digit runs are refused before int() (which raises past
+    4,300 digits, so a hostile server could otherwise fail a whole chunk)."""
+    return int(raw) if raw and len(raw) <= _MAX_DIGITS and raw.isdigit() else None
 
 
 def _record(number: int, values: Mapping[str, bytes], head: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -90,8 +96,8 @@ def _record(number: int, values: Mapping[str, bytes], head: dict[str, Any] | Non
         "date": decode_text(get("date", b"")),
         "message_id": get("message-id", b"").strip().decode("utf-8", "replace"),
         "references": get("references", b"").decode("utf-8", "replace").split(),
-        "bytes": _number(get("bytes")),
-        "lines": _number(get("lines")),
+        "bytes": parse_number(get("bytes")),
+        "lines": parse_number(get("lines")),
     }
     if len(values) <= len(STANDARD_FIELDS):
         return record

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.errors import AuthError, ConnectionLimitError, PermanentError, TransientError
+from engine.news.overview import parse_number
 from engine.urls import Url
 
 with warnings.catch_warnings():
@@ -389,6 +390,7 @@ class NntpConnector:
 def split_hdr_lines(block: bytes) -> Iterable[tuple[int, bytes]]:
     """(number, value) pairs of an XHDR reply block."""
     for line in block.split(b"\r\n"):
-        number, _, value = line.partition(b" ")
-        if number.isdigit():
-            yield int(number), value
+        raw, _, value = line.partition(b" ")
+        number = parse_number(raw)
+        if number is not None:
+            yield number, value

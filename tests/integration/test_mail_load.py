@@ -190,7 +190,7 @@ jobs:
 """)
     assert summary_of(report, "good")["accepted"] == 3
     bad = summary_of(report, "bad")
-    assert bad["rejected"] == 2 and bad["errors"] == {"AuthError": 2}
+    assert bad["rejected"] == 2 and bad["errors"] == {"AuthError": 2}, bad
     assert bad["reply_codes"] == {"535": 2}
     out = capsys.readouterr()
     for text in (raw, out.out, out.err):
