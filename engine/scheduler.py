@@ -122,6 +122,7 @@ class Scheduler:
         self._waiting: set[asyncio.Task[Any]] = set()
         self._running: set[asyncio.Task[Any]] = set()
         self._states: dict[Path, StateStore] = {}
+        self._pool_of: dict[tuple[int, str], HostPool] = {}  # (id of a JobRuntime in self.jobs, endpoint)
         self.jobs: list[JobRuntime] = []
 
     # -- building -----------------------------------------------------------
@@ -268,29 +269,38 @@ class Scheduler:
             raise TimeoutError(f"task took over {runtime.task_timeout:g}s") from None
 
     def pool_for(self, runtime: JobRuntime, connector: Connector[Any]) -> HostPool:
+        """The host's pool, looked up once per job and endpoint (host blocks are
+        pydantic models: building the default one for every task was costly)."""
         url: Url = connector.url  # type: ignore[attr-defined]
-        host = runtime.file.host_config(url)
-        timeout = host.connect_timeout or runtime.file.defaults.connect_timeout
-        return self.pools.get(url.endpoint, runtime.file.host_limit(url), timeout)
+        key = (id(runtime), url.endpoint)
+        pool = self._pool_of.get(key)
+        if pool is None:
+            host = runtime.file.host_config(url)
+            timeout = host.connect_timeout or runtime.file.defaults.connect_timeout
+            pool = self._pool_of[key] = self.pools.get(url.endpoint, runtime.file.host_limit(url), timeout)
+        return pool
 
     @contextlib.asynccontextmanager
     async def connection(self, runtime: JobRuntime, connector: Connector[Any]):  # type: ignore[no-untyped-def]
         """A pooled connection for this job, within its own, the host's and the global bound."""
         current = asyncio.current_task()
         self._waiting.add(current)  # type: ignore[arg-type]
+        own = runtime.own_limit
         try:
-            async with contextlib.AsyncExitStack() as stack:
-                if runtime.own_limit is not None:
-                    await stack.enter_async_context(runtime.own_limit)
-                pool = self.pool_for(runtime, connector)
-                lease = await stack.enter_async_context(pool.lease(connector))
-                await stack.enter_async_context(self.global_limit)
-                self._waiting.discard(current)  # type: ignore[arg-type]
-                self._running.add(current)  # type: ignore[arg-type]
-                try:
-                    yield lease.connection
-                finally:
-                    self._running.discard(current)  # type: ignore[arg-type]
+            if own is not None:
+                await own.acquire()
+            try:
+                # Nested blocks, not an AsyncExitStack: this runs once per task.
+                async with self.pool_for(runtime, connector).lease(connector) as lease, self.global_limit:
+                    self._waiting.discard(current)  # type: ignore[arg-type]
+                    self._running.add(current)  # type: ignore[arg-type]
+                    try:
+                        yield lease.connection
+                    finally:
+                        self._running.discard(current)  # type: ignore[arg-type]
+            finally:
+                if own is not None:
+                    own.release()
         finally:
             self._waiting.discard(current)  # type: ignore[arg-type]
 

@@ -12,9 +12,11 @@ server in another time zone never makes every file look changed."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import posixpath
 import re
+import stat
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -35,6 +37,8 @@ from engine.spec import JobSpec, parse_size
 from engine.urls import Url
 
 PART_SUFFIX = ".part"
+#: Local errors after which a `.part` is removed: keeping it would keep the disk full.
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 #: Deepest directory level walked when following symlinks (they may loop).
 MAX_LINK_DEPTH = 32
 
@@ -215,13 +219,13 @@ def as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def up_to_date(row: StateRow | None, entry: RemoteEntry, local: Path) -> bool:
+def up_to_date(row: StateRow | None, entry: RemoteEntry, local: Path | str) -> bool:
     """Whether `local` already holds `entry`'s version (no transfer needed)."""
     try:
         st = os.lstat(local)
     except OSError:
         return False
-    if not os.path.isfile(local) or os.path.islink(local):
+    if not stat.S_ISREG(st.st_mode):  # a directory, a symlink (never followed), ...
         return False
     if entry.size is not None and st.st_size != entry.size:
         return False
@@ -394,14 +398,20 @@ class DownloadTask(Task[FtpConnection]):
         shared.state.set_pending(self.relative, entry_signature(entry))
         fd = open_new(part, append=offset > 0)
         received = 0
+        exact: list[datetime | None] = []  # MDTM's answer, asked along with the transfer
+        on_mtime = exact.append if shared.preserve_mtime and entry.mtime_precision != "second" else None
         try:
-            async with contextlib.aclosing(conn.retrieve(self.item.remote, offset)) as blocks:
+            async with contextlib.aclosing(conn.retrieve(self.item.remote, offset, on_mtime)) as blocks:
                 async for block in blocks:
                     _write_all(fd, block)
                     received += len(block)
                     ctx.progress(len(block))
                     if shared.buckets:
                         await consume_all(shared.buckets, len(block))
+        except OSError as exc:
+            if exc.errno in _DISK_FULL:
+                part.unlink(missing_ok=True)  # give the space back to the other files
+            raise
         finally:
             os.close(fd)
         total = offset + received
@@ -412,7 +422,7 @@ class DownloadTask(Task[FtpConnection]):
                 f"{self.relative}: got {total} bytes, the listing said {entry.size} (file changing or server lying)"
             )
         if shared.preserve_mtime:
-            await self._set_mtime(conn, part)
+            self._set_mtime(part, exact[0] if exact else None)
         os.replace(part, target)
         st = os.stat(target)
         shared.state.record(
@@ -443,11 +453,11 @@ class DownloadTask(Task[FtpConnection]):
             return st.st_size
         return 0
 
-    async def _set_mtime(self, conn: FtpConnection, part: Path) -> None:
+    def _set_mtime(self, part: Path, exact: datetime | None) -> None:
+        """The listing's time when exact to the second, else MDTM's (`exact`, for this
+        transferred file only), else the listing's coarse one."""
         entry = self.item.entry
-        moment = entry.mtime if entry.mtime_precision == "second" else None
-        if moment is None:
-            moment = await conn.mdtm(self.item.remote)  # exact, for this transferred file only
+        moment = entry.mtime if entry.mtime_precision == "second" else exact
         if moment is None and entry.mtime is not None:
             moment = entry.mtime
         if moment is not None:
@@ -480,13 +490,14 @@ class FtpDownloadJob(Job):
         root = posixpath.normpath(url.path or "/")
         self.walker = Walker(self.ctx, self.connector, root, path_filter.walk_dir, max_depth, spec.symlinks)
         self.figures = {"up_to_date": 0, "queued": 0, "refused_local": 0}
+        self._checked_parent: tuple[str | None, bool] = (None, False)  # (parent, safe) for _local_path
         if not self.ctx.dry_run:
             self.local_root.mkdir(parents=True, exist_ok=True)
 
     def _download_task(self, item: WalkItem) -> DownloadTask | None:
         """The task for a wanted remote file, or None when it is up to date or refused."""
         self.state.seen(item.relative, "file")
-        target = refuse_outside(self.local_root, item.relative)
+        target = self._local_path(item.relative)
         if target is None:
             self.figures["refused_local"] += 1
             self.ctx.emit("job.note", data={"event": "unsafe_local_path", "path": item.relative})
@@ -496,6 +507,17 @@ class FtpDownloadJob(Job):
             return None
         self.figures["queued"] += 1
         return DownloadTask(self.downloads, item, item.relative, self.ctx.dry_run)
+
+    def _local_path(self, relative: str) -> str | None:
+        """`local_root/relative` if safe (see `refuse_outside`). The parent directory is
+        checked once per directory (the walk yields a directory's files together), then
+        only the name: the full check per file was a good part of a no-op run."""
+        parent, _, name = relative.rpartition("/")
+        if check_name(name) is not None:
+            return None
+        if parent != self._checked_parent[0]:
+            self._checked_parent = (parent, refuse_outside(self.local_root, relative) is not None)
+        return os.path.join(self.local_root, relative) if self._checked_parent[1] else None
 
     def summary(self) -> dict[str, Any]:
         if not hasattr(self, "walker"):

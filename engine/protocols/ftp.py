@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import ipaddress
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Literal
@@ -87,6 +87,25 @@ class FtpConnector:
 
     async def connect(self) -> FtpConnection:
         return await FtpConnection.open(self.url, self.settings)
+
+
+#: A reply as read: (code, [text after the code, continuation lines...]).
+Reply = tuple[str, list[str]]
+
+
+def _mdtm_time(reply: Reply | None) -> datetime | None:
+    """The time in an MDTM reply; None for a refusal or a reply we cannot read."""
+    if reply is None or reply[0] != "213":
+        return None
+    try:
+        return parse_mdtm(reply[1][-1])
+    except ListingError:
+        return None
+
+
+def _matches(code: str, masks: tuple[str, ...]) -> bool:
+    """Whether a reply code fits one of `masks` ("226", "2xx")."""
+    return any(all(m == c or not m.isdigit() for m, c in zip(mask, code)) for mask in masks)
 
 
 def _reply_text(info: list[str] | str) -> str:
@@ -231,8 +250,70 @@ class FtpConnection:
     async def _command(
         self, line: str | None, expected: str | tuple[str, ...], wait: str | tuple[str, ...] = ()
     ) -> tuple[aioftp.Code, list[str]]:
+        """Send `line` (unless None), read replies while they match `wait`, check the
+        last against `expected`. Straight on the control stream, with one timeout for
+        the whole exchange: aioftp's `command` wraps every line read in `wait_for` (a
+        new task per line), which cost more than the transfer of a small file."""
         with self._guard(line or "reply"):
-            return await self.client.command(line, expected, wait)
+            async with asyncio.timeout(self.settings.timeout):
+                return await self._exchange(line, expected, wait)
+
+    async def _exchange(
+        self, line: str | None, expected: str | tuple[str, ...], wait: str | tuple[str, ...] = ()
+    ) -> tuple[aioftp.Code, list[str]]:
+        """`_command` without a timeout of its own, for use inside a larger one."""
+        with self._guard(line or "reply"):
+            if line is not None:
+                self._send(line)
+            return await self._expect(expected, wait)
+
+    async def _pair(
+        self, ahead: str, line: str, expected: str
+    ) -> tuple[Reply, tuple[aioftp.Code, list[str]]]:
+        """Pipelining: `ahead` and `line` in one write (one round trip instead of two);
+        returns ahead's reply as it came and line's reply, checked."""
+        with self._guard(line):
+            self._send(ahead, line)
+            early = await self._reply()
+            return early, await self._expect(expected)
+
+    def _send(self, *lines: str) -> None:
+        if any("\r" in line or "\n" in line for line in lines):
+            raise aioftp.errors.InvalidCommand("Command must not contain CR/LF")
+        self.client.stream.writer.write("".join(line + "\r\n" for line in lines).encode(self.client.encoding))
+
+    async def _expect(self, expected: str | tuple[str, ...], wait: str | tuple[str, ...] = ()) -> tuple[aioftp.Code, list[str]]:
+        """Read replies while they match `wait`; check the last against `expected`."""
+        waits = (wait,) if isinstance(wait, str) else wait
+        code, info = await self._reply()
+        while _matches(code, waits):
+            code, info = await self._reply()
+        expects = (expected,) if isinstance(expected, str) else expected
+        if expects and not _matches(code, expects):
+            raise aioftp.StatusCodeError(tuple(map(aioftp.Code, expects)), aioftp.Code(code), info)
+        return aioftp.Code(code), info
+
+    async def _reply(self) -> Reply:
+        """One reply, multi-line ones joined as aioftp does: (code, [text after the code...])."""
+        reader = self.client.stream.reader
+        encoding = self.client.encoding
+        raw = await reader.readline()
+        if not raw:
+            raise ConnectionResetError
+        line = raw.decode(encoding).rstrip()
+        code, rest = line[:3], line[3:]
+        info = [rest]
+        if rest.startswith("-") or not code.isdigit():
+            while True:
+                raw = await reader.readline()
+                if not raw:
+                    raise ConnectionResetError
+                line = raw.decode(encoding).rstrip()
+                if line[:3] == code and line[3:4] != "-":
+                    info.append(line[3:])
+                    break
+                info.append(line)
+        return code, info
 
     # -- data connections ------------------------------------------------------
 
@@ -244,21 +325,30 @@ class FtpConnection:
             return None
         return SSLSessionBoundContext(ssl.PROTOCOL_TLS_CLIENT, context=ssl_object.context, session=ssl_object.session)
 
-    async def _passive(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _passive(self, ahead: str | None) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Reply | None]:
+        """A passive data connection; `ahead` (a command, or None) goes out in the same
+        write as EPSV/PASV, its reply is returned as it came."""
         port = None
+        early = None
         if self._use_epsv:
             try:
-                _, info = await self._command("EPSV", "229")
+                if ahead is None:
+                    _, info = await self._exchange("EPSV", "229")
+                else:
+                    early, (_, info) = await self._pair(ahead, "EPSV", "229")
                 port = self.client.parse_epsv_response(info[-1])[1]
             except PermanentError:
                 self._use_epsv = False  # 5xx: an old server; PASV from now on
         if port is None:
-            _, info = await self._command("PASV", "227")
+            if ahead is None or early is not None:
+                _, info = await self._exchange("PASV", "227")
+            else:
+                early, (_, info) = await self._pair(ahead, "PASV", "227")
             # The address in the reply is ignored: a server must not point us elsewhere.
             port = self.client.parse_pasv_response(info[-1])[1]
         with self._guard("data connection"):
-            async with asyncio.timeout(self.settings.timeout):
-                return await asyncio.open_connection(self.url.host, port, limit=_DATA_BUFFER)
+            reader, writer = await asyncio.open_connection(self.url.host, port, limit=_DATA_BUFFER)
+        return reader, writer, early
 
     async def _secure(self, writer: asyncio.StreamWriter) -> None:
         """TLS on the data channel once the server has accepted the command: servers
@@ -312,9 +402,12 @@ class FtpConnection:
             server.close()
 
     @contextlib.asynccontextmanager
-    async def _data(self, command: str, offset: int = 0) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    async def _data(
+        self, command: str, offset: int = 0, ahead: str | None = None
+    ) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter, Reply | None]]:
         """Open a data connection, send `command` (after `REST offset`), yield the
-        stream, then close it and read the final reply.
+        stream, then close it and read the final reply. `ahead`: a command whose reply
+        is yielded too, pipelined with the data connection's setup in passive mode.
 
         A refusal of the command itself (550, 450...) leaves the session usable; any
         failure once the transfer has started leaves the control channel out of step
@@ -322,20 +415,24 @@ class FtpConnection:
         listener = None
         writer = None
         started = False
-        if self.settings.passive:
-            reader, writer = await self._passive()
-        else:
-            listener = await self._listen()
         try:
-            if offset:
-                await self._command(f"REST {offset}", "350")
-            await self._command(command, "1xx")
-            started = True
-            if listener is not None:
-                reader, writer = await self._accept(*listener)
-                listener = None
-            await self._secure(writer)
-            yield reader, writer
+            # One timeout for the whole setup (each step used to have its own).
+            with self._guard(command):
+                async with asyncio.timeout(self.settings.timeout):
+                    if self.settings.passive:
+                        reader, writer, early = await self._passive(ahead)
+                    else:
+                        early = None if ahead is None else await self._exchange(ahead, ())
+                        listener = await self._listen()
+                    if offset:
+                        await self._exchange(f"REST {offset}", "350")
+                    await self._exchange(command, "1xx")
+                    started = True
+                    if listener is not None:
+                        reader, writer = await self._accept(*listener)
+                        listener = None
+                    await self._secure(writer)
+            yield reader, writer, early
         except BaseException as exc:
             if started or not isinstance(exc, XferError):
                 self._broken = True
@@ -346,10 +443,10 @@ class FtpConnection:
             if writer is not None:
                 writer.close()
         with self._guard(command):
-            with contextlib.suppress(ConnectionError, ssl.SSLError):
-                async with asyncio.timeout(self.settings.timeout):
+            async with asyncio.timeout(self.settings.timeout):
+                with contextlib.suppress(ConnectionError, ssl.SSLError):
                     await writer.wait_closed()
-        await self._command(None, "2xx", "1xx")
+                await self._exchange(None, "2xx", "1xx")
 
     async def _read(self, reader: asyncio.StreamReader, command: str) -> bytes:
         with self._guard(command):
@@ -368,7 +465,7 @@ class FtpConnection:
         mlsd = self.has_mlsd
         command = "MLSD" if mlsd else "LIST"
         chunks = []
-        async with self._data(command) as (reader, _):
+        async with self._data(command) as (reader, _, _):
             while block := await self._read(reader, command):
                 chunks.append(block)
         listing = Listing(exact_times=mlsd)
@@ -403,18 +500,24 @@ class FtpConnection:
         if not self.has_mdtm:
             return None
         try:
-            _, info = await self._command(f"MDTM {path}", "213")
-            return parse_mdtm(info[-1])
-        except (PermanentError, ListingError):
+            return _mdtm_time(await self._command(f"MDTM {path}", "213"))
+        except PermanentError:
             return None
 
-    async def retrieve(self, path: str, offset: int = 0) -> AsyncIterator[bytes]:
+    async def retrieve(
+        self, path: str, offset: int = 0, on_mtime: Callable[[datetime | None], None] | None = None
+    ) -> AsyncIterator[bytes]:
         """The bytes of remote `path` from `offset` (REST), in large blocks.
 
-        Use with `contextlib.aclosing`; stopping early breaks the session (the pool
-        replaces it) rather than leaving a transfer half-read."""
+        `on_mtime`, if given, is called before the first block with the exact time
+        (MDTM; None when the server cannot say), asked in the same write as EPSV: no
+        round trip of its own. Use with `contextlib.aclosing`; stopping early breaks
+        the session (the pool replaces it) rather than leaving a transfer half-read."""
         command = f"RETR {path}"
-        async with self._data(command, offset) as (reader, _):
+        ahead = f"MDTM {path}" if on_mtime is not None and self.has_mdtm else None
+        async with self._data(command, offset, ahead) as (reader, _, early):
+            if on_mtime is not None:
+                on_mtime(_mdtm_time(early))
             while block := await self._read(reader, command):
                 yield block
 
@@ -422,7 +525,7 @@ class FtpConnection:
         """Upload `blocks` as remote `path` (STOR); returns bytes sent."""
         command = f"STOR {path}"
         sent = 0
-        async with self._data(command) as (_, writer):
+        async with self._data(command) as (_, writer, _):
             async for block in blocks:
                 writer.write(block)
                 with self._guard(command):

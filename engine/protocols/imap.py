@@ -11,7 +11,10 @@ import imaplib
 import re
 import socket
 import ssl
-from collections.abc import Collection, Hashable
+import time
+from collections.abc import Collection, Hashable, Iterable
+from datetime import date
+from typing import NamedTuple
 
 from engine.errors import AuthError, PermanentError, TransientError
 from engine.mail.blocking import BlockingSession, run_blocking, socket_error
@@ -23,6 +26,26 @@ DEFAULT_TIMEOUT = 60.0
 #: Response codes (RFC 5530) that mean "try again later", not "wrong password".
 _TEMPORARY = ("[UNAVAILABLE]", "[INUSE]", "[LIMIT]")
 _UID = re.compile(rb"\bUID (\d+)")
+_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
+_INTERNALDATE = re.compile(rb'INTERNALDATE "[^"]*"')
+_LIST_LINE = re.compile(rb'^\((?P<flags>[^)]*)\) (?P<delimiter>"(?:[^"\\]|\\.)*"|NIL) (?P<name>.*)$')
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+class Folder(NamedTuple):
+    """A mailbox from LIST: its name and hierarchy delimiter (None when flat)."""
+
+    name: str
+    delimiter: str | None
+
+
+class Fetched(NamedTuple):
+    """One message from UID FETCH: uid, the server's size, INTERNALDATE (epoch) and bytes."""
+
+    uid: int
+    size: int
+    received: float | None
+    raw: bytes
 
 
 def translate(exc: BaseException, where: str, *, login: bool = False) -> BaseException:
@@ -48,10 +71,12 @@ def _check(typ: str, data: list[object], what: str) -> list[object]:
 class ImapConnection(BlockingSession):
     """A logged-in IMAP session with its mailbox selected."""
 
-    def __init__(self, client: imaplib.IMAP4, mailbox: str, where: str) -> None:
+    def __init__(self, client: imaplib.IMAP4, mailbox: str, where: str, uidvalidity: int | None = None) -> None:
         super().__init__(where)
         self.client = client
         self.mailbox = mailbox
+        #: UIDVALIDITY announced when the mailbox was last selected (constant per session).
+        self.uidvalidity = uidvalidity
 
     def _socket(self) -> socket.socket | None:
         return getattr(self.client, "sock", None)
@@ -96,6 +121,158 @@ class ImapConnection(BlockingSession):
         return len(uids)
 
 
+    async def reselect(self) -> int:
+        """SELECT the mailbox again (a fresh view of it); returns its UIDVALIDITY."""
+        return await self.call(self._reselect)
+
+    def _reselect(self) -> int:
+        _check(*self.client.select(_quote(self.mailbox)), f"SELECT {self.mailbox}")
+        validity = _uidvalidity(self.client)
+        if validity is None:
+            raise PermanentError(f"{self.where}: SELECT {self.mailbox} announced no UIDVALIDITY")
+        self.uidvalidity = validity
+        return validity
+
+    async def search_uids(self, since: date | None = None) -> list[int]:
+        """UIDs of all messages, or of those with an internal date on or after `since`."""
+        criteria = ("SINCE", _imap_date(since)) if since else ("ALL",)
+        return await self.call(self._search, criteria)
+
+    def _search(self, criteria: tuple[str, ...]) -> list[int]:
+        data = _check(*self.client.uid("SEARCH", None, *criteria), "SEARCH")
+        return sorted(int(uid) for uid in (data[0] or b"").split())  # type: ignore[union-attr]
+
+    async def sizes(self, uids: Collection[int]) -> dict[int, int]:
+        """RFC822.SIZE of these UIDs, one command."""
+        return await self.call(self._sizes, uid_set(uids))
+
+    def _sizes(self, uid_text: str) -> dict[int, int]:
+        if not uid_text:
+            return {}
+        found = {}
+        for meta, _ in self._fetch(uid_text, "(UID RFC822.SIZE)"):
+            uid, size = _UID.search(meta), _SIZE.search(meta)
+            if uid and size:
+                found[int(uid.group(1))] = int(size.group(1))
+        return found
+
+    async def headers(self, uids: Collection[int]) -> dict[int, tuple[int, bytes]]:
+        """(RFC822.SIZE, header block) of these UIDs, one command: enough to recognise
+        messages again without downloading them."""
+        return await self.call(self._headers, uid_set(uids))
+
+    def _headers(self, uid_text: str) -> dict[int, tuple[int, bytes]]:
+        if not uid_text:
+            return {}
+        found = {}
+        for meta, literal in self._fetch(uid_text, "(UID RFC822.SIZE BODY.PEEK[HEADER])"):
+            uid, size = _UID.search(meta), _SIZE.search(meta)
+            if uid and size and literal is not None:
+                found[int(uid.group(1))] = (int(size.group(1)), literal)
+        return found
+
+    async def fetch_messages(self, uids: Collection[int]) -> list[Fetched]:
+        """Whole messages by UID in one `UID FETCH` (several in flight), in UID order;
+        BODY.PEEK leaves \\Seen alone."""
+        return await self.call(self._fetch_messages, uid_set(uids))
+
+    def _fetch_messages(self, uid_text: str) -> list[Fetched]:
+        if not uid_text:
+            return []
+        found = []
+        for meta, literal in self._fetch(uid_text, "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[])"):
+            uid, size, when = _UID.search(meta), _SIZE.search(meta), _INTERNALDATE.search(meta)
+            if uid is None or literal is None:
+                continue
+            stamp = imaplib.Internaldate2tuple(when.group(0)) if when else None
+            found.append(Fetched(
+                int(uid.group(1)), int(size.group(1)) if size else len(literal),
+                time.mktime(stamp) if stamp else None, literal,
+            ))
+        return sorted(found)
+
+    def _fetch(self, uid_text: str, items: str) -> list[tuple[bytes, bytes | None]]:
+        """(metadata, literal) per FETCH response; metadata joins the text before and
+        after the literal, since servers may put UID after the body."""
+        data = _check(*self.client.uid("FETCH", uid_text, items), "FETCH")
+        out: list[tuple[bytes, bytes | None]] = []
+        for index, item in enumerate(data):
+            if isinstance(item, tuple):
+                after = data[index + 1] if index + 1 < len(data) and isinstance(data[index + 1], bytes) else b""
+                out.append((item[0] + b" " + after, item[1]))  # type: ignore[operator]
+            elif isinstance(item, bytes) and item != b")" and _UID.search(item):
+                out.append((item, None))
+        return out
+
+    async def folders(self) -> list[Folder]:
+        """Selectable mailboxes (LIST "" "*"), skipping \\Noselect and \\NonExistent."""
+        return await self.call(self._folders)
+
+    def _folders(self) -> list[Folder]:
+        data = _check(*self.client.list('""', "*"), "LIST")
+        found = []
+        for item in data:
+            line = item[0] + _quote(item[1].decode("utf-8", "replace")).encode() if isinstance(item, tuple) else item
+            if not isinstance(line, bytes):
+                continue
+            folder = parse_list_line(line)
+            if folder is not None:
+                found.append(folder)
+        return found
+
+
+def parse_list_line(line: bytes) -> Folder | None:
+    """One LIST response line as a Folder; None for unselectable or unparsable lines."""
+    match = _LIST_LINE.match(line.strip())
+    if match is None:
+        return None
+    flags = match.group("flags").lower().split()
+    if b"\\noselect" in flags or b"\\nonexistent" in flags:
+        return None
+    delimiter = _unquote(match.group("delimiter"))
+    name = _unquote(match.group("name"))
+    return Folder(name, delimiter) if name else None
+
+
+def _unquote(token: bytes) -> str | None:
+    if token == b"NIL":
+        return None
+    text = token.decode("utf-8", "replace")
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = re.sub(r"\\(.)", r"\1", text[1:-1])
+    return text
+
+
+def uid_set(uids: Iterable[int]) -> str:
+    """UIDs as a compact IMAP set: [1, 2, 3, 7, 9, 10] -> '1:3,7,9:10'."""
+    ordered = sorted(set(uids))
+    runs: list[str] = []
+    start = previous = None
+    for uid in ordered:
+        if previous is not None and uid == previous + 1:
+            previous = uid
+            continue
+        if start is not None:
+            runs.append(f"{start}:{previous}" if previous != start else str(start))
+        start = previous = uid
+    if start is not None:
+        runs.append(f"{start}:{previous}" if previous != start else str(start))
+    return ",".join(runs)
+
+
+def _imap_date(day: date) -> str:
+    """RFC 3501 date (1-Feb-2024), with English month names whatever the locale."""
+    return f"{day.day}-{_MONTHS[day.month - 1]}-{day.year}"
+
+
+def _uidvalidity(client: imaplib.IMAP4) -> int | None:
+    values = client.untagged_responses.get("UIDVALIDITY") or [None]
+    try:
+        return int(values[-1])  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -122,7 +299,7 @@ class ImapConnector:
 
     async def connect(self) -> ImapConnection:
         client = await run_blocking(self.open, translate=lambda exc: translate(exc, self.where))
-        return ImapConnection(client, self.mailbox, self.where)
+        return ImapConnection(client, self.mailbox, self.where, _uidvalidity(client))
 
     def open(self) -> imaplib.IMAP4:
         """Connect, secure, log in and select the mailbox (blocking; runs in a thread)."""

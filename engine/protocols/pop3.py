@@ -94,6 +94,40 @@ class Pop3Connection(BlockingSession):
         pairs = (line.decode("ascii", "replace").split() for line in lines)
         return [(int(parts[0]), parts[1]) for parts in pairs if len(parts) == 2]
 
+    async def inventory(self) -> list[tuple[int, str, int]]:
+        """(number, UIDL, size) of every message, from a fresh session; `headers` and
+        `retrieve` then use these numbers on that same session."""
+        return await self.call(self._inventory)
+
+    def _inventory(self) -> list[tuple[int, str, int]]:
+        client = self._fresh()
+        _, lines, _ = client.list()
+        sizes = {}
+        for line in lines:
+            parts = line.split()
+            if len(parts) == 2:
+                sizes[int(parts[0])] = int(parts[1])
+        return [(number, uid, sizes.get(number, 0)) for number, uid in self._listing(client)]
+
+    async def headers(self, number: int) -> bytes:
+        """The header block of message `number` (TOP n 0) in the current session."""
+        return await self.call(self._headers, number)
+
+    def _headers(self, number: int) -> bytes:
+        _, lines, _ = self.client.top(number, 0)
+        return b"\r\n".join(lines) + b"\r\n"
+
+    async def retrieve(self, numbers: Collection[int]) -> list[bytes]:
+        """Whole messages (RETR) by number in the current session, in the given order."""
+        return await self.call(self._retrieve, list(numbers))
+
+    def _retrieve(self, numbers: list[int]) -> list[bytes]:
+        out = []
+        for number in numbers:
+            _, lines, _ = self.client.retr(number)
+            out.append(b"\r\n".join(lines) + b"\r\n")
+        return out
+
     async def delete(self, uids: Collection[str]) -> int:
         """Delete exactly these messages (by UIDL) and commit with QUIT; returns how many."""
         return await self.call(self._delete, frozenset(uids))

@@ -81,3 +81,16 @@ def test_run_history_and_report_in_process(probe_kind: object, tmp_path: Path) -
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert [row[0] for row in rows] == [1]
     assert json.loads(rows[0][1])["tasks_failed"] == 1
+
+
+def test_readme_job_examples_validate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, re.S)
+    assert blocks
+    monkeypatch.setenv("FTP_PASSWORD", "example-secret")
+    for index, block in enumerate(blocks):
+        text = block if block.lstrip().startswith(("defaults", "jobs")) else "jobs:\n" + block
+        path = tmp_path / f"readme{index}.yaml"
+        path.write_text(text)
+        result = xfer("validate", str(path))
+        assert result.returncode == 0, (block, result.stderr)
