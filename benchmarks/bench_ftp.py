@@ -1,0 +1,553 @@
+"""FTP mirror speed: xfer vs lftp and rclone against vsftpd on loopback (issue 3).
+
+Every figure is measured in the same run, on the same server and data, destination
+on /dev/shm; rounds alternate the tools (the order rotates) and the table shows
+medians. Scenarios:
+
+- small: N files of S bytes in D directories, C connections (lftp --parallel=C,
+  rclone --transfers C --checkers C); ratio = xfer wall time / lftp wall time.
+- noop:  the same mirror again with nothing to do (xfer with its state, lftp
+  `mirror --only-newer`, rclone `copy`).
+- large: a few big files (MiB/s); rclone gets --multi-thread-streams 0 (its default
+  splits files over 250 MiB into streams, which gave 426 aborts and short files).
+- sites: 20 vsftpd instances with 250 files each, per-host limit 4: one xfer run
+  (20 jobs) vs lftp site after site vs 20 lftp processes at once.
+- rss:   peak RSS of one xfer mirror of a big tree (200,000 files by default).
+- lag:   the event loop's worst stall while xfer writes big files (in-process,
+  uvloop) to /dev/shm and to a disk directory: writes are done in the loop, one
+  write() per received block (<= 256 KiB), so a stall is one such write.
+
+Client CPU and peak RSS come from wait4() on the tool's process; server CPU is the
+vsftpd listener's own plus its reaped sessions' time. `uptime`'s load is noted with
+every figure: the machine has 2 cores shared with other work.
+
+    python benchmarks/bench_ftp.py                      # all but rss, 3 rounds
+    python benchmarks/bench_ftp.py --scenarios small,noop --rounds 5
+    python benchmarks/bench_ftp.py --scenarios rss --rss-files 200000
+    python benchmarks/bench_ftp.py --serve small        # start vsftpd on the data, wait (profiling)
+
+Needs root, vsftpd, lftp and rclone (bash .ci/install-servers.sh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from engine.spec import parse_size  # noqa: E402
+from tests.servers.ftp import FtpServer, VSFTPD_BINARY, _children, _vsftpd_pids, start_vsftpd  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: The tools' environment. Python bytecode is cached (outside the repo): an installed
+#: xfer has its .pyc files, and PYTHONDONTWRITEBYTECODE=1 here would otherwise add
+#: ~0.1 s of compiling to every xfer run.
+ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+TOOLS = ("xfer", "lftp", "rclone")
+
+
+# ------------------------------------------------------------------ measuring
+
+
+@dataclass
+class Sample:
+    """One timed run of one tool."""
+
+    tool: str
+    wall: float
+    client_cpu: float
+    server_cpu: float
+    rss_mb: float
+    load: float
+    ok: bool
+    note: str = ""
+
+
+def _proc_cpu(pid: int) -> float:
+    """utime + stime + cutime + cstime of `pid`, in seconds."""
+    with open(f"/proc/{pid}/stat") as stat_file:
+        fields = stat_file.read().rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11:15]) / CLK_TCK
+
+
+@dataclass
+class Server:
+    """A vsftpd instance serving `root` anonymously, with its listener's pid."""
+
+    ftp: FtpServer
+    listener: int
+
+    def cpu(self) -> float:
+        """CPU seconds so far, once every session of the last run has been reaped."""
+        deadline = time.monotonic() + 5
+        while _children(self.listener) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return _proc_cpu(self.listener)
+
+    @property
+    def url(self) -> str:
+        return f"ftp://{self.ftp.host}:{self.ftp.port}"
+
+
+def start_server(root: Path, work: Path, tag: str = "") -> Server:
+    tmp = work / f"vsftpd-{root.name}{tag}"  # vsftpd instances are told apart by their config path
+    ftp = start_vsftpd(root, tmp, extra_config={"xferlog_enable": "NO", "log_ftp_protocol": "NO"})
+    pids = _vsftpd_pids([VSFTPD_BINARY, str(tmp / "vsftpd.conf")])
+    listener = next(pid for pid in pids if pid in _children(os.getpid()))  # we started it
+    return Server(ftp, listener)
+
+
+def run_process(argv: list[str], servers: list[Server], cwd: Path | None = None) -> tuple[Sample, str]:
+    """Run one tool to completion: wall time, client CPU and peak RSS (wait4), the
+    servers' CPU over the same span."""
+    before = sum(server.cpu() for server in servers)
+    load = os.getloadavg()[0]
+    log = (cwd or Path("/tmp")) / "tool.log"
+    with open(log, "wb") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=ENV)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    server_cpu = sum(server.cpu() for server in servers) - before
+    sample = Sample(
+        tool=argv[0], wall=wall, client_cpu=usage.ru_utime + usage.ru_stime, server_cpu=server_cpu,
+        rss_mb=usage.ru_maxrss / 1024, load=load, ok=proc.returncode == 0,
+    )
+    return sample, log.read_text(errors="replace")[-2000:]
+
+
+def run_many(argvs: list[list[str]], servers: list[Server]) -> Sample:
+    """Several processes at once: wall time until the last ends, CPU summed."""
+    before = sum(server.cpu() for server in servers)
+    load = os.getloadavg()[0]
+    started = time.perf_counter()
+    procs = [subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV) for argv in argvs]
+    cpu, rss, ok = 0.0, 0.0, True
+    for proc in procs:
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        cpu += usage.ru_utime + usage.ru_stime
+        rss += usage.ru_maxrss / 1024
+        ok = ok and proc.returncode == 0
+    wall = time.perf_counter() - started
+    return Sample(argvs[0][0], wall, cpu, sum(server.cpu() for server in servers) - before, rss, load, ok)
+
+
+# ---------------------------------------------------------------------- data
+
+
+def make_tree(root: Path, files: int, dirs: int, size: int) -> None:
+    """`files` files of `size` bytes spread over `dirs` directories (made once)."""
+    marker = root.with_name(root.name + ".made")  # outside the served tree
+    wanted = f"{files} {dirs} {size}"
+    if marker.exists() and marker.read_text() == wanted:
+        return
+    for child in root.iterdir():
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
+    block = os.urandom(min(size, 1 << 20)) if size else b""
+    per_dir = -(-files // dirs)
+    for index in range(files):
+        directory = root / f"d{index // per_dir:04d}"
+        if index % per_dir == 0:
+            directory.mkdir()
+        with open(directory / f"f{index:06d}.bin", "wb") as out:
+            left = size
+            while left > 0:
+                out.write(block[:left])
+                left -= len(block)
+    marker.write_text(wanted)
+
+
+def tree_count(root: Path) -> tuple[int, int]:
+    """(files, bytes) under root, state files and .part files excluded."""
+    count = total = 0
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            if name.endswith(".part"):
+                continue
+            count += 1
+            total += os.lstat(os.path.join(dirpath, name)).st_size
+    return count, total
+
+
+def data_root(work: Path, name: str) -> Path:
+    root = work / "data" / name
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o755)
+    return root
+
+
+# --------------------------------------------------------------------- tools
+
+
+def xfer_job(work: Path, name: str, sites: list[tuple[str, Path]], limit: int) -> Path:
+    """A job file mirroring each (url, dest) with `limit` connections per host."""
+    lines = [
+        "defaults:",
+        f"  max_connections_per_host: {limit}",
+        f"  max_connections: {max(64, limit * len(sites))}",
+        f"  state: {work / (name + '-state.db')}",
+        "jobs:",
+    ]
+    for index, (url, dest) in enumerate(sites):
+        lines += [f"  - name: m{index}", "    kind: ftp.mirror", f"    remote: {url}/", f"    local: {dest}"]
+    path = work / f"{name}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def xfer_argv(job: Path) -> list[str]:
+    return [sys.executable, "-m", "engine", "run", str(job), "--quiet", "--report", str(job.with_suffix(".report.json"))]
+
+
+def xfer_failed(job: Path) -> str:
+    report = json.loads(job.with_suffix(".report.json").read_text())
+    failed = report["totals"]["tasks_failed"] + report["totals"]["jobs_failed"]
+    return f"{failed} failed" if failed else ""
+
+
+def lftp_argv(url: str, dest: Path, parallel: int, only_newer: bool = False) -> list[str]:
+    newer = " --only-newer" if only_newer else ""
+    return ["lftp", "-c", f"set net:max-retries 2; open {url}; mirror --parallel={parallel}{newer} / {dest}"]
+
+
+def rclone_argv(server: Server, dest: Path, parallel: int) -> list[str]:
+    obscured = subprocess.run(["rclone", "obscure", "anonymous@"], capture_output=True, text=True, check=True).stdout.strip()
+    return [
+        "rclone", "copy", ":ftp:/", str(dest), "--config", "/dev/null",
+        f"--ftp-host={server.ftp.host}", f"--ftp-port={server.ftp.port}", "--ftp-user=anonymous",
+        f"--ftp-pass={obscured}", f"--transfers={parallel}", f"--checkers={parallel}",
+        "--multi-thread-streams=0", "--ftp-concurrency", str(parallel * 2),
+    ]
+
+
+def clear(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+
+
+# ------------------------------------------------------------------ scenarios
+
+
+@dataclass
+class Results:
+    """Samples by scenario and tool, and the run's context."""
+
+    samples: dict[str, dict[str, list[Sample]]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, scenario: str, label: str, sample: Sample, expect: tuple[int, int] | None = None, dest: Path | None = None) -> None:
+        sample.tool = label
+        if expect is not None and dest is not None:
+            got = tree_count(dest)
+            if got != expect:
+                sample.ok = False
+                sample.note = f"got {got[0]} files/{got[1]} bytes, expected {expect[0]}/{expect[1]}"
+        if not sample.ok:
+            print(f"  !! {scenario} {label}: FAILED {sample.note}", file=sys.stderr)
+        print(f"  {scenario:6} {label:16} {sample.wall:8.3f}s  cpu {sample.client_cpu:6.2f}+{sample.server_cpu:5.2f}s"
+              f"  rss {sample.rss_mb:6.1f} MB  load {sample.load:.2f}", file=sys.stderr)
+        self.samples.setdefault(scenario, {}).setdefault(label, []).append(sample)
+
+
+def rotated(tools: list[str], round_no: int) -> list[str]:
+    shift = round_no % len(tools)
+    return tools[shift:] + tools[:shift]
+
+
+def scenario_tree(args: argparse.Namespace, results: Results, name: str, files: int, dirs: int, size: int,
+                  noop: bool) -> None:
+    """small (and noop) or large: one tree, every tool, `rounds` rounds."""
+    work: Path = args.work
+    root = data_root(work, name)
+    make_tree(root, files, dirs, size)
+    server = start_server(root, work)
+    expect = (files, files * size)
+    try:
+        for round_no in range(args.rounds):
+            for tool in rotated(list(args.tools), round_no):
+                dest = work / f"dest-{name}-{tool}"
+                clear(dest)
+                if tool == "xfer":
+                    (work / f"{name}-state.db").unlink(missing_ok=True)
+                    job = xfer_job(work, name, [(server.url, dest)], args.connections)
+                    argv = xfer_argv(job)
+                    again = argv
+                elif tool == "lftp":
+                    argv = lftp_argv(server.url, dest, args.connections)
+                    again = lftp_argv(server.url, dest, args.connections, only_newer=True)
+                else:
+                    argv = again = rclone_argv(server, dest, args.connections)
+                sample, log = run_process(argv, [server], cwd=work)
+                if tool == "xfer" and sample.ok:
+                    sample.note = xfer_failed(job)
+                    sample.ok = not sample.note
+                if not sample.ok:
+                    sample.note = sample.note or log[-300:]
+                results.add(name, tool, sample, expect, dest)
+                if noop:
+                    sample, log = run_process(again, [server], cwd=work)
+                    results.add("noop", tool, sample, expect, dest)
+                shutil.rmtree(dest, ignore_errors=True)
+    finally:
+        server.ftp.stop()
+
+
+def scenario_sites(args: argparse.Namespace, results: Results) -> None:
+    """20 servers, 250 files each: xfer (one run) vs lftp sequential vs lftp concurrent."""
+    work: Path = args.work
+    roots = []
+    for index in range(args.sites):
+        root = data_root(work, f"site{index:02d}")
+        make_tree(root, args.site_files, 5, args.file_size)
+        roots.append(root)
+    servers = [start_server(root, work) for root in roots]
+    expect = (args.site_files * args.sites, args.site_files * args.sites * args.file_size)
+    base = work / "dest-sites"
+    try:
+        for round_no in range(args.rounds):
+            for tool in rotated(["xfer", "lftp-sequential", "lftp-concurrent"], round_no):
+                clear(base)
+                dests = [base / f"s{index:02d}" for index in range(len(servers))]
+                if tool == "xfer":
+                    (work / "sites-state.db").unlink(missing_ok=True)
+                    job = xfer_job(work, "sites", [(s.url, d) for s, d in zip(servers, dests)], args.site_limit)
+                    sample, log = run_process(xfer_argv(job), servers, cwd=work)
+                    if sample.ok:
+                        sample.note = xfer_failed(job)
+                        sample.ok = not sample.note
+                elif tool == "lftp-sequential":
+                    samples = [run_process(lftp_argv(s.url, d, args.site_limit), [s], cwd=work)[0] for s, d in zip(servers, dests)]
+                    sample = Sample(tool, sum(x.wall for x in samples), sum(x.client_cpu for x in samples),
+                                    sum(x.server_cpu for x in samples), max(x.rss_mb for x in samples),
+                                    samples[0].load, all(x.ok for x in samples))
+                else:
+                    sample = run_many([lftp_argv(s.url, d, args.site_limit) for s, d in zip(servers, dests)], servers)
+                results.add("sites", tool, sample, expect, base)
+    finally:
+        for server in servers:
+            server.ftp.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def scenario_rss(args: argparse.Namespace, results: Results) -> None:
+    """Peak RSS of one xfer mirror of a big tree (and its time)."""
+    work: Path = args.work
+    root = data_root(work, "rss")
+    make_tree(root, args.rss_files, max(1, args.rss_files // 500), args.rss_size)
+    server = start_server(root, work)
+    dest = work / "dest-rss"
+    try:
+        clear(dest)
+        (work / "rss-state.db").unlink(missing_ok=True)
+        job = xfer_job(work, "rss", [(server.url, dest)], args.connections)
+        sample, log = run_process(xfer_argv(job), [server], cwd=work)
+        if sample.ok:
+            sample.note = xfer_failed(job)
+            sample.ok = not sample.note
+        results.add("rss", "xfer", sample, (args.rss_files, args.rss_files * args.rss_size), dest)
+        sample, _ = run_process(xfer_argv(job), [server], cwd=work)
+        results.add("rss", "xfer-noop", sample, (args.rss_files, args.rss_files * args.rss_size), dest)
+    finally:
+        server.ftp.stop()
+        shutil.rmtree(dest, ignore_errors=True)
+
+
+def scenario_lag(args: argparse.Namespace, results: Results) -> None:
+    """Worst event-loop stall while xfer writes the large files, per destination."""
+    from engine.events import EventBus
+    from engine.report import Report
+    from engine.scheduler import RunOptions, Scheduler
+    from engine.spec import load_job_file
+    import uvloop
+
+    work: Path = args.work
+    root = data_root(work, "large")
+    size = parse_size(args.large_size)
+    make_tree(root, args.large_files, 1, size)
+    server = start_server(root, work)
+    lags: dict[str, Any] = {}
+    try:
+        for where in [work, args.disk_dir]:
+            dest = Path(where) / "xfer-bench-lag-dest"
+            for _ in range(args.rounds):
+                clear(dest)
+                (work / "lag-state.db").unlink(missing_ok=True)
+                job = xfer_job(work, "lag", [(server.url, dest)], args.connections)
+                stalls: list[float] = []
+
+                async def main() -> None:
+                    events = EventBus()
+                    events.subscribe(Report())
+                    scheduler = Scheduler([load_job_file(job)], events, RunOptions())
+
+                    async def watch() -> None:
+                        while True:
+                            before = time.perf_counter()
+                            await asyncio.sleep(0.001)
+                            stalls.append(time.perf_counter() - before - 0.001)
+
+                    watcher = asyncio.create_task(watch())
+                    try:
+                        await scheduler.run()
+                    finally:
+                        watcher.cancel()
+                        scheduler.close()
+
+                started = time.perf_counter()
+                with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                    runner.run(main())
+                wall = time.perf_counter() - started
+                stalls.sort()
+                row = lags.setdefault(str(where), {"max_ms": [], "p99_ms": [], "mib_s": []})
+                row["max_ms"].append(round(stalls[-1] * 1000, 2))
+                row["p99_ms"].append(round(stalls[int(len(stalls) * 0.99)] * 1000, 2))
+                row["mib_s"].append(round(args.large_files * size / wall / 2**20, 1))
+                print(f"  lag    {str(where):16} max {row['max_ms'][-1]} ms p99 {row['p99_ms'][-1]} ms "
+                      f"{row['mib_s'][-1]} MiB/s load {os.getloadavg()[0]:.2f}", file=sys.stderr)
+                os.sync()
+            shutil.rmtree(dest, ignore_errors=True)
+    finally:
+        server.ftp.stop()
+    results.extra["lag"] = lags
+
+
+# -------------------------------------------------------------------- report
+
+
+def summarise(results: Results, args: argparse.Namespace) -> dict[str, Any]:
+    """Medians per scenario and tool, with the ratios the issue asks for."""
+    out: dict[str, Any] = {}
+    for scenario, by_tool in results.samples.items():
+        rows = {}
+        for tool, samples in by_tool.items():
+            good = [s for s in samples if s.ok] or samples
+            rows[tool] = {
+                "wall": statistics.median(s.wall for s in good),
+                "client_cpu": statistics.median(s.client_cpu for s in good),
+                "server_cpu": statistics.median(s.server_cpu for s in good),
+                "rss_mb": max(s.rss_mb for s in good),
+                "load": [round(s.load, 2) for s in samples],
+                "runs": [round(s.wall, 3) for s in samples],
+                "failed": [s.note for s in samples if not s.ok],
+            }
+        out[scenario] = rows
+    counts = {"small": args.files, "large": args.large_files, "sites": args.sites * args.site_files}
+    for scenario, rows in out.items():
+        for tool, row in rows.items():
+            if scenario in counts:
+                row["files_s"] = counts[scenario] / row["wall"]
+            if scenario == "large":
+                row["mib_s"] = args.large_files * parse_size(args.large_size) / row["wall"] / 2**20
+        reference = "lftp" if "lftp" in rows else "lftp-sequential" if "lftp-sequential" in rows else None
+        if "xfer" in rows and reference:
+            rows["xfer"]["ratio_to_" + reference] = rows["xfer"]["wall"] / rows[reference]["wall"]
+    return out
+
+
+def print_table(summary: dict[str, Any]) -> None:
+    print(f"{'scenario':8} {'tool':16} {'wall s':>8} {'files/s':>8} {'MiB/s':>7} {'cli cpu':>7} {'srv cpu':>7}"
+          f" {'RSS MB':>7} {'ratio':>6}  load / runs")
+    for scenario, rows in summary.items():
+        for tool, row in rows.items():
+            ratio = next((value for key, value in row.items() if key.startswith("ratio_to_")), None)
+            print(f"{scenario:8} {tool:16} {row['wall']:8.3f} {row.get('files_s', 0):8.0f} {row.get('mib_s', 0):7.0f}"
+                  f" {row['client_cpu']:7.2f} {row['server_cpu']:7.2f} {row['rss_mb']:7.1f}"
+                  f" {ratio if ratio is None else round(ratio, 2)!s:>6}  {row['load']} {row['runs']}"
+                  + (f"  FAILED: {row['failed']}" if row["failed"] else ""))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenarios", default="small,noop,large,sites,lag",
+                        help="comma-separated: small,noop,large,sites,rss,lag")
+    parser.add_argument("--tools", default=",".join(TOOLS), help="peers for small/noop/large")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--files", type=int, default=5000)
+    parser.add_argument("--dirs", type=int, default=50)
+    parser.add_argument("--file-size", default="4k")
+    parser.add_argument("--large-files", type=int, default=4)
+    parser.add_argument("--large-size", default="256M")
+    parser.add_argument("--sites", type=int, default=20)
+    parser.add_argument("--site-files", type=int, default=250)
+    parser.add_argument("--site-limit", type=int, default=4)
+    parser.add_argument("--rss-files", type=int, default=200_000)
+    parser.add_argument("--rss-size", default="64")
+    parser.add_argument("--disk-dir", type=Path, default=Path("/var/tmp"), help="a directory on a real disk (lag)")
+    parser.add_argument("--work", type=Path, default=Path("/dev/shm/xfer-bench-ftp"))
+    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results-ftp.json")
+    parser.add_argument("--serve", metavar="SCENARIO", help="only start vsftpd on that scenario's data and wait")
+    args = parser.parse_args()
+    args.tools = args.tools.split(",")
+    args.file_size = parse_size(args.file_size)
+    args.rss_size = parse_size(args.rss_size)
+    args.work.mkdir(parents=True, exist_ok=True)
+    ENV["PYTHONPYCACHEPREFIX"] = str(args.work / "pycache")
+    os.chmod(args.work, 0o755)
+    os.chmod(args.work.parent, os.stat(args.work.parent).st_mode | 0o001)
+    wanted = args.scenarios.split(",")
+
+    if args.serve:
+        root = data_root(args.work, args.serve)
+        if args.serve == "small":
+            make_tree(root, args.files, args.dirs, args.file_size)
+        elif args.serve == "large":
+            make_tree(root, args.large_files, 1, parse_size(args.large_size))
+        server = start_server(root, args.work, "-serve")
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # run the finally: stop vsftpd
+        print(server.url, flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        finally:
+            server.ftp.stop()
+
+    results = Results()
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("small", lambda: scenario_tree(args, results, "small", args.files, args.dirs, args.file_size, "noop" in wanted)),
+        ("large", lambda: scenario_tree(args, results, "large", args.large_files, 1, parse_size(args.large_size), False)),
+        ("sites", lambda: scenario_sites(args, results)),
+        ("rss", lambda: scenario_rss(args, results)),
+        ("lag", lambda: scenario_lag(args, results)),
+    ]
+    started = time.time()
+    for name, step in steps:
+        if name in wanted or (name == "small" and "noop" in wanted):
+            print(f"== {name}", file=sys.stderr)
+            step()
+    summary = summarise(results, args)
+    print_table(summary)
+    if "lag" in results.extra:
+        for where, row in results.extra["lag"].items():
+            print(f"lag {where}: worst stall {row['max_ms']} ms, p99 {row['p99_ms']} ms, {row['mib_s']} MiB/s")
+    document = {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+        "argv": sys.argv,
+        "cpus": os.cpu_count(),
+        "summary": summary,
+        "extra": results.extra,
+        "samples": {k: {t: [s.__dict__ for s in v] for t, v in by.items()} for k, by in results.samples.items()},
+    }
+    args.json.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"written {args.json}", file=sys.stderr)
+    return 0 if all(s.ok for by in results.samples.values() for v in by.values() for s in v) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
