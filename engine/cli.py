@@ -16,7 +16,6 @@ from rich.console import Console
 from engine import __version__
 from engine.errors import SpecError
 from engine.events import EventBus
-from engine.inspect.cli import register as register_mail_inspect
 from engine.kinds import job_class, register_cli
 from engine.outputs.progress import LiveProgress, PlainLog, print_summary
 from engine.report import EXIT_BAD_INPUT, Report
@@ -129,7 +128,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Commands of this module; for these the kinds' own commands need not be loaded.
+CORE_COMMANDS = frozenset({"run", "validate", "plan"})
+
+
+def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
+    """The argument parser; `plugins=False` leaves out commands that kinds and tools
+    add (`xfer news`, `xfer mail`), which would import every kind at start-up."""
     parser = argparse.ArgumentParser(
         prog="xfer",
         description="Run FTP, NNTP and mail transfer jobs from YAML job files, all at once, "
@@ -160,13 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--only", nargs="+", metavar="NAME")
     plan.set_defaults(handler=cmd_plan)
 
-    register_mail_inspect(commands)
-    register_cli(commands)
+    if plugins:
+        from engine.inspect.cli import register as register_mail_inspect
+
+        register_mail_inspect(commands)
+        register_cli(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(plugins=not (argv and argv[0] in CORE_COMMANDS))
     args = parser.parse_args(argv)
     if getattr(args, "max_connections", None) is not None and args.max_connections < 1:
         parser.error("--max-connections must be >= 1")

@@ -166,11 +166,21 @@ class JobFile:
         return self.resolve(self.defaults.state or Path(".xfer/state.db"))
 
 
-def _file_model() -> type[BaseModel]:
-    """The whole-file model: the discriminated union of every registered job kind."""
+def _named_kinds(data: Any) -> set[str]:
+    """The `kind` values a loaded file names (so only those kinds get imported)."""
+    jobs = data.get("jobs") if isinstance(data, dict) else None
+    if not isinstance(jobs, list):
+        return set()
+    return {job["kind"] for job in jobs if isinstance(job, dict) and isinstance(job.get("kind"), str)}
+
+
+def _file_model(kinds: set[str] | None = None) -> type[BaseModel]:
+    """The whole-file model: the discriminated union of the named job kinds (of every
+    kind when none of the names is known, so the error lists them all)."""
     from engine.kinds import spec_classes
 
-    specs = tuple(spec_classes())
+    specs = tuple(spec_classes(kinds)) if kinds is not None else ()
+    specs = specs or tuple(spec_classes())
     job_union = Annotated[Union[specs], Field(discriminator="kind")]  # type: ignore[valid-type]
     return create_model(  # type: ignore[call-overload]
         "JobFileModel",
@@ -258,7 +268,7 @@ def parse_job_text(text: str, source: str, path: Path | None = None) -> JobFile:
         raise SpecError(f"{source}: the file is empty (expected 'jobs:')")
     if not isinstance(data, dict):
         raise SpecError(f"{source}:1:1: expected a mapping with 'jobs:' at the top")
-    model = _file_model()
+    model = _file_model(_named_kinds(data))
     try:
         loaded = model.model_validate(data)
     except ValidationError as exc:

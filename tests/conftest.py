@@ -58,9 +58,8 @@ class ProbeJob(Job):
 @pytest.fixture
 def probe_kind() -> Iterator[type[ProbeJob]]:
     """Registers `test.probe` for the duration of a test."""
-    registry = engine.kinds._jobs()
-    registry["test.probe"] = ProbeJob
+    engine.kinds.register(ProbeJob)
     try:
         yield ProbeJob
     finally:
-        registry.pop("test.probe", None)
+        engine.kinds.unregister("test.probe")

@@ -1,0 +1,452 @@
+"""`mail.fetch`: back up POP3/IMAP mailboxes to Maildir or mbox, incrementally.
+
+Planning, per job (one account): IMAP folders come from the URL path, `folders:`, or
+`*` (LIST). Each folder is opened locally first (a batch a crashed run left pending
+is recovered: see `engine.mailbox_store.ledger`), then surveyed on one connection:
+SELECT (UIDVALIDITY), UID SEARCH (with `since`), RFC822.SIZE of the new UIDs (for
+`max_size` and batching). A UIDVALIDITY change re-recognises stored messages by
+their headers (no duplicates). New UIDs are cut into batches (`batch` messages, at
+most `BATCH_BYTES`), one task each: one `UID FETCH a:b (BODY.PEEK[] ...)` on a pooled
+connection, then the batch is stored — in UID order per folder (a turnstile), and
+without holding the connection while it waits its turn. POP3 is one task: UIDL +
+LIST, then RETR of new messages in batches on that session.
+
+`delete_after` deletes, after every batch ended, exactly the messages recorded as
+stored (IMAP UID STORE \\Deleted + UID EXPUNGE; POP3 DELE + QUIT); skipped or failed
+messages stay on the server.
+
+Example::
+
+    - name: backup-alice
+      kind: mail.fetch
+      source: imaps://alice@mail.example.org/*
+      dest: backup/alice
+      format: maildir
+      since: 2024-01-01
+      max_size: 20M
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from datetime import date, datetime, timezone
+from email.parser import BytesHeaderParser
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from engine.errors import PermanentError, UnsafePathError
+from engine.job import Job, Task, TaskContext
+from engine.mail.spec import StartTls
+from engine.mailbox_store.attachments import save_attachments
+from engine.mailbox_store.ledger import Ledger, digest
+from engine.mailbox_store.stores import Incoming, Store, open_store
+from engine.pathsafety import check_name
+from engine.protocols.imap import Fetched, ImapConnection, ImapConnector
+from engine.protocols.pop3 import Pop3Connection, Pop3Connector
+from engine.spec import JobSpec, size_field, url_field
+from engine.urls import Url
+
+#: A batch task fetches at most this many bytes (a big message still goes alone).
+BATCH_BYTES = 16 * 1024 * 1024
+#: Batches of one folder that may be fetched ahead of the one being stored (memory bound).
+AHEAD = 8
+
+
+class MailFetchSpec(JobSpec):
+    kind: Literal["mail.fetch"]
+    source: url_field("pop3", "pop3s", "imap", "imaps")  # type: ignore[valid-type]
+    folders: list[str] | None = Field(
+        None, description="IMAP folders to fetch, or ['*'] for all (default: the URL path, else INBOX)"
+    )
+    starttls: StartTls = Field("auto", description="POP3 STLS / IMAP STARTTLS: true, false or auto")
+    dest: Path = Field(description="local directory: one Maildir or NAME.mbox per folder")
+    format: Literal["maildir", "mbox"] = "maildir"
+    delete_after: bool = Field(False, description="delete from the server what was safely stored")
+    since: date | None = Field(None, description="only messages received on or after this day")
+    max_size: size_field() | None = Field(None, description="skip (and keep on the server) larger messages")  # type: ignore[valid-type]
+    attachments: Path | None = Field(None, description="also save attachments of fetched messages here")
+    batch: int = Field(100, ge=1, le=1000, description="IMAP messages per UID FETCH (one task)")
+    command_timeout: float = Field(60.0, gt=0, description="seconds one protocol command may take")
+
+    @field_validator("folders")
+    @classmethod
+    def _folders(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("give at least one folder, or leave folders out")
+        for name in value:
+            if not name or any(ch in name for ch in "\r\n\0"):
+                raise ValueError(f"folder {name!r}: a folder name is one non-empty line")
+        if "*" in value and len(value) > 1:
+            raise ValueError("'*' means every folder: give it alone")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> MailFetchSpec:
+        pop3 = self.source.scheme.startswith("pop3")
+        if pop3 and (self.folders is not None or self.source.path.strip("/")):
+            raise ValueError("POP3 has one mailbox: no folders (use imap:// for folders)")
+        if self.source.tls and self.starttls is True:
+            raise ValueError(f"{self.source.scheme}:// is implicit TLS: starttls must be auto or false")
+        return self
+
+    @property
+    def folder_names(self) -> list[str]:
+        return self.folders or [self.source.path.strip("/") or "INBOX"]
+
+
+class Turnstile:
+    """Lets the batches of one folder be stored in UID order, whatever order they are
+    fetched in; a batch that failed still lets the next one pass."""
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._changed = asyncio.Condition()
+
+    async def wait(self, index: int) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._next >= index)
+
+    async def advance(self, index: int) -> None:
+        async with self._changed:
+            self._next = max(self._next, index + 1)
+            self._changed.notify_all()
+
+
+class LocalFolder:
+    """One remote folder and where it goes: the store, its ledger, the write order."""
+
+    def __init__(self, job: MailFetch, name: str, local: str) -> None:
+        self.job, self.name = job, name
+        self.store: Store = open_store(job.dest, local, job.spec.format)
+        self.ledger = Ledger(job.ctx.state, job.account, name)
+        self.validity: int | None = None
+        self.stored = self.ledger.stored()
+        self.stored_now: list[str] = []
+        self.deletable: list[str] = []
+        self.turnstile = Turnstile()
+        self.lock = asyncio.Lock()
+
+    def token(self, uid: int | str) -> str:
+        return f"{self.validity}-{uid}" if self.validity is not None else str(uid)
+
+    async def recover(self) -> int:
+        """Finish a batch a crashed run left pending; returns how many of it were kept."""
+        pending = self.ledger.pending
+        if pending is None:
+            return 0
+        tokens, mark = pending
+        kept = await asyncio.to_thread(self.store.recover, mark, tokens)
+        self.ledger.finish((token, "recovered") for token in kept)
+        self.stored = self.ledger.stored()
+        return len(kept)
+
+    async def save(self, batch: list[tuple[Incoming, int]]) -> tuple[int, int]:
+        """Store (message, server size) pairs not stored yet; returns (count, bytes)."""
+        async with self.lock:
+            fresh = [(message, size) for message, size in batch if message.token not in self.stored]
+            if not fresh:
+                return 0, 0
+            self.ledger.begin([message.token for message, _ in fresh], await asyncio.to_thread(self.store.mark))
+            await asyncio.to_thread(self.store.write, [message for message, _ in fresh])
+            self.ledger.finish((message.token, digest(message.raw, size)) for message, size in fresh)
+            for message, _ in fresh:
+                self.stored.add(message.token)
+                self.stored_now.append(message.token)
+        if self.job.spec.attachments is not None:
+            target = self.job.ctx.resolve(self.job.spec.attachments)
+            for message, _ in fresh:
+                self.job.attachments += len(await asyncio.to_thread(save_attachments, message.raw, target))
+        return len(fresh), sum(len(message.raw) for message, _ in fresh)
+
+
+def local_name(folder: str, delimiter: str | None) -> str:
+    """A remote folder as one local path component: the hierarchy becomes dots
+    (Maildir++ style), so no folder can land inside another folder's cur/new/tmp."""
+    name = folder.replace(delimiter, ".") if delimiter else folder
+    reason = check_name(name)
+    if reason is not None:
+        raise UnsafePathError(f"folder {folder!r}: {reason}")
+    return name
+
+
+class ImapBatch(Task[None]):
+    """One `UID FETCH` of a batch, then storing it in its turn (no connection held)."""
+
+    def __init__(self, folder: LocalFolder, connector: ImapConnector, index: int, uids: list[int], size: int):
+        self.folder, self.connector_for_fetch, self.index, self.uids = folder, connector, index, uids
+        self.size = size
+
+    @property
+    def label(self) -> str:
+        return f"{self.folder.name} {self.uids[0]}:{self.uids[-1]}"
+
+    async def run(self, conn: None, ctx: TaskContext) -> dict[str, Any] | None:
+        folder = self.folder
+        await folder.turnstile.wait(self.index - AHEAD)
+        fetched: list[Fetched] | None = None
+        count = nbytes = 0
+        try:
+            fetched = await folder.job.ctx.with_connection(self.connector_for_fetch, self._fetch, self.label)
+        finally:
+            try:
+                await folder.turnstile.wait(self.index)
+                if fetched is not None:
+                    count, nbytes = await folder.save(
+                        [(Incoming(folder.token(m.uid), m.raw, m.received), m.size) for m in fetched]
+                    )
+                    folder.job.count(count, nbytes, ctx)
+            finally:
+                await folder.turnstile.advance(self.index)
+        return {"stored": count, "bytes": nbytes}
+
+    async def _fetch(self, conn: ImapConnection) -> list[Fetched]:
+        if conn.uidvalidity != self.folder.validity:
+            raise PermanentError(f"{self.folder.name}: UIDVALIDITY changed during the run; the next run re-syncs")
+        return await conn.fetch_messages(self.uids)
+
+
+class ImapDelete(Task[ImapConnection]):
+    def __init__(self, folder: LocalFolder, connector: ImapConnector) -> None:
+        self.folder, self.connector = folder, connector
+
+    @property
+    def label(self) -> str:
+        return f"delete {self.folder.name}"
+
+    async def run(self, conn: ImapConnection | None, ctx: TaskContext) -> dict[str, Any] | None:
+        assert conn is not None
+        folder = self.folder
+        tokens = set(folder.deletable) | set(folder.stored_now)
+        if conn.uidvalidity != folder.validity:
+            raise PermanentError(f"{folder.name}: UIDVALIDITY changed; nothing deleted")
+        deleted = await conn.delete([token.rsplit("-", 1)[1] for token in tokens])
+        folder.ledger.forget(tokens)
+        folder.job.deleted += deleted
+        ctx.emit("job.note", data={"deleted": deleted, "folder": folder.name})
+        return {"deleted": deleted}
+
+
+class Pop3Fetch(Task[Pop3Connection]):
+    """The whole POP3 mailbox on one session: UIDL + LIST, TOP for `since`, RETR in batches."""
+
+    def __init__(self, folder: LocalFolder, connector: Pop3Connector) -> None:
+        self.folder, self.connector = folder, connector
+
+    @property
+    def label(self) -> str:
+        return "pop3 INBOX"
+
+    async def run(self, conn: Pop3Connection | None, ctx: TaskContext) -> dict[str, Any] | None:
+        assert conn is not None
+        job, folder, spec = self.folder.job, self.folder, self.folder.job.spec
+        listing = await conn.inventory()
+        on_server = {uid for _, uid, _ in listing}
+        wanted = []
+        for number, uid, size in listing:
+            if uid in folder.stored:
+                continue
+            if spec.max_size is not None and size > spec.max_size:
+                job.skipped += 1
+            elif spec.since is not None and not _since(await conn.headers(number), spec.since):
+                job.skipped += 1
+            else:
+                wanted.append((number, uid, size))
+        stored = 0
+        for start in range(0, len(wanted), spec.batch):
+            chunk = wanted[start : start + spec.batch]
+            raws = await conn.retrieve([number for number, _, _ in chunk])
+            count, nbytes = await folder.save([(Incoming(uid, raw), len(raw)) for (_, uid, _), raw in zip(chunk, raws)])
+            job.count(count, nbytes, ctx)
+            stored += count
+        deleted = 0
+        if spec.delete_after:
+            deletable = folder.stored & on_server
+            deleted = await conn.delete(deletable) if deletable else 0
+            folder.ledger.forget(deletable)
+            job.deleted += deleted
+            if deleted:
+                ctx.emit("job.note", data={"deleted": deleted, "folder": "INBOX"})
+        return {"stored": stored, "deleted": deleted}
+
+
+class Refused(Task[None]):
+    """A folder that cannot be fetched (unsafe name...), reported as a failed task."""
+
+    def __init__(self, name: str, error: Exception) -> None:
+        self.name, self.error = name, error
+
+    @property
+    def label(self) -> str:
+        return f"folder {self.name!r}"
+
+    async def run(self, conn: None, ctx: TaskContext) -> dict[str, Any] | None:
+        raise self.error
+
+
+def _since(header: bytes, day: date) -> bool:
+    """Whether a POP3 message's Date is on or after `day` (kept when it has no usable Date)."""
+    value = BytesHeaderParser().parsebytes(header).get("Date")
+    try:
+        when = parsedate_to_datetime(str(value)) if value else None
+    except (TypeError, ValueError):
+        when = None
+    if when is None:
+        return True
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when >= datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+
+def batches(sizes: list[tuple[int, int]], count: int, limit: int = BATCH_BYTES) -> list[list[tuple[int, int]]]:
+    """(uid, size) pairs in UID order, cut into runs of at most `count` messages and
+    `limit` bytes (a larger message goes alone)."""
+    out: list[list[tuple[int, int]]] = []
+    current: list[tuple[int, int]] = []
+    total = 0
+    for uid, size in sizes:
+        if current and (len(current) >= count or total + size > limit):
+            out.append(current)
+            current, total = [], 0
+        current.append((uid, size))
+        total += size
+    if current:
+        out.append(current)
+    return out
+
+
+class MailFetch(Job):
+    kind = "mail.fetch"
+    Spec = MailFetchSpec
+    spec: MailFetchSpec
+
+    def __init__(self, spec: Any, ctx: Any) -> None:
+        super().__init__(spec, ctx)
+        self.url: Url = ctx.file.with_credentials(spec.source)
+        self.host = ctx.host_config(self.url)
+        self.dest = ctx.resolve(spec.dest)
+        self.account = f"{self.url.scheme}://{self.url.user or ''}@{self.url.endpoint} -> {spec.format}:{self.dest}"
+        self.fetched = self.bytes = self.skipped = self.deleted = self.recovered = self.attachments = 0
+        self.resynced: list[str] = []
+        self.folders: list[LocalFolder] = []
+        self.planned: dict[str, int] = {}
+
+    def endpoints(self) -> list[Url]:
+        return [self.spec.source]
+
+    def count(self, stored: int, nbytes: int, ctx: TaskContext) -> None:
+        self.fetched += stored
+        self.bytes += nbytes
+        if nbytes:
+            ctx.progress(nbytes)
+
+    def _connector(self, folder: str | None = None) -> Any:
+        starttls = None if self.spec.starttls == "auto" else self.spec.starttls
+        if folder is None:
+            return Pop3Connector(self.url, self.host, starttls=starttls, timeout=self.spec.command_timeout)
+        url = dataclasses.replace(self.url, path="/" + folder)
+        return ImapConnector(url, self.host, starttls=starttls, timeout=self.spec.command_timeout)
+
+    async def _open(self, name: str, delimiter: str | None) -> LocalFolder:
+        folder = LocalFolder(self, name, local_name(name, delimiter))
+        self.recovered += await folder.recover()
+        self.folders.append(folder)
+        return folder
+
+    async def plan(self) -> AsyncIterator[Task[Any]]:
+        if self.url.scheme.startswith("pop3"):
+            connector = self._connector()
+            if self.ctx.dry_run:
+                await self.ctx.with_connection(connector, _nothing, "login")
+                return
+            yield Pop3Fetch(await self._open("INBOX", None), connector)
+            return
+        for name, delimiter in await self._folder_list():
+            try:
+                folder = await self._open(name, delimiter)
+            except (UnsafePathError, OSError) as exc:
+                yield Refused(name, exc)
+                continue
+            connector = self._connector(name)
+            todo = await self.ctx.with_connection(connector, lambda conn, f=folder: self._survey(conn, f), f"survey {name}")
+            self.planned[name] = len(todo)
+            if self.ctx.dry_run:
+                continue
+            for index, chunk in enumerate(batches(todo, self.spec.batch)):
+                yield ImapBatch(folder, connector, index, [uid for uid, _ in chunk], sum(size for _, size in chunk))
+        if self.spec.delete_after and not self.ctx.dry_run:
+            await self.ctx.barrier()
+            for folder in self.folders:
+                if folder.deletable or folder.stored_now:
+                    yield ImapDelete(folder, self._connector(folder.name))
+
+    async def _folder_list(self) -> list[tuple[str, str | None]]:
+        names = self.spec.folder_names
+        if names != ["*"]:
+            return [(name, None) for name in names]
+        listed = await self.ctx.with_connection(self._connector("INBOX"), ImapConnection.folders, "list folders")
+        return [(folder.name, folder.delimiter) for folder in listed]
+
+    async def _survey(self, conn: ImapConnection, folder: LocalFolder) -> list[tuple[int, int]]:
+        """(uid, size) of the messages to fetch; updates the ledger on a UIDVALIDITY change."""
+        spec, ledger = self.spec, folder.ledger
+        validity = await conn.reselect()
+        known = ledger.validity
+        if known is not None and known != validity and folder.stored:
+            folder.validity = validity
+            headers = await conn.headers(await conn.search_uids())
+            server = {folder.token(uid): digest(head, size) for uid, (size, head) in headers.items()}
+            ledger.resync(validity, server)
+            self.resynced.append(folder.name)
+            self.ctx.emit("job.note", data={"folder": folder.name, "uidvalidity": [known, validity]})
+        elif known != validity:
+            ledger.set_validity(validity)
+        folder.validity = validity
+        folder.stored = ledger.stored()
+        candidates = await conn.search_uids(spec.since)
+        new = [uid for uid in candidates if folder.token(uid) not in folder.stored]
+        if spec.delete_after:
+            folder.deletable = [folder.token(uid) for uid in await conn.search_uids() if folder.token(uid) in folder.stored]
+        sizes = await conn.sizes(new)
+        todo = []
+        for uid in new:
+            size = sizes.get(uid)
+            if size is None:
+                continue  # expunged meanwhile
+            if spec.max_size is not None and size > spec.max_size:
+                self.skipped += 1
+            else:
+                todo.append((uid, size))
+        return todo
+
+    async def finish(self) -> None:
+        for folder in self.folders:
+            await asyncio.to_thread(folder.store.close)
+
+    def summary(self) -> dict[str, Any]:
+        figures: dict[str, Any] = {
+            "folders": len(self.folders),
+            "fetched": self.fetched,
+            "bytes": self.bytes,
+            "skipped": self.skipped,
+            "deleted": self.deleted,
+        }
+        if self.recovered:
+            figures["recovered"] = self.recovered
+        if self.resynced:
+            figures["resynced"] = self.resynced
+        if self.spec.attachments is not None:
+            figures["attachments"] = self.attachments
+        if self.ctx.dry_run:
+            figures["would_fetch"] = self.planned
+        return figures
+
+
+async def _nothing(_conn: object) -> None:
+    """A dry run only proves that connecting and logging in work."""

@@ -1,0 +1,128 @@
+"""What `mail.fetch` stored, per account and folder, in the run's state DB.
+
+Order of writes for one batch (the crash-safety argument):
+1. `begin` records the batch as pending (its tokens and the store's mark) and commits;
+2. the store writes and fsyncs the messages;
+3. `finish` records each message as stored, clears pending, and commits.
+A crash before 3 leaves a pending batch: the next run asks the store which of its
+messages are on disk (Maildir: by the source id in the file name) or cuts the
+torn tail off (mbox: truncate to the mark), records those, and fetches the rest.
+So a message is never stored twice and never recorded without being stored.
+
+Each row keeps a digest of the message's header block and size, so when a folder's
+UIDVALIDITY changes the messages already stored are recognised by their headers (one
+FETCH of headers, no bodies) and re-recorded under their new UIDs instead of being
+fetched twice. A message is identified by (account, folder, token): the UIDL for
+POP3, the UID for IMAP (valid together with the folder's UIDVALIDITY)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable
+
+from engine.mailbox_store.stores import header_block
+from engine.state import StateStore
+
+_NAMESPACE = "mail_fetch"
+_VERSION = 1
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS mail_fetch_folders (
+        account TEXT NOT NULL, folder TEXT NOT NULL, validity INTEGER, pending TEXT,
+        PRIMARY KEY (account, folder))""",
+    """CREATE TABLE IF NOT EXISTS mail_fetch_messages (
+        account TEXT NOT NULL, folder TEXT NOT NULL, token TEXT NOT NULL, digest TEXT NOT NULL,
+        PRIMARY KEY (account, folder, token))""",
+]
+
+
+def digest(raw_or_header: bytes, size: int) -> str:
+    """Recognises a message again: its header block (LF form) and its server size."""
+    return hashlib.sha256(header_block(raw_or_header)).hexdigest()[:32] + f":{size}"
+
+
+class Ledger:
+    def __init__(self, state: StateStore, account: str, folder: str) -> None:
+        state.ensure_schema(_NAMESPACE, _VERSION, _SCHEMA)
+        self.state, self.key = state, (account, folder)
+        state.execute(
+            "INSERT OR IGNORE INTO mail_fetch_folders (account, folder) VALUES (?, ?)", self.key
+        )
+
+    def _folder(self, column: str) -> object:
+        row = self.state.execute(
+            f"SELECT {column} FROM mail_fetch_folders WHERE account = ? AND folder = ?", self.key
+        ).fetchone()
+        return row[0] if row else None
+
+    @property
+    def validity(self) -> int | None:
+        return self._folder("validity")  # type: ignore[return-value]
+
+    def set_validity(self, validity: int) -> None:
+        self.state.execute(
+            "UPDATE mail_fetch_folders SET validity = ? WHERE account = ? AND folder = ?", (validity, *self.key)
+        )
+        self.state.commit()
+
+    def stored(self) -> set[str]:
+        rows = self.state.execute(
+            "SELECT token FROM mail_fetch_messages WHERE account = ? AND folder = ?", self.key
+        )
+        return {token for (token,) in rows}
+
+    @property
+    def pending(self) -> tuple[list[str], int] | None:
+        """(tokens, store mark) of a batch a crashed run did not finish, or None."""
+        text = self._folder("pending")
+        if not text:
+            return None
+        data = json.loads(str(text))
+        return list(data["tokens"]), int(data["mark"])
+
+    def begin(self, tokens: list[str], mark: int) -> None:
+        self._set_pending(json.dumps({"tokens": tokens, "mark": mark}))
+
+    def finish(self, stored: Iterable[tuple[str, str]]) -> None:
+        """Record (token, digest) pairs as stored and clear pending, in one commit."""
+        self.state.db.executemany(
+            "INSERT OR REPLACE INTO mail_fetch_messages (account, folder, token, digest) VALUES (?, ?, ?, ?)",
+            [(*self.key, token, value) for token, value in stored],
+        )
+        self._set_pending(None)
+
+    def _set_pending(self, text: str | None) -> None:
+        self.state.execute(
+            "UPDATE mail_fetch_folders SET pending = ? WHERE account = ? AND folder = ?", (text, *self.key)
+        )
+        self.state.commit()
+
+    def forget(self, tokens: Iterable[str]) -> None:
+        """Drop records of messages deleted from the server."""
+        self.state.db.executemany(
+            "DELETE FROM mail_fetch_messages WHERE account = ? AND folder = ? AND token = ?",
+            [(*self.key, token) for token in tokens],
+        )
+        self.state.commit()
+
+    def resync(self, validity: int, server: dict[str, str]) -> int:
+        """The folder's UIDVALIDITY changed: keep as stored those server messages
+        (token -> digest) whose digest matches one stored before, drop the old
+        records, set the new validity. Returns how many were recognised."""
+        old = Counter(
+            value for (value,) in self.state.execute(
+                "SELECT digest FROM mail_fetch_messages WHERE account = ? AND folder = ?", self.key
+            )
+        )
+        kept = []
+        for token, value in server.items():  # in UID order: equal digests pair up in order
+            if old[value] > 0:
+                old[value] -= 1
+                kept.append((*self.key, token, value))
+        self.state.execute("DELETE FROM mail_fetch_messages WHERE account = ? AND folder = ?", self.key)
+        self.state.db.executemany(
+            "INSERT INTO mail_fetch_messages (account, folder, token, digest) VALUES (?, ?, ?, ?)", kept
+        )
+        self.set_validity(validity)  # commits
+        return len(kept)

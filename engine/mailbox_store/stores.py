@@ -1,0 +1,208 @@
+"""Maildir and mbox stores that write a batch of messages atomically per message.
+
+Both keep the local convention of LF line endings. A store answers three things:
+`mark()` (what a crash recovery needs to know before a batch is written), `write()`
+(store a batch; durable — fsynced — when it returns) and `recover()` (after a crash
+during a batch: which of its messages are safely stored; everything else is gone).
+
+- Maildir: each message is written to `tmp/`, fsynced and renamed into `new/`, so it
+  appears complete or not at all. The file name carries the message's source id
+  (`...,U=<token>`, as mbsync does), so recovery can tell which messages of an
+  interrupted batch made it. The stdlib `mailbox.Maildir.add` cannot name the file
+  and does not fsync, hence this small writer; the names stay readable by it.
+- mbox: appended through the stdlib `mailbox.mbox` and its `flush()` (which fsyncs),
+  under an fcntl lock. Not `mbox.lock()`: its dot lock outlives a killed process and
+  then refuses every later run; the kernel drops an fcntl lock when its process dies. An append is not atomic, so recovery truncates
+  the file back to the size recorded before the batch: a torn message disappears and
+  the batch is fetched again. Quoting is mboxrd (`From ` and `>From ` lines in the body
+  get one more `>`), which a reader can undo exactly; the stdlib quotes only `From `."""
+
+from __future__ import annotations
+
+import abc
+import fcntl
+import itertools
+import mailbox
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from engine.errors import UnsafePathError
+from engine.pathsafety import safe_mkdir, safe_target
+
+_FROM_LINE = re.compile(rb"^(>*From )", re.MULTILINE)
+_RETURN_PATH = re.compile(rb"^Return-Path:[ \t]*<([^<>\s]*)>", re.MULTILINE | re.IGNORECASE)
+_counter = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A message to store: its source id (`token`, unique per account and folder), the
+    bytes as the server sent them, and when the server received it (epoch, or None)."""
+
+    token: str
+    raw: bytes
+    received: float | None = None
+
+
+def to_lf(raw: bytes) -> bytes:
+    """CRLF -> LF, ending with one newline: the local form of a message."""
+    text = raw.replace(b"\r\n", b"\n")
+    return text if text.endswith(b"\n") else text + b"\n"
+
+
+def header_block(raw: bytes) -> bytes:
+    """The header block of a message (up to and including the blank line), LF form."""
+    text = to_lf(raw)
+    end = text.find(b"\n\n")
+    return text if end < 0 else text[: end + 2]
+
+
+class Store(abc.ABC):
+    """One local folder. Methods block (disk I/O): callers run them in a thread."""
+
+    @abc.abstractmethod
+    def mark(self) -> int:
+        """What recovery needs from before a batch (mbox: its size)."""
+
+    @abc.abstractmethod
+    def write(self, batch: list[Incoming]) -> None:
+        """Store `batch` in order; every message is on disk (fsynced) when this returns."""
+
+    @abc.abstractmethod
+    def recover(self, mark: int, tokens: list[str]) -> set[str]:
+        """After a crash during a batch of `tokens`: the tokens safely stored; leaves
+        no partial message behind."""
+
+    def close(self) -> None:
+        """Release open files (a store is reopened on the next run)."""
+
+
+class MaildirStore(Store):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        for sub in ("tmp", "new", "cur"):
+            (path / sub).mkdir(parents=True, exist_ok=True)
+        self._host = socket.gethostname().replace("/", "\\057").replace(":", "\\072") or "localhost"
+
+    def mark(self) -> int:
+        return 0
+
+    def _name(self, token: str) -> str:
+        return f"{int(time.time())}.P{os.getpid()}Q{next(_counter)}.{self._host},U={quote(token, safe='')}"
+
+    def write(self, batch: list[Incoming]) -> None:
+        for message in batch:
+            name = self._name(message.token)
+            tmp = self.path / "tmp" / name
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            try:
+                _write_all(fd, to_lf(message.raw))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if message.received is not None:
+                os.utime(tmp, (message.received, message.received))
+            os.rename(tmp, self.path / "new" / name)
+        _fsync_dir(self.path / "new")
+
+    def recover(self, mark: int, tokens: list[str]) -> set[str]:
+        wanted = {f",U={quote(token, safe='')}": token for token in tokens}
+        found = set()
+        for sub in ("tmp", "new", "cur"):
+            for name in os.listdir(self.path / sub):
+                suffix = name.split(":", 1)[0]
+                token = next((t for marker, t in wanted.items() if suffix.endswith(marker)), None)
+                if token is None:
+                    continue
+                if sub == "tmp":
+                    os.unlink(self.path / sub / name)  # never renamed: may be torn
+                else:
+                    found.add(token)
+        return found
+
+
+class _Mboxrd(mailbox.mbox):
+    """stdlib mbox with its lossy `From ` mangling off: `MboxStore` quotes mboxrd itself."""
+
+    _mangle_from_ = False
+
+
+class MboxStore(Store):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._box: _Mboxrd | None = None
+
+    def _open(self) -> _Mboxrd:
+        if self._box is None:
+            self._box = _Mboxrd(str(self.path), create=True)
+        return self._box
+
+    def mark(self) -> int:
+        try:
+            return os.path.getsize(self.path)
+        except FileNotFoundError:
+            return 0
+
+    def write(self, batch: list[Incoming]) -> None:
+        box = self._open()
+        with open(self.path, "ab") as guard:  # closing it releases the lock
+            fcntl.lockf(guard, fcntl.LOCK_EX)
+            for message in batch:
+                box.add(from_line(message) + b"\n" + _FROM_LINE.sub(rb">\1", to_lf(message.raw)))
+            box.flush()  # fsyncs the appended data
+
+    def recover(self, mark: int, tokens: list[str]) -> set[str]:
+        self.close()
+        if self.path.exists() and os.path.getsize(self.path) > mark:
+            with open(self.path, "r+b") as handle:
+                handle.truncate(mark)
+                os.fsync(handle.fileno())
+        return set()
+
+    def close(self) -> None:
+        if self._box is not None:
+            self._box.close()
+            self._box = None
+
+
+def from_line(message: Incoming) -> bytes:
+    """`From sender date`: the envelope sender from Return-Path (else MAILER-DAEMON)
+    and the server's receive time (else now), as mbox readers expect."""
+    match = _RETURN_PATH.search(header_block(message.raw))
+    sender = match.group(1) if match and match.group(1) else b"MAILER-DAEMON"
+    when = time.gmtime(message.received) if message.received is not None else time.gmtime()
+    return b"From " + sender + b" " + time.asctime(when).encode()
+
+
+def unquote_mboxrd(body: bytes) -> bytes:
+    """Undo mboxrd quoting (for readers and tests)."""
+    return re.sub(rb"(?m)^>(>*From )", rb"\1", body)
+
+
+def open_store(root: Path, name: str, fmt: str) -> Store:
+    """The store of local folder `name` (one safe path component) under `root`."""
+    if fmt == "maildir":
+        return MaildirStore(safe_mkdir(root, name))
+    target = safe_target(root, f"{name}.mbox", make_parents=True)
+    if target.is_symlink():
+        raise UnsafePathError(f"{str(target)!r} is a symlink; refusing to write through it")
+    return MboxStore(target)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]

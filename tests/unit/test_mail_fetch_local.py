@@ -1,0 +1,117 @@
+"""mail.fetch's local side without a server: stores, crash recovery, attachment names,
+batching and spec validation."""
+
+from __future__ import annotations
+
+import mailbox
+import os
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from engine.errors import SpecError, UnsafePathError
+from engine.kinds.mail_fetch import batches, local_name
+from engine.mailbox_store.attachments import safe_attachment_name, save_attachments
+from engine.mailbox_store.ledger import Ledger, digest
+from engine.mailbox_store.stores import Incoming, MaildirStore, MboxStore, open_store, unquote_mboxrd
+from engine.protocols.imap import uid_set
+from engine.spec import parse_job_text
+from engine.state import StateStore
+
+RAW = b"From: a@b.test\r\nSubject: hi\r\n\r\nFrom the start\r\n>From quoted\r\nend\r\n"
+
+
+def test_mbox_quotes_mboxrd_and_reads_back_exactly(tmp_path: Path) -> None:
+    store = MboxStore(tmp_path / "box.mbox")
+    store.write([Incoming("1", RAW, 0.0), Incoming("2", RAW.replace(b"hi", b"two"))])
+    store.close()
+    text = (tmp_path / "box.mbox").read_bytes()
+    assert b"\n>From the start\n>>From quoted\n" in text
+    assert text.startswith(b"From MAILER-DAEMON Thu Jan  1 00:00:00 1970\n")
+    box = mailbox.mbox(str(tmp_path / "box.mbox"))
+    assert [unquote_mboxrd(box.get_bytes(key)) for key in box.keys()] == [
+        RAW.replace(b"\r\n", b"\n"), RAW.replace(b"\r\n", b"\n").replace(b"hi", b"two")
+    ]
+
+
+def test_mbox_recovery_truncates_a_torn_tail(tmp_path: Path) -> None:
+    store = MboxStore(tmp_path / "box.mbox")
+    store.write([Incoming("1", RAW)])
+    mark = store.mark()
+    with open(tmp_path / "box.mbox", "ab") as handle:
+        handle.write(b"From MAILER-DAEMON Thu Jan  1 00:00:00 1970\nSubject: torn")
+    assert store.recover(mark, ["2"]) == set()
+    assert store.mark() == mark
+    assert len(mailbox.mbox(str(tmp_path / "box.mbox"))) == 1
+
+
+def test_maildir_recovery_keeps_renamed_and_removes_tmp(tmp_path: Path) -> None:
+    store = MaildirStore(tmp_path / "INBOX")
+    store.write([Incoming("7-1", RAW, 1_000_000.0)])
+    (tmp_path / "INBOX" / "tmp" / "123.P1Q1.host,U=7-2").write_bytes(b"Subject: tor")
+    (tmp_path / "INBOX" / "tmp" / "someone-else").write_bytes(b"x")
+    assert store.recover(0, ["7-1", "7-2"]) == {"7-1"}
+    assert sorted(os.listdir(tmp_path / "INBOX" / "tmp")) == ["someone-else"]
+    [name] = os.listdir(tmp_path / "INBOX" / "new")
+    assert os.stat(tmp_path / "INBOX" / "new" / name).st_mtime == 1_000_000.0
+    assert list(mailbox.Maildir(str(tmp_path / "INBOX")).values())[0]["Subject"] == "hi"
+
+
+def test_store_refuses_unsafe_local_names_and_symlinks(tmp_path: Path) -> None:
+    with pytest.raises(UnsafePathError):
+        local_name("..", None)
+    assert local_name("INBOX/Sub/..", "/") == "INBOX.Sub..."
+    (tmp_path / "evil.mbox").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UnsafePathError):
+        open_store(tmp_path, "evil", "mbox")
+
+
+def test_ledger_pending_and_resync(tmp_path: Path) -> None:
+    state = StateStore(tmp_path / "state.db")
+    ledger = Ledger(state, "imap://u@h:143 -> mbox:/x", "INBOX")
+    ledger.set_validity(7)
+    ledger.begin(["7-1", "7-2"], 10)
+    assert ledger.pending == (["7-1", "7-2"], 10)
+    ledger.finish([("7-1", digest(RAW, 1)), ("7-2", digest(b"Subject: other\r\n\r\n", 2))])
+    assert ledger.pending is None and ledger.stored() == {"7-1", "7-2"}
+    # New UIDVALIDITY: the first message is recognised by its headers, the new one is not.
+    kept = ledger.resync(9, {"9-5": digest(b"From: a@b.test\r\nSubject: hi\r\n\r\n", 1), "9-6": "new:3"})
+    assert kept == 1 and ledger.stored() == {"9-5"} and ledger.validity == 9
+
+
+def test_attachment_names_are_safe_and_never_overwrite(tmp_path: Path) -> None:
+    assert safe_attachment_name("../../etc/passwd", 1) == "_.._etc_passwd"
+    assert safe_attachment_name("..", 2) == "attachment-2"
+    assert safe_attachment_name("a\r\nb.txt", 3) == "a__b.txt"
+    message = EmailMessage()
+    message["Subject"] = "files"
+    message.set_content("see attached")
+    for name in ("../report.txt", "report.txt", None):
+        message.add_attachment(b"data", maintype="application", subtype="octet-stream", filename=name)
+    first = save_attachments(message.as_bytes(), tmp_path / "att")
+    second = save_attachments(message.as_bytes(), tmp_path / "att")
+    assert first == ["_report.txt", "report.txt", "attachment-3"]
+    assert second == ["_report (1).txt", "report (1).txt", "attachment-3 (1)"]
+    assert sorted(os.listdir(tmp_path / "att")) == sorted(first + second)
+
+
+def test_batches_cut_by_count_and_bytes() -> None:
+    pairs = [(uid, 10) for uid in range(1, 8)] + [(8, 1000), (9, 10)]
+    assert [[uid for uid, _ in b] for b in batches(pairs, 3, limit=100)] == [[1, 2, 3], [4, 5, 6], [7], [8], [9]]
+    assert uid_set([9, 1, 2, 3, 5]) == "1:3,5,9"
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        ("    source: pop3://u@h/\n    folders: [Work]\n", "POP3 has one mailbox"),
+        ("    source: imap://u@h/\n    folders: ['*', INBOX]\n", "give it alone"),
+        ("    source: imaps://u@h/\n    starttls: true\n", "implicit TLS"),
+        ("    source: ftp://u@h/\n", "scheme must be one of"),
+    ],
+)
+def test_spec_rejects_contradictions(extra: str, error: str) -> None:
+    text = f"jobs:\n  - name: b\n    kind: mail.fetch\n    dest: out\n{extra}"
+    with pytest.raises(SpecError, match=error):
+        parse_job_text(text, "jobs.yaml")
