@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
-import json
 import mailbox
 import os
 import signal
@@ -19,8 +18,8 @@ from typing import Any
 import aiosmtplib
 import pytest
 
-from engine.cli import main
 from engine.mailbox_store.stores import unquote_mboxrd
+from tests.jobrun import job_named, run_job
 from tests.servers.mail import MailServer, mail_server, start_mail_server  # noqa: F401  (fixture)
 
 
@@ -64,17 +63,8 @@ def imap_fill(server: MailServer, user: str, folder: str, messages: list[bytes],
     client.logout()
 
 
-def run_job(tmp_path: Path, text: str) -> tuple[int, dict[str, Any], str]:
-    job_file, report = tmp_path / "jobs.yaml", tmp_path / "report.json"
-    job_file.write_text(text)
-    code = main(["run", str(job_file), "--report", str(report), "--quiet"])
-    raw = report.read_text()
-    return code, json.loads(raw), raw
 
 
-def summary(report: dict[str, Any], name: str) -> dict[str, Any]:
-    job = next(job for job in report["jobs"] if job["name"] == name)
-    return job["summary"]
 
 
 def job_yaml(server: MailServer, jobs: list[tuple[str, str, str, str]], extra: str = "") -> str:
@@ -127,7 +117,7 @@ def test_accounts_and_folders_to_maildir_and_mbox_then_incremental(tmp_path: Pat
     ]
     code, report, raw = run_job(tmp_path, job_yaml(server, jobs))
     assert code == 0, raw[:2000]
-    assert summary(report, "u1-maildir")["fetched"] == 29
+    assert job_named(report, "u1-maildir")["summary"]["fetched"] == 29
     assert_same(local_messages(tmp_path / "u1-maildir" / "INBOX", "maildir"), inbox1)
     assert_same(local_messages(tmp_path / "u1-maildir" / "Work", "maildir"), work)
     assert_same(local_messages(tmp_path / "u1-mbox" / "INBOX.mbox", "mbox"), inbox1)
@@ -138,14 +128,14 @@ def test_accounts_and_folders_to_maildir_and_mbox_then_incremental(tmp_path: Pat
     # Nothing new: nothing fetched.
     code, report, _ = run_job(tmp_path, job_yaml(server, jobs))
     assert code == 0
-    assert [summary(report, name)["fetched"] for name, *_ in jobs] == [0, 0, 0, 0]
+    assert [job_named(report, name)["summary"]["fetched"] for name, *_ in jobs] == [0, 0, 0, 0]
     # New mail is fetched once.
     extra1, extra2 = message("user1", 100), message("user2", 100)
     smtp_fill(server, "user1", [extra1])
     smtp_fill(server, "user2", [extra2])
     code, report, _ = run_job(tmp_path, job_yaml(server, jobs))
     assert code == 0
-    assert [summary(report, name)["fetched"] for name, *_ in jobs] == [1, 1, 1, 1]
+    assert [job_named(report, name)["summary"]["fetched"] for name, *_ in jobs] == [1, 1, 1, 1]
     assert_same(local_messages(tmp_path / "u1-mbox" / "INBOX.mbox", "mbox"), [*inbox1, extra1])
     assert_same(local_messages(tmp_path / "u2-pop3" / "INBOX.mbox", "mbox"), [*inbox2, extra2])
 
@@ -156,7 +146,7 @@ def test_uidvalidity_change_resyncs_without_duplicates(tmp_path: Path, mail_serv
     imap_fill(server, "user1", "Archive", first)
     jobs = [("arch", "user1", "imap:Archive", "mbox")]
     code, report, _ = run_job(tmp_path, job_yaml(server, jobs))
-    assert code == 0 and summary(report, "arch")["fetched"] == 5
+    assert code == 0 and job_named(report, "arch")["summary"]["fetched"] == 5
     client = imap_session(server, "user1")
     before = client.status("Archive", "(UIDVALIDITY)")[1][0]
     client.delete("Archive")
@@ -167,12 +157,12 @@ def test_uidvalidity_change_resyncs_without_duplicates(tmp_path: Path, mail_serv
     assert client.status("Archive", "(UIDVALIDITY)")[1][0] != before  # the precondition
     client.logout()
     code, report, _ = run_job(tmp_path, job_yaml(server, jobs))
-    result = summary(report, "arch")
+    result = job_named(report, "arch")["summary"]
     assert code == 0
     assert result["resynced"] == ["Archive"] and result["fetched"] == 1
     assert_same(local_messages(tmp_path / "arch" / "Archive.mbox", "mbox"), [*first, later])
     code, report, _ = run_job(tmp_path, job_yaml(server, jobs))
-    assert summary(report, "arch")["fetched"] == 0
+    assert job_named(report, "arch")["summary"]["fetched"] == 0
 
 
 @pytest.mark.parametrize("scheme", ["imap", "pop3"])
@@ -184,7 +174,7 @@ def test_delete_after_deletes_only_stored_messages(tmp_path: Path, mail_server: 
     source = "imap:INBOX" if scheme == "imap" else "pop3:"
     jobs = [("del", "user3", source, "maildir")]
     code, report, _ = run_job(tmp_path, job_yaml(server, jobs, "    delete_after: true\n    max_size: 20k\n"))
-    result = summary(report, "del")
+    result = job_named(report, "del")["summary"]
     assert code == 0
     assert (result["fetched"], result["skipped"], result["deleted"]) == (6, 1, 6)
     assert_same(local_messages(tmp_path / "del" / "INBOX", "maildir"), small)

@@ -3,7 +3,6 @@ Postfix from the fixture; closed and open loop; the counts must add up."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from engine.cli import main
+from tests.jobrun import job_named, run_job
 from tests.servers.common import free_port
 from tests.servers.mail import MailServer, mail_server  # noqa: F401  (fixture)
 
@@ -58,17 +57,8 @@ def sink() -> Iterator[tuple[Sink, int]]:
         controller.stop()
 
 
-def run_job(tmp_path: Path, text: str) -> tuple[int, dict[str, Any], str]:
-    """Run a job file; (exit code, report, report text)."""
-    job_file, report = tmp_path / "jobs.yaml", tmp_path / "report.json"
-    job_file.write_text(text)
-    code = main(["run", str(job_file), "--report", str(report), "--quiet"])
-    raw = report.read_text()
-    return code, json.loads(raw), raw
 
 
-def summary_of(report: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(job for job in report["jobs"] if job["name"] == name)["summary"]
 
 
 def assert_adds_up(summary: dict[str, Any]) -> None:
@@ -93,7 +83,7 @@ jobs:
     size: {{1k: 2, 16k: 1}}
     report_html: out/load.html
 """)
-    summary = summary_of(report, "closed")
+    summary = job_named(report, "closed")["summary"]
     assert code == 0
     assert summary["sent"] == 90
     assert summary["accepted"] == 60 and summary["rejected"] == 30 and summary["failed"] == 0
@@ -121,7 +111,7 @@ jobs:
     concurrency: 4
     size: 2k
 """)
-    summary = summary_of(report, "open")
+    summary = job_named(report, "open")["summary"]
     assert code == 0
     assert summary["mode"] == "open"
     assert summary["sent"] == 80 == summary["accepted"] == handler.messages
@@ -146,7 +136,7 @@ jobs:
     concurrency: 1
     messages_per_connection: 1
 """)
-    summary = summary_of(report, "open")
+    summary = job_named(report, "open")["summary"]
     assert summary["sent"] == 200
     assert_adds_up(summary)
     assert summary["late_starts"] > 0
@@ -163,7 +153,7 @@ jobs:
     envelope: {{from: load@client.test, to: a@sink.test}}
     count: 5
 """)
-    summary = summary_of(report, "nowhere")
+    summary = job_named(report, "nowhere")["summary"]
     assert summary["sent"] == 5 and summary["failed"] == 5 and summary["accepted"] == 0
     assert summary["errors"] == {"TransientError": 5}
     assert code == 0  # a load test reports what it measured; failures are in the figures
@@ -188,8 +178,8 @@ jobs:
     envelope: {{from: load@client.test, to: a@sink.test}}
     count: 2
 """)
-    assert summary_of(report, "good")["accepted"] == 3
-    bad = summary_of(report, "bad")
+    assert job_named(report, "good")["summary"]["accepted"] == 3
+    bad = job_named(report, "bad")["summary"]
     assert bad["rejected"] == 2 and bad["errors"] == {"AuthError": 2}, bad
     assert bad["reply_codes"] == {"535": 2}
     out = capsys.readouterr()
@@ -212,7 +202,7 @@ jobs:
     count: 40
     messages_per_connection: 5
 """)
-    summary = summary_of(report, "postfix")
+    summary = job_named(report, "postfix")["summary"]
     assert code == 0
     assert_adds_up(summary)
     # Every other message goes to a user Postfix does not know: refused at RCPT.

@@ -5,7 +5,6 @@ cleanup that deletes only test messages, and a Postfix header_checks rule as the
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -14,26 +13,17 @@ from typing import Any
 import aiosmtplib
 import pytest
 
-from engine.cli import main
 from engine.errors import AuthError
 from engine.protocols.imap import ImapConnector
 from engine.protocols.pop3 import Pop3Connector
 from engine.spec import HostConfig
 from engine.urls import parse_url
+from tests.jobrun import job_named, run_job
 from tests.servers.mail import MailServer, mail_server  # noqa: F401  (fixture)
 
 
-def run_job(tmp_path: Path, text: str) -> tuple[int, dict[str, Any], str]:
-    """Run a job file; (exit code, report, report text)."""
-    job_file, report = tmp_path / "jobs.yaml", tmp_path / "report.json"
-    job_file.write_text(text)
-    code = main(["run", str(job_file), "--report", str(report), "--quiet"])
-    raw = report.read_text()
-    return code, json.loads(raw), raw
 
 
-def job_of(report: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(job for job in report["jobs"] if job["name"] == name)
 
 
 def roundtrip_yaml(server: MailServer, fetch: str, *, to: str = "user1", extra: str = "") -> str:
@@ -82,7 +72,7 @@ def test_roundtrip_all_ok_and_cleanup_keeps_other_mail(tmp_path: Path, mail_serv
     port = server.pop3_port if scheme == "pop3" else server.imap_port
     fetch = f"{scheme}://127.0.0.1:{port}" + ("/INBOX" if scheme == "imap" else "")
     code, report, _ = run_job(tmp_path, roundtrip_yaml(server, fetch, extra="    cleanup: true\n"))
-    job = job_of(report, "check")
+    job = job_named(report, "check")
     summary = job["summary"]
     assert code == 0, job["errors"]
     assert summary["verdicts"] == {"ok": 3}
@@ -107,7 +97,7 @@ def test_header_altered_in_transit(tmp_path: Path, mail_server: MailServer) -> N
                    check=True, capture_output=True, timeout=30)
     fetch = f"imap://127.0.0.1:{server.imap_port}/INBOX"
     code, report, _ = run_job(tmp_path, roundtrip_yaml(server, fetch))
-    summary = job_of(report, "check")["summary"]
+    summary = job_named(report, "check")["summary"]
     assert code == 1
     assert summary["verdicts"] == {"header differs": 3}
     first = summary["messages"][0]
@@ -120,7 +110,7 @@ def test_missing_message_after_timeout(tmp_path: Path, mail_server: MailServer) 
     server = mail_server
     text = roundtrip_yaml(server, f"pop3://127.0.0.1:{server.pop3_port}", to="user2").replace("timeout: 20", "timeout: 1.5")
     code, report, _ = run_job(tmp_path, text)
-    job = job_of(report, "check")
+    job = job_named(report, "check")
     assert code == 1
     assert job["summary"]["verdicts"] == {"missing": 3}
     assert all(m["accepted_at"] and m["visible_at"] is None for m in job["summary"]["messages"])
@@ -134,7 +124,7 @@ def test_wrong_password_is_auth_error_without_the_password(tmp_path: Path, mail_
     text = roundtrip_yaml(server, f"imap://127.0.0.1:{server.imap_port}").replace(
         f"password: {server.users['user1']}", f"password: {secret}")
     code, report, raw = run_job(tmp_path, text)
-    job = job_of(report, "check")
+    job = job_named(report, "check")
     assert code == 1
     sends = [task for task in job["task_list"] if task["label"].startswith("send ")]
     assert len(sends) == 3
