@@ -8,8 +8,11 @@ SELECT (UIDVALIDITY), UID SEARCH (with `since`), RFC822.SIZE of the new UIDs (fo
 their headers (no duplicates). New UIDs are cut into batches (`batch` messages, at
 most `BATCH_BYTES`), one task each: one `UID FETCH a:b (BODY.PEEK[] ...)` on a pooled
 connection, then the batch is stored — in UID order per folder (a turnstile), and
-without holding the connection while it waits its turn. POP3 is one task: UIDL +
-LIST, then RETR of new messages in batches on that session.
+without holding the connection while it waits its turn. A task that holds a connection
+also fetches the folder's next batches that no task has started yet (within the
+`AHEAD` window) and hands them over: each lease then serves several batches, so many
+accounts sharing a host's few slots do not log in again for every batch. POP3 is one
+task: UIDL + LIST, then RETR of new messages in batches on that session.
 
 `delete_after` deletes, after every batch ended, exactly the messages recorded as
 stored (IMAP UID STORE \\Deleted + UID EXPUNGE; POP3 DELE + QUIT); skipped or failed
@@ -55,6 +58,9 @@ from engine.urls import Url
 BATCH_BYTES = 16 * 1024 * 1024
 #: Batches of one folder that may be fetched ahead of the one being stored (memory bound).
 AHEAD = 8
+#: Tasks of one folder that may wait for or hold a connection at once; each one also
+#: fetches the batches after its own, so a folder needs few logins.
+FETCHERS = 2
 
 
 class MailFetchSpec(JobSpec):
@@ -113,6 +119,10 @@ class Turnstile:
         async with self._changed:
             await self._changed.wait_for(lambda: self._next >= index)
 
+    def passes(self, index: int) -> bool:
+        """Whether `wait(index)` would return at once."""
+        return self._next >= index
+
     async def advance(self, index: int) -> None:
         async with self._changed:
             self._next = max(self._next, index + 1)
@@ -132,6 +142,14 @@ class LocalFolder:
         self.deletable: list[str] = []
         self.turnstile = Turnstile()
         self.lock = asyncio.Lock()
+        #: UIDs of each batch, by index (set when planned), the batches a task started
+        #: fetching, and those fetched ahead by another batch's task, until taken.
+        self.batches: list[list[int]] = []
+        self.claimed: set[int] = set()
+        self.ahead: dict[int, asyncio.Future[list[Fetched] | None]] = {}
+        #: Tasks of this folder waiting for or holding a connection (at most FETCHERS).
+        self.fetchers = 0
+        self.fetch_turn = asyncio.Condition()
 
     def token(self, uid: int | str) -> str:
         return f"{self.validity}-{uid}" if self.validity is not None else str(uid)
@@ -193,7 +211,7 @@ class ImapBatch(Task[None]):
         fetched: list[Fetched] | None = None
         count = nbytes = 0
         try:
-            fetched = await folder.job.ctx.with_connection(self.connector_for_fetch, self._fetch, self.label)
+            fetched = await self._obtain()
         finally:
             try:
                 await folder.turnstile.wait(self.index)
@@ -206,10 +224,61 @@ class ImapBatch(Task[None]):
                 await folder.turnstile.advance(self.index)
         return {"stored": count, "bytes": nbytes}
 
+    async def _obtain(self) -> list[Fetched]:
+        """This batch's messages: handed over by a sibling that fetched it ahead, or
+        fetched on a connection of our own once fewer than FETCHERS siblings use one."""
+        folder = self.folder
+        async with folder.fetch_turn:
+            await folder.fetch_turn.wait_for(
+                lambda: self.index in folder.ahead or folder.fetchers < FETCHERS
+            )
+            handed = folder.ahead.pop(self.index, None)
+            if handed is None:
+                folder.claimed.add(self.index)
+                folder.fetchers += 1
+        if handed is not None:
+            fetched = await handed
+            if fetched is not None:
+                return fetched
+            # fetching it ahead failed: fetch it here (retried), outside the FETCHERS bound
+            return await folder.job.ctx.with_connection(self.connector_for_fetch, self._fetch, self.label)
+        try:
+            return await folder.job.ctx.with_connection(self.connector_for_fetch, self._fetch, self.label)
+        finally:
+            async with folder.fetch_turn:
+                folder.fetchers -= 1
+                folder.fetch_turn.notify_all()
+
     async def _fetch(self, conn: ImapConnection) -> list[Fetched]:
         if conn.uidvalidity != self.folder.validity:
             raise PermanentError(f"{self.folder.name}: UIDVALIDITY changed during the run; the next run re-syncs")
-        return await conn.fetch_messages(self.uids)
+        fetched = await conn.fetch_messages(self.uids)
+        await self._fetch_ahead(conn)
+        return fetched
+
+    async def _fetch_ahead(self, conn: ImapConnection) -> None:
+        """While holding `conn`, fetch the next batches no task has started whose turn
+        to fetch has come (same memory bound), for their tasks to take. A failure
+        leaves the batch to its own task (which retries it) and this connection
+        closed unless the server just refused, so a broken session is not reused."""
+        folder, index = self.folder, self.index + 1
+        while index < len(folder.batches) and folder.turnstile.passes(index - AHEAD):
+            if index not in folder.claimed:
+                folder.claimed.add(index)
+                handed = folder.ahead[index] = asyncio.get_running_loop().create_future()
+                async with folder.fetch_turn:
+                    folder.fetch_turn.notify_all()  # its task stops waiting for a connection
+                try:
+                    handed.set_result(await conn.fetch_messages(folder.batches[index]))
+                except Exception as exc:  # noqa: BLE001 - the batch's own task fetches it again
+                    handed.set_result(None)
+                    if not isinstance(exc, PermanentError):
+                        await conn.close()
+                    return
+                finally:
+                    if not handed.done():  # cancelled
+                        handed.set_result(None)
+            index += 1
 
 
 class ImapDelete(Task[ImapConnection]):
@@ -378,8 +447,10 @@ class MailFetch(Job):
             self.planned[name] = len(todo)
             if self.ctx.dry_run:
                 continue
-            for index, chunk in enumerate(batches(todo, self.spec.batch)):
-                yield ImapBatch(folder, connector, index, [uid for uid, _ in chunk], sum(size for _, size in chunk))
+            chunks = batches(todo, self.spec.batch)
+            folder.batches = [[uid for uid, _ in chunk] for chunk in chunks]
+            for index, chunk in enumerate(chunks):
+                yield ImapBatch(folder, connector, index, folder.batches[index], sum(size for _, size in chunk))
         if self.spec.delete_after and not self.ctx.dry_run:
             await self.ctx.barrier()
             for folder in self.folders:

@@ -1,5 +1,10 @@
-"""What poplib and imaplib sessions share: blocking calls in an executor, one at a time,
-and a `close()` that breaks a call still blocked in its thread.
+"""What poplib and imaplib sessions share: blocking calls in the session's own thread,
+one at a time, and a `close()` that breaks a call still blocked in that thread.
+
+Each session gets its own single-thread executor (as the NNTP adapter does): on the
+shared default executor (cores + 4 threads) eight sessions blocked in long FETCHes,
+plus the stores' disk writes, queued behind each other and the connections opened last
+waited for a free thread.
 
 `asyncio.wait_for` around `run_in_executor` cancels the waiter, not the thread: the
 only way to stop a blocked `recv` is to shut the socket down, so `close()` does that
@@ -13,6 +18,7 @@ import contextlib
 import functools
 import socket
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from engine.errors import PermanentError, TransientError, XferError
@@ -35,21 +41,38 @@ def socket_error(exc: BaseException, where: str) -> BaseException:
 
 
 async def run_blocking(
-    function: Callable[..., T], *args: object, translate: Callable[[BaseException], BaseException]
+    executor: ThreadPoolExecutor,
+    function: Callable[..., T],
+    *args: object,
+    translate: Callable[[BaseException], BaseException],
 ) -> T:
-    """Run a blocking client call in the default executor; its errors leave translated."""
+    """Run a blocking client call in `executor`; its errors leave translated."""
     try:
-        return await asyncio.get_running_loop().run_in_executor(None, functools.partial(function, *args))
+        return await asyncio.get_running_loop().run_in_executor(executor, functools.partial(function, *args))
     except Exception as exc:  # noqa: BLE001 - translated
         raise translate(exc) from None
+
+
+async def open_session(
+    function: Callable[[], T], where: str, translate: Callable[[BaseException], BaseException]
+) -> tuple[T, ThreadPoolExecutor]:
+    """Open a client (connect + log in, blocking) in a new single-thread executor that
+    the session then keeps for all its calls; the thread goes away if opening fails."""
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=where.replace(" ", "-"))
+    try:
+        return await run_blocking(executor, function, translate=translate), executor
+    except BaseException:
+        executor.shutdown(wait=False)
+        raise
 
 
 class BlockingSession(abc.ABC):
     """A stdlib client driven from asyncio; subclasses say how to reach its socket,
     how to log out, and how to translate the library's own errors."""
 
-    def __init__(self, where: str) -> None:
+    def __init__(self, where: str, executor: ThreadPoolExecutor) -> None:
         self.where = where
+        self._executor = executor
         self._busy = False
         self._closed = False
 
@@ -70,12 +93,12 @@ class BlockingSession(abc.ABC):
         return not self._closed and not self._busy and sock is not None and sock.fileno() != -1
 
     async def call(self, function: Callable[..., T], *args: object) -> T:
-        """Run one blocking client call in the default executor, errors translated."""
+        """Run one blocking client call in the session's thread, errors translated."""
         if self._closed:
             raise TransientError(f"{self.where}: connection closed")
         self._busy = True
         try:
-            return await run_blocking(function, *args, translate=self._translate)
+            return await run_blocking(self._executor, function, *args, translate=self._translate)
         finally:
             self._busy = False
 
@@ -89,6 +112,7 @@ class BlockingSession(abc.ABC):
                     await self.call(self._logout)
         self._closed = True
         self.shutdown()
+        self._executor.shutdown(wait=False)  # the thread ends once a blocked call returns
 
     def shutdown(self) -> None:
         """Break any blocked call at once: shut the socket down and close it."""

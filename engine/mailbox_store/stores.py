@@ -35,6 +35,7 @@ from engine.errors import UnsafePathError
 from engine.pathsafety import safe_mkdir, safe_target
 
 _FROM_LINE = re.compile(rb"^(>*From )", re.MULTILINE)
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")  # two line ends in a row, in any mix of CRLF and LF
 _RETURN_PATH = re.compile(rb"^Return-Path:[ \t]*<([^<>\s]*)>", re.MULTILINE | re.IGNORECASE)
 _counter = itertools.count(1)
 
@@ -56,8 +57,10 @@ def to_lf(raw: bytes) -> bytes:
 
 
 def header_block(raw: bytes) -> bytes:
-    """The header block of a message (up to and including the blank line), LF form."""
-    text = to_lf(raw)
+    """The header block of a message (up to and including the blank line), LF form.
+    Only the part up to the first blank line is converted: the body can be large."""
+    blank = _BLANK_LINE.search(raw)
+    text = to_lf(raw if blank is None else raw[: blank.end()])
     end = text.find(b"\n\n")
     return text if end < 0 else text[: end + 2]
 
@@ -96,19 +99,20 @@ class MaildirStore(Store):
         return f"{int(time.time())}.P{os.getpid()}Q{next(_counter)}.{self._host},U={quote(token, safe='')}"
 
     def write(self, batch: list[Incoming]) -> None:
+        tmp_dir, new_dir = os.path.join(self.path, "tmp"), os.path.join(self.path, "new")  # str: no Path per file
         for message in batch:
             name = self._name(message.token)
-            tmp = self.path / "tmp" / name
+            tmp = os.path.join(tmp_dir, name)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
             try:
                 _write_all(fd, to_lf(message.raw))
+                if message.received is not None:
+                    os.utime(fd, (message.received, message.received))
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            if message.received is not None:
-                os.utime(tmp, (message.received, message.received))
-            os.rename(tmp, self.path / "new" / name)
-        _fsync_dir(self.path / "new")
+            os.rename(tmp, os.path.join(new_dir, name))
+        _fsync_dir(Path(new_dir))
 
     def recover(self, mark: int, tokens: list[str]) -> set[str]:
         wanted = {f",U={quote(token, safe='')}": token for token in tokens}

@@ -1,4 +1,4 @@
-"""IMAP over the standard library's imaplib, run in an executor.
+"""IMAP over the standard library's imaplib, run in the session's own thread.
 
 The URL path names the mailbox (`imap://user@host/INBOX`, INBOX by default). `find`
 asks the server to search a header (UID SEARCH HEADER), so a busy mailbox is not
@@ -10,14 +10,14 @@ from __future__ import annotations
 import imaplib
 import re
 import socket
-import ssl
 import time
 from collections.abc import Collection, Hashable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import NamedTuple
 
 from engine.errors import AuthError, PermanentError, TransientError
-from engine.mail.blocking import BlockingSession, run_blocking, socket_error
+from engine.mail.blocking import BlockingSession, open_session, socket_error
 from engine.mail.tls import client_context
 from engine.spec import HostConfig
 from engine.urls import Url
@@ -71,8 +71,11 @@ def _check(typ: str, data: list[object], what: str) -> list[object]:
 class ImapConnection(BlockingSession):
     """A logged-in IMAP session with its mailbox selected."""
 
-    def __init__(self, client: imaplib.IMAP4, mailbox: str, where: str, uidvalidity: int | None = None) -> None:
-        super().__init__(where)
+    def __init__(
+        self, client: imaplib.IMAP4, executor: ThreadPoolExecutor, mailbox: str, where: str,
+        uidvalidity: int | None = None,
+    ) -> None:
+        super().__init__(where, executor)
         self.client = client
         self.mailbox = mailbox
         #: UIDVALIDITY announced when the mailbox was last selected (constant per session).
@@ -298,19 +301,21 @@ class ImapConnector:
         return f"<ImapConnector {self.url}>"
 
     async def connect(self) -> ImapConnection:
-        client = await run_blocking(self.open, translate=lambda exc: translate(exc, self.where))
-        return ImapConnection(client, self.mailbox, self.where, _uidvalidity(client))
+        client, executor = await open_session(self.open, self.where, lambda exc: translate(exc, self.where))
+        return ImapConnection(client, executor, self.mailbox, self.where, _uidvalidity(client))
 
     def open(self) -> imaplib.IMAP4:
         """Connect, secure, log in and select the mailbox (blocking; runs in a thread)."""
-        url, context = self.url, client_context(self.host)
+        url = self.url
         if url.tls:
-            client: imaplib.IMAP4 = imaplib.IMAP4_SSL(url.host, url.port, ssl_context=context, timeout=self.timeout)
+            client: imaplib.IMAP4 = imaplib.IMAP4_SSL(
+                url.host, url.port, ssl_context=client_context(self.host), timeout=self.timeout
+            )
         else:
             client = imaplib.IMAP4(url.host, url.port, timeout=self.timeout)
         try:
             if not url.tls and self.starttls is not False:
-                self._starttls(client, context)
+                self._starttls(client)
             try:
                 client.login(url.user or "", url.secret())
             except imaplib.IMAP4.error as exc:
@@ -324,9 +329,10 @@ class ImapConnector:
             raise
         return client
 
-    def _starttls(self, client: imaplib.IMAP4, context: ssl.SSLContext) -> None:
+    def _starttls(self, client: imaplib.IMAP4) -> None:
+        """The TLS context is built only when needed: loading the CA store costs ~10 ms."""
         offered = "STARTTLS" in client.capabilities
         if offered or self.starttls:
             if not offered:
                 raise PermanentError(f"{self.where}: server does not offer STARTTLS (starttls: true)")
-            client.starttls(ssl_context=context)
+            client.starttls(ssl_context=client_context(self.host))

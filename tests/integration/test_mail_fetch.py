@@ -8,6 +8,7 @@ import asyncio
 import imaplib
 import mailbox
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from typing import Any
 import aiosmtplib
 import pytest
 
+from engine.kinds.mail_fetch import FETCHERS
 from engine.mailbox_store.stores import unquote_mboxrd
 from tests.jobrun import job_named, run_job
 from tests.servers.mail import MailServer, mail_server, start_mail_server  # noqa: F401  (fixture)
@@ -184,6 +186,26 @@ def test_delete_after_deletes_only_stored_messages(tmp_path: Path, mail_server: 
     assert len(remaining) == 1
     assert b"big 50" in client.fetch(remaining[0], "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")[1][0][1]
     client.logout()
+
+
+@pytest.mark.parametrize("limit", [1, 8])
+def test_many_batches_share_few_logins_and_are_stored_in_uid_order(
+    tmp_path: Path, mail_server: MailServer, limit: int  # noqa: F811
+) -> None:
+    server = mail_server
+    sent = [message("user1", n, tag="many") for n in range(30)]
+    imap_fill(server, "user1", "Many", sent)
+    text = job_yaml(server, [("many", "user1", "imap:Many", "maildir")]).replace("batch: 7", "batch: 2")
+    code, report, raw = run_job(tmp_path, text.replace("max_connections: 8", f"max_connections: {limit}"))
+    assert code == 0, raw[:2000]
+    local = tmp_path / "many" / "Many"
+    assert_same(local_messages(local, "maildir"), sent)
+    # 15 batches: the survey's session plus at most FETCHERS sessions, not one login per batch.
+    assert report["hosts"][f"127.0.0.1:{server.imap_port}"]["connects"] <= 1 + FETCHERS
+    # Written in UID order (the Q counter in the name), whichever session fetched a batch.
+    names = sorted(os.listdir(local / "new"), key=lambda name: int(re.search(r"Q(\d+)\.", name).group(1)))
+    uids = [int(name.rsplit("-", 1)[1]) for name in names]
+    assert uids == sorted(uids) and len(uids) == len(sent)
 
 
 @pytest.mark.parametrize("fmt", ["maildir", "mbox"])
