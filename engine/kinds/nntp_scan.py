@@ -39,10 +39,11 @@ from engine.errors import PermanentError
 from engine.job import Job, Task, TaskContext
 from engine.news import excerpt as excerpts
 from engine.news.database import SqliteOutput
-from engine.news.jsonl import JsonlOutput
+from engine.news.jsonl import Encoded, JsonlOutput
 from engine.news.marks import NewsState
 from engine.news.match import Match
 from engine.news.overview import HDR_FIELDS, OverviewFormat, decode_text, records_from_columns
+from engine.news.overview_json import OverviewEncoder
 from engine.news.ranges import as_utc, chunks, dated_since, parse_articles, renumbered, scan_range
 from engine.news.search import register_cli as _register_search
 from engine.news.sequencer import Sequencer
@@ -138,7 +139,7 @@ class NntpScan(Job):
         self.since = as_utc(spec.since) if spec.since is not None else None
         self.killed = frozenset(spec.kill_threads)
         self.groups: dict[str, GroupInfo] = {}
-        self.sequencer = Sequencer()
+        self.sequencer: Sequencer[list[dict[str, Any]] | Encoded] = Sequencer()
         self.written_high: dict[str, int] = {}
         self.commands: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
@@ -149,6 +150,16 @@ class NntpScan(Job):
 
     def endpoints(self) -> list[Url]:
         return [self.url]
+
+    @property
+    def headers_to_jsonl_only(self) -> bool:
+        """Whether header records go nowhere but the JSONL file, unfiltered: then OVER
+        blocks are encoded straight to JSON lines, with no dict per article."""
+        spec = self.spec
+        return (
+            self.jsonl is not None and self.sqlite is None and not spec.threads and not spec.needs_bodies
+            and spec.match is None and self.since is None and not self.killed
+        )
 
     # -- planning ------------------------------------------------------------------
 
@@ -248,7 +259,7 @@ class NntpScan(Job):
                 record["excerpt"] = excerpts.excerpt(body, self.spec.excerpt)
         return True
 
-    def deliver(self, group: str, index: int, high: int, records: list[dict[str, Any]]) -> None:
+    def deliver(self, group: str, index: int, high: int, records: list[dict[str, Any]] | Encoded) -> None:
         """A finished chunk: write every chunk now in order, advance the written mark."""
         for chunk_high, chunk_records in self.sequencer.add(group, index, high, records):
             if self.jsonl is not None:
@@ -364,6 +375,11 @@ class ChunkTask(_NewsTask):
     async def work(self, conn: NntpConnection, ctx: TaskContext) -> dict[str, Any]:
         job = self.job
         await conn.select(self.group)
+        if self.overview is not None and job.headers_to_jsonl_only:
+            encoded = await self._encoded_headers(conn, ctx, self.overview)
+            job.counts["articles_scanned"] += encoded.count
+            job.deliver(self.group, self.index, self.high, encoded)
+            return {"scanned": encoded.count, "kept": encoded.count}
         records = await self._headers(conn, ctx)
         scanned = len(records)
         records = [record for record in records if job.keep_headers(record)]
@@ -376,8 +392,22 @@ class ChunkTask(_NewsTask):
         job.deliver(self.group, self.index, self.high, records)
         return {"scanned": scanned, "kept": len(records)}
 
+    @property
+    def _first(self) -> dict[str, Any]:
+        return {"server": self.job.server, "group": self.group}  # leading keys: JSONL lines read well
+
+    async def _encoded_headers(self, conn: NntpConnection, ctx: TaskContext, overview: OverviewFormat) -> Encoded:
+        encode = OverviewEncoder(overview, self._first).encode
+
+        def measured(block: bytes) -> tuple[int, Encoded]:
+            return len(block), encode(block)
+
+        size, encoded = await conn.over(self.low, self.high, measured)
+        ctx.progress(size)
+        return encoded
+
     async def _headers(self, conn: NntpConnection, ctx: TaskContext) -> list[dict[str, Any]]:
-        first = {"server": self.job.server, "group": self.group}  # leading keys: JSONL lines read well
+        first = self._first
         if self.overview is not None:
             parse = self.overview.parse
 

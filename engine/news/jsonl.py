@@ -13,11 +13,30 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 #: One encoder for every line (json.dumps with options builds a new one per call).
-_encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+encode_record: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """Records already encoded as JSONL lines (`data` ends with a newline unless empty)."""
+
+    data: bytes
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+    @classmethod
+    def lines(cls, lines: list[str]) -> Encoded:
+        """From JSON texts (the list gets an empty string appended)."""
+        count = len(lines)
+        lines.append("")  # for the last newline, without copying the whole text again
+        return cls("\n".join(lines).encode() if count else b"", count)
 
 
 class JsonlOutput:
@@ -43,12 +62,12 @@ class JsonlOutput:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.staging, "wb")
 
-    def write(self, records: Iterable[dict[str, Any]]) -> None:
+    def write(self, records: Iterable[dict[str, Any]] | Encoded) -> None:
         assert self._file is not None, "open() first"
-        lines = [_encode(record) for record in records]
-        if lines:
-            self._file.write(("\n".join(lines) + "\n").encode())
-        self.written += len(lines)
+        if not isinstance(records, Encoded):
+            records = Encoded.lines([encode_record(record) for record in records])
+        self._file.write(records.data)
+        self.written += records.count
 
     def commit(self, annotate: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None) -> int:
         """Move the staged articles into PATH (through `annotate`, which may add fields
@@ -58,7 +77,7 @@ class JsonlOutput:
         self._file = None
         if annotate is not None:
             self._rewrite(annotate)
-        if not self.append:
+        if not self.append or not self.path.exists():  # nothing to append to: a rename will do
             os.replace(self.staging, self.path)
             return self.path.stat().st_size
         with open(self.path, "ab") as out, open(self.staging, "rb") as staged:
@@ -76,7 +95,7 @@ class JsonlOutput:
             for line in staged:
                 record = annotate(json.loads(line))
                 if record is not None:
-                    out.write(_encode(record).encode() + b"\n")
+                    out.write(encode_record(record).encode() + b"\n")
         os.replace(rewritten, self.staging)
 
     def abandon(self) -> None:

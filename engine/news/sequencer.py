@@ -6,18 +6,20 @@ gap, so that a failed chunk is refetched by the next run and nothing is skipped.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sized
+from typing import Generic, TypeVar
 
-Chunk = tuple[int, list[dict[str, Any]]]  # (highest article number covered, records)
+R = TypeVar("R", bound=Sized)  # a chunk's records: dicts, or lines already encoded
 
 
-class Sequencer:
+class Sequencer(Generic[R]):
     def __init__(self) -> None:
         self._next: dict[str, int] = {}
-        self._held: dict[str, dict[int, Chunk]] = {}
+        self._held: dict[str, dict[int, tuple[int, R]]] = {}
 
-    def add(self, group: str, index: int, high: int, records: list[dict[str, Any]]) -> list[Chunk]:
-        """Accept chunk `index` of `group`; return the chunks now releasable, in order.
+    def add(self, group: str, index: int, high: int, records: R) -> list[tuple[int, R]]:
+        """Accept chunk `index` of `group` (with the highest article number it covers);
+        return the (high, records) chunks now releasable, in order.
         A chunk delivered twice (a retry after a late failure) is ignored."""
         expected = self._next.setdefault(group, 0)
         held = self._held.setdefault(group, {})

@@ -141,7 +141,8 @@ class _Wire:
             if self._buf[:3] == b".\r\n":
                 del self._buf[:3]
                 return b""
-        data = bytes(self._buf[: end + 2])
+        with memoryview(self._buf) as view:
+            data = bytes(view[: end + 2])  # one copy, not a bytearray slice and then bytes
         del self._buf[: end + 5]
         if data.startswith(b".."):
             data = data[1:]
@@ -178,7 +179,8 @@ def translate(exc: BaseException, endpoint: str, secret: str = "") -> BaseExcept
             return NoSuchArticle(message)
         return TransientError(message) if code[:1] == "4" else PermanentError(message)
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return PermanentError(f"{endpoint}: TLS certificate not trusted: {exc.verify_message or text}")
+        hint = "give the server's CA as ca_file, or set tls_verify: false in its host block"
+        return PermanentError(f"{endpoint}: TLS certificate verification failed: {exc.verify_message or text}; {hint}")
     if isinstance(exc, (nntplib.NNTPError, EOFError, OSError)):
         return TransientError(message)
     return exc

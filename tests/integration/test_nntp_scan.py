@@ -280,3 +280,28 @@ def test_job_examples_run(news, tmp_path: Path, example: str, monkeypatch: pytes
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     outputs = list((tmp_path / "news").glob("*.jsonl"))
     assert outputs and all(read_jsonl(path) for path in outputs)
+
+
+def test_jsonl_only_scan_writes_what_the_dict_path_writes(news, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A JSONL-only scan encodes OVER lines directly; with SQLite too, records go through
+    dicts. Both must write the same bytes, whatever the headers hold."""
+    server, _ = news
+    group = "xfer.tricky"
+    server.create_group(group)
+    subjects = ['say "hi"', "=?utf-8?q?w=C3=B6rld?=", "café ünïcode", "LATIN1", "tab\there", "plain"]
+    subjects = subjects * 3 + ["back\\slash"]  # a backslash sends its whole block the slow way: keep it last
+    articles = [make_article(group, subject, "x\n", from_='"Doe, J." <j@x>' if i % 2 else "A <a@x>")
+                for i, subject in enumerate(subjects)]
+    server.post_articles(article.replace(b"LATIN1", b"caf\xe9") for article in articles)
+    jobs = "jobs:\n" + scan_job(server, "fast", f"[{group}, xfer.corpus.misc]", f"chunk: 10\njsonl: {tmp_path / 'f.jsonl'}") + scan_job(
+        server, "dicts", f"[{group}, xfer.corpus.misc]", f"chunk: 10\njsonl: {tmp_path / 'd.jsonl'}\nsqlite: {tmp_path / 'd.db'}"
+    )
+    report, _ = run_jobs(tmp_path, jobs)
+    assert all(job["status"] == "ok" for job in report.values()), report
+    # groups interleave chunk by chunk; compare each group's lines, in article order
+    fast, dicts = (sorted((tmp_path / name).read_bytes().splitlines(), key=lambda line: json.loads(line)["group"])
+                   for name in ("f.jsonl", "d.jsonl"))
+    assert fast == dicts and len(fast) == len(subjects) + CORPUS["xfer.corpus.misc"]
+    rows = [r for r in read_jsonl(tmp_path / "f.jsonl") if r["group"] == group]
+    assert [r["subject"] for r in rows[:6]] == ['say "hi"', "wörld", "café ünïcode", "café", "tab here", "plain"]
+    assert rows[-1]["subject"] == "back\\slash"

@@ -36,6 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+import trustme
 
 from tests.servers.common import free_port, require_binary, require_root, wait_port
 
@@ -71,6 +72,9 @@ class NewsServer:
     root: Path  # the private INN tree: etc, db, spool, log, run
     auth_port: int | None = None  # a second nnrpd demanding AUTHINFO (start with users=)
     users: dict[str, str] = field(default_factory=dict)
+    tls_port: int | None = None  # nnrpd -S: implicit TLS (start with tls=True)
+    tls_auth_port: int | None = None  # the same, demanding AUTHINFO (tls=True and users=)
+    ca_pem: bytes | None = None  # the CA that signed the TLS certificate (PEM)
     log_dir: Path | None = None  # stop() copies the logs here
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
     _stopped: bool = field(default=False, repr=False)
@@ -355,8 +359,11 @@ def _reap(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _inn_conf(root: Path, feed_port: int) -> str:
-    """/etc/news/inn.conf with every path* key moved into root, and test settings."""
+    """/etc/news/inn.conf with every path* key moved into root, and test settings
+    (and the TLS certificate, when _build_tree made one)."""
     spool = root / "spool"
+    etc = root / "etc"
+    tls = {"tlscapath": str(etc), "tlscertfile": str(etc / _TLS_CERT), "tlskeyfile": str(etc / _TLS_KEY)}
     overrides = {
         "domain": "localdomain",  # INN refuses to run on a host name without a domain
         "pathhost": PATH_HOST,
@@ -391,6 +398,7 @@ def _inn_conf(root: Path, feed_port: int) -> str:
         "pathrun": str(root / "run"),
         "pathspool": str(spool),
         "pathtmp": str(spool / "incoming" / "tmp"),
+        **(tls if (etc / _TLS_KEY).exists() else {}),
     }
     lines = []
     for line in (INN_ETC / "inn.conf").read_text().splitlines():
@@ -430,6 +438,21 @@ access "users" {
 """
 
 
+_TLS_CERT, _TLS_KEY = "xfer-cert.pem", "xfer-key.pem"
+
+
+def _make_certificate(etc: Path) -> bytes:
+    """A CA and a server certificate for 127.0.0.1 and localhost (trustme); returns
+    the CA's PEM. The key is for user news only (nnrpd reads it after dropping root)."""
+    ca = trustme.CA()
+    cert = ca.issue_cert(HOST, "localhost")
+    (etc / _TLS_CERT).write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    key = etc / _TLS_KEY
+    key.write_bytes(cert.private_key_pem.bytes())
+    os.chmod(key, 0o600)
+    return ca.cert_pem.bytes()
+
+
 def _crypt(password: str) -> str:
     """A crypt(3) SHA-256 hash, the format ``ckpasswd -f`` reads."""
     done = subprocess.run(["openssl", "passwd", "-5", "-stdin"], input=password.encode(),
@@ -437,7 +460,8 @@ def _crypt(password: str) -> str:
     return done.stdout.decode().strip()
 
 
-def _build_tree(root: Path, users: dict[str, str]) -> None:
+def _build_tree(root: Path, users: dict[str, str], tls: bool = False) -> bytes | None:
+    """The private INN tree; returns the CA's PEM when `tls`."""
     shutil.copytree(INN_ETC, root / "etc", symlinks=True)
     spool = root / "spool"
     for sub in ("db", "run", "log", "http"):
@@ -462,8 +486,10 @@ def _build_tree(root: Path, users: dict[str, str]) -> None:
     (db / "active.times").write_text("")
     (db / "newsgroups").write_text("".join(f"{g}\t{d}\n" for g, d in _BASE_GROUPS.items()))
     (db / "history").write_text("")
+    ca_pem = _make_certificate(etc) if tls else None
     os.chmod(root, 0o755)
     subprocess.run(["chown", "-R", "news:news", str(root)], check=True)
+    return ca_pem
 
 
 def _base_dir() -> str:
@@ -556,13 +582,19 @@ def _launch(server: NewsServer, timeout: float = 15.0) -> None:
     # innd must come first (stop() relies on it). -f: stay in the foreground;
     # -u: unbuffered news log (accepted lines); -N: no Perl/Python filters.
     _spawn(server, "innd", "innd", "-f", "-u", "-N", "-c", "0")
-    readers = [(server.reader_port, "readers.conf")]
+    readers = [(server.reader_port, "readers.conf", False)]
     if server.auth_port is not None:
-        readers.append((server.auth_port, "readers-auth.conf"))
-    for port, conf in readers:
+        readers.append((server.auth_port, "readers-auth.conf", False))
+    if server.tls_port is not None:
+        readers.append((server.tls_port, "readers.conf", True))
+    if server.tls_auth_port is not None:
+        readers.append((server.tls_auth_port, "readers-auth.conf", True))
+    for port, conf, tls in readers:
+        # -S: TLS from the first byte (nntps). With a certificate in inn.conf the
+        # plain ports offer STARTTLS too (our adapter does not use it).
         _spawn(server, f"nnrpd-{port}", "nnrpd", "-D", "-f", "-n", "-b", HOST,
-               "-p", str(port), "-c", conf)
-    pid_files = [server.root / "run" / f"nnrpd-{port}.pid" for port, _ in readers]
+               "-p", str(port), "-c", conf, *(["-S"] if tls else []))
+    pid_files = [server.root / "run" / f"nnrpd-{port}.pid" for port, _, _ in readers]
     deadline = time.monotonic() + timeout
     innd_ready = False
     while True:
@@ -581,16 +613,19 @@ def _launch(server: NewsServer, timeout: float = 15.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"INN not ready after {timeout}s")
         time.sleep(0.02)
-    for port, _ in readers:
+    for port, _, _ in readers:
         wait_port(port, timeout=timeout)
 
 
-def start_news_server(tmp_path: Path, users: dict[str, str] | None = None) -> NewsServer:
+def start_news_server(tmp_path: Path, users: dict[str, str] | None = None, tls: bool = False) -> NewsServer:
     """Start innd + nnrpd on unused loopback ports (~0.1 s). Skips (or fails under
     XFER_REQUIRE_SERVERS=1) without INN or root. stop() copies the logs into tmp_path.
 
     ``users`` (name -> password) adds a second nnrpd on ``auth_port`` that demands
     AUTHINFO USER/PASS, to test logins and their refusal.
+    ``tls`` adds an nnrpd speaking implicit TLS (nntps) on ``tls_port`` (and, with
+    ``users``, one demanding AUTHINFO on ``tls_auth_port``), with a certificate for
+    127.0.0.1 and localhost signed by a fresh CA whose PEM is ``ca_pem``.
     """
     require_binary(str(INN_BIN / "innd"), "inn2")
     require_binary(str(INN_BIN / "nnrpd"), "inn2")
@@ -602,14 +637,16 @@ def start_news_server(tmp_path: Path, users: dict[str, str] | None = None) -> Ne
                         log_dir=tmp_path / f"inn-logs-{root.name}")
     atexit.register(server.stop)  # even if the caller never gets to stop()
     try:
-        _build_tree(root, users)
+        server.ca_pem = _build_tree(root, users, tls)
         # A 100k-entry history table (2 MB) instead of the 10M default (140 MB sparse,
         # touched at random); more articles still work, dbz just probes longer.
         server.run_tool("makedbz", "-i", "-o", "-s", "100000")
         for attempt in range(5):
             # Ports chosen just before the daemons bind them, and retried if lost anyway.
-            server.feed_port, server.reader_port, auth_port = _unused_ports(3)
+            server.feed_port, server.reader_port, auth_port, tls_port, tls_auth_port = _unused_ports(5)
             server.auth_port = auth_port if users else None
+            server.tls_port = tls_port if tls else None
+            server.tls_auth_port = tls_auth_port if tls and users else None
             (root / "etc" / "inn.conf").write_text(_inn_conf(root, server.feed_port))
             try:
                 _launch(server)
