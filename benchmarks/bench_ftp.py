@@ -15,7 +15,7 @@ medians. Scenarios:
 - rss:   peak RSS of one xfer mirror of a big tree (200,000 files by default).
 - lag:   the event loop's worst stall while xfer writes big files (in-process,
   uvloop) to /dev/shm and to a disk directory: writes are done in the loop, one
-  write() per received block (<= 256 KiB), so a stall is one such write.
+  write() per received block (<= 1 MiB), one block per connection per loop pass.
 
 Client CPU and peak RSS come from wait4() on the tool's process; server CPU is the
 vsftpd listener's own plus its reaped sessions' time. `uptime`'s load is noted with

@@ -14,6 +14,7 @@ choose where a file lands outside the destination. Two layers:
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
@@ -23,8 +24,15 @@ from engine.errors import UnsafePathError
 _FORBIDDEN_CHARS = {"\0": "NUL", "\r": "CR", "\n": "LF", "\\": "backslash", "/": "slash"}
 
 
+#: Any character `check_name` refuses: one regex search clears an ordinary name (the
+#: per-character checks below run only to say why a name is refused).
+_SUSPECT = re.compile(r"[\x00-\x1f\x7f/\\\udc80-\udcff]")
+
+
 def check_name(name: str) -> str | None:
     """Why `name` is not acceptable as one path component, or None when it is."""
+    if _SUSPECT.search(name) is None and name not in ("", ".", ".."):
+        return None
     if name in ("", ".", ".."):
         return f"reserved name {name!r}"
     for char, what in _FORBIDDEN_CHARS.items():
@@ -101,13 +109,16 @@ def safe_mkdir(root: Path, relative: PurePosixPath | str) -> Path:
     return target
 
 
-def open_new(path: Path, *, append: bool = False) -> int:
-    """An fd for writing `path`, refusing to follow a symlink at `path` itself."""
+def open_new(path: Path | str, *, append: bool = False, exclusive: bool = False) -> int:
+    """An fd for writing `path`, refusing to follow a symlink at `path` itself.
+    `exclusive`: only if nothing is there yet (FileExistsError otherwise, links included)."""
     flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    flags |= os.O_APPEND if append else os.O_TRUNC
+    flags |= os.O_EXCL if exclusive else os.O_APPEND if append else os.O_TRUNC
     try:
         return os.open(path, flags, 0o644)
     except OSError as exc:
+        if exclusive and isinstance(exc, FileExistsError):
+            raise
         if os.path.islink(path):
             raise UnsafePathError(f"{str(path)!r} is a symlink; refusing to write through it") from None
         raise exc

@@ -65,16 +65,25 @@ class HostPool:
 
         An exception inside the block discards the connection unless it is a
         PermanentError (a protocol-level refusal leaves the session usable)."""
-        lease = await self._acquire(connector)
+        lease = await self.acquire(connector)
         try:
             yield lease
-        except PermanentError:
+        except BaseException as exc:
+            await self.release(lease, exc)
             raise
-        except BaseException:
+        await self.release(lease, None)
+
+    async def acquire(self, connector: Connector[Any]) -> Lease:
+        """`lease` without a context manager (the scheduler's per-task path);
+        every acquire needs one `release`."""
+        return await self._acquire(connector)
+
+    async def release(self, lease: Lease, error: BaseException | None) -> None:
+        """Give the connection back; `error` (what ended its use, if anything) other
+        than a PermanentError discards it."""
+        if error is not None and not isinstance(error, PermanentError):
             lease.discard()
-            raise
-        finally:
-            await self._release(lease)
+        await self._release(lease)
 
     async def _take_slot(self) -> None:
         """Wait for a free slot, first come first served.

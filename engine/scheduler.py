@@ -232,7 +232,7 @@ class Scheduler:
             ctx.attempt = attempt
             if task.connector is None:
                 return await self._timed(runtime, task.run(None, ctx))
-            async with self.connection(runtime, task.connector) as conn:
+            async with _Held(self, runtime, task.connector) as conn:
                 return await self._timed(runtime, task.run(conn, ctx))
 
         status, error, detail = "ok", None, None
@@ -262,10 +262,13 @@ class Scheduler:
     async def _timed(self, runtime: JobRuntime, work: Awaitable[T]) -> T:
         if runtime.task_timeout is None:
             return await work
+        scope = asyncio.timeout(runtime.task_timeout)
         try:
-            async with asyncio.timeout(runtime.task_timeout):
+            async with scope:
                 return await work
         except TimeoutError:
+            if not scope.expired():
+                raise  # the task's own timeout (a silent server), with its own message
             raise TimeoutError(f"task took over {runtime.task_timeout:g}s") from None
 
     def pool_for(self, runtime: JobRuntime, connector: Connector[Any]) -> HostPool:
@@ -280,29 +283,9 @@ class Scheduler:
             pool = self._pool_of[key] = self.pools.get(url.endpoint, runtime.file.host_limit(url), timeout)
         return pool
 
-    @contextlib.asynccontextmanager
-    async def connection(self, runtime: JobRuntime, connector: Connector[Any]):  # type: ignore[no-untyped-def]
+    def connection(self, runtime: JobRuntime, connector: Connector[Any]) -> _Held:
         """A pooled connection for this job, within its own, the host's and the global bound."""
-        current = asyncio.current_task()
-        self._waiting.add(current)  # type: ignore[arg-type]
-        own = runtime.own_limit
-        try:
-            if own is not None:
-                await own.acquire()
-            try:
-                # Nested blocks, not an AsyncExitStack: this runs once per task.
-                async with self.pool_for(runtime, connector).lease(connector) as lease, self.global_limit:
-                    self._waiting.discard(current)  # type: ignore[arg-type]
-                    self._running.add(current)  # type: ignore[arg-type]
-                    try:
-                        yield lease.connection
-                    finally:
-                        self._running.discard(current)  # type: ignore[arg-type]
-            finally:
-                if own is not None:
-                    own.release()
-        finally:
-            self._waiting.discard(current)  # type: ignore[arg-type]
+        return _Held(self, runtime, connector)
 
     async def retrying(
         self,
@@ -342,3 +325,51 @@ class Scheduler:
                 raise asyncio.CancelledError
         finally:
             self._waiting.discard(current)  # type: ignore[arg-type]
+
+
+class _Held:
+    """`async with`: one pooled connection held by the current task, within its job's
+    own limit, the host's pool and the global bound (taken in that order, given back
+    in reverse). A class rather than a generator-based context manager: it runs once
+    per task, and the generator machinery was a visible part of a small file's cost."""
+
+    __slots__ = ("scheduler", "runtime", "connector", "task", "pool", "lease")
+
+    def __init__(self, scheduler: Scheduler, runtime: JobRuntime, connector: Connector[Any]) -> None:
+        self.scheduler = scheduler
+        self.runtime = runtime
+        self.connector = connector
+
+    async def __aenter__(self) -> Any:
+        scheduler, own = self.scheduler, self.runtime.own_limit
+        current = self.task = asyncio.current_task()
+        scheduler._waiting.add(current)  # type: ignore[arg-type]
+        try:
+            if own is not None:
+                await own.acquire()
+            try:
+                self.pool = scheduler.pool_for(self.runtime, self.connector)
+                self.lease = await self.pool.acquire(self.connector)
+                try:
+                    await scheduler.global_limit.acquire()
+                except BaseException as exc:
+                    await self.pool.release(self.lease, exc)
+                    raise
+            except BaseException:
+                if own is not None:
+                    own.release()
+                raise
+        finally:
+            scheduler._waiting.discard(current)  # type: ignore[arg-type]
+        scheduler._running.add(current)  # type: ignore[arg-type]
+        return self.lease.connection
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        scheduler = self.scheduler
+        scheduler._running.discard(self.task)  # type: ignore[arg-type]
+        scheduler.global_limit.release()
+        try:
+            await self.pool.release(self.lease, exc)
+        finally:
+            if self.runtime.own_limit is not None:
+                self.runtime.own_limit.release()

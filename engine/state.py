@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ class StateStore:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=10000")
         self._last_commit = time.monotonic()
+        self._flushers: list[Callable[[], None]] = []
         with self.db:
             self.db.execute(_VERSION_TABLE)
         self.ensure_schema("core", 1, _CORE_SCHEMA)
@@ -63,6 +64,11 @@ class StateStore:
     def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
         return self.db.execute(sql, tuple(params))
 
+    def on_commit(self, flush: Callable[[], None]) -> None:
+        """Call `flush` before every commit: a kind that batches its writes (one
+        executemany per batch) gets them into the same transaction."""
+        self._flushers.append(flush)
+
     def commit_soon(self) -> None:
         """Commit if the last commit is over a second old (batches many small writes)."""
         now = time.monotonic()
@@ -70,6 +76,8 @@ class StateStore:
             self.commit()
 
     def commit(self) -> None:
+        for flush in self._flushers:
+            flush()
         self.db.commit()
         self._last_commit = time.monotonic()
 
@@ -81,5 +89,5 @@ class StateStore:
             )
 
     def close(self) -> None:
-        self.db.commit()
+        self.commit()
         self.db.close()

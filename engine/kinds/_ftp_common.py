@@ -11,6 +11,7 @@ server in another time zone never makes every file look changed."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
@@ -18,7 +19,7 @@ import posixpath
 import re
 import stat
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -41,6 +42,8 @@ PART_SUFFIX = ".part"
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 #: Deepest directory level walked when following symlinks (they may loop).
 MAX_LINK_DEPTH = 32
+#: Directories listed ahead of the walk, concurrently (each on a pooled connection).
+LIST_AHEAD = 4
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS ftp_files (
@@ -130,8 +133,28 @@ class StateRow:
     run: int | None
 
 
+_COLUMNS = "type, size, mtime, precision, local_mtime_ns, pending, run"
+_SEEN = (
+    "INSERT INTO ftp_files (job, direction, path, type, run) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (job, direction, path) DO UPDATE SET run = excluded.run, type = excluded.type"
+)
+_PENDING = "UPDATE ftp_files SET pending = ? WHERE job = ? AND direction = ? AND path = ?"
+_RECORD = (
+    "INSERT INTO ftp_files (job, direction, path, type, size, mtime, precision, local_mtime_ns, pending, run) "
+    "VALUES (?, ?, ?, 'file', ?, ?, ?, ?, NULL, ?) ON CONFLICT (job, direction, path) DO UPDATE SET "
+    "type = 'file', size = excluded.size, mtime = excluded.mtime, precision = excluded.precision, "
+    "local_mtime_ns = excluded.local_mtime_ns, pending = NULL, run = excluded.run"
+)
+
+
 class FileState:
-    """The `ftp_files` rows of one job and direction; `run` marks what this run saw."""
+    """The `ftp_files` rows of one job and direction; `run` marks what this run saw.
+
+    Writes are queued and go to SQLite in batches (one executemany per statement)
+    when the store commits (about once a second, and at the end), so they are exactly
+    as durable as before: a kill loses the last second, which the checks against the
+    local files cover. Reads flush the queue first. Rows are read a directory at a
+    time (`rows_in`): one query per directory, not one per file."""
 
     def __init__(self, ctx: JobContext, direction: str) -> None:
         self.store = ctx.state
@@ -139,44 +162,65 @@ class FileState:
         self.direction = direction
         self.run = time.time_ns()
         self.store.ensure_schema("ftp", 1, _SCHEMA)
+        self._seen: list[tuple[Any, ...]] = []
+        self._pending: list[tuple[Any, ...]] = []
+        self._records: list[tuple[Any, ...]] = []
+        self.store.on_commit(self.flush)
+
+    def flush(self) -> None:
+        """Write the queued rows (in this order: a pending mark needs its seen row)."""
+        for sql, rows in ((_SEEN, self._seen), (_PENDING, self._pending), (_RECORD, self._records)):
+            if rows:
+                self.store.db.executemany(sql, rows)
+                rows.clear()
 
     def get(self, path: str) -> StateRow | None:
+        self.flush()
         row = self.store.execute(
-            "SELECT type, size, mtime, precision, local_mtime_ns, pending, run FROM ftp_files "
-            "WHERE job = ? AND direction = ? AND path = ?",
+            f"SELECT {_COLUMNS} FROM ftp_files WHERE job = ? AND direction = ? AND path = ?",
             (self.job, self.direction, path),
         ).fetchone()
         return StateRow(*row) if row else None
 
+    def rows_in(self, parent: str) -> dict[str, StateRow]:
+        """The rows of directory `parent`'s own entries (not deeper), by name."""
+        self.flush()
+        if parent:
+            # A range on the primary key: "parent/" <= path < "parent0" ("0" follows "/").
+            cursor = self.store.execute(
+                f"SELECT path, {_COLUMNS} FROM ftp_files WHERE job = ? AND direction = ? AND path > ? AND path < ?",
+                (self.job, self.direction, parent + "/", parent + "0"),
+            )
+        else:
+            cursor = self.store.execute(
+                f"SELECT path, {_COLUMNS} FROM ftp_files WHERE job = ? AND direction = ? AND instr(path, '/') = 0",
+                (self.job, self.direction),
+            )
+        start = len(parent) + 1 if parent else 0
+        rows = {}
+        for path, *columns in cursor:
+            name = path[start:]
+            if "/" not in name:
+                rows[name] = StateRow(*columns)
+        return rows
+
     def seen(self, path: str, kind: str) -> None:
-        self.store.execute(
-            "INSERT INTO ftp_files (job, direction, path, type, run) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (job, direction, path) DO UPDATE SET run = excluded.run, type = excluded.type",
-            (self.job, self.direction, path, kind, self.run),
-        )
+        self._seen.append((self.job, self.direction, path, kind, self.run))
 
     def set_pending(self, path: str, signature: str) -> None:
-        self.store.execute(
-            "UPDATE ftp_files SET pending = ? WHERE job = ? AND direction = ? AND path = ?",
-            (signature, self.job, self.direction, path),
-        )
+        self._pending.append((signature, self.job, self.direction, path))
 
     def record(self, path: str, size: int | None, mtime: str | None, precision: str | None, local_mtime_ns: int) -> None:
-        self.store.execute(
-            "INSERT INTO ftp_files (job, direction, path, type, size, mtime, precision, local_mtime_ns, pending, run) "
-            "VALUES (?, ?, ?, 'file', ?, ?, ?, ?, NULL, ?) ON CONFLICT (job, direction, path) DO UPDATE SET "
-            "type = 'file', size = excluded.size, mtime = excluded.mtime, precision = excluded.precision, "
-            "local_mtime_ns = excluded.local_mtime_ns, pending = NULL, run = excluded.run",
-            (self.job, self.direction, path, size, mtime, precision, local_mtime_ns, self.run),
-        )
-        self.store.commit_soon()
+        self._records.append((self.job, self.direction, path, size, mtime, precision, local_mtime_ns, self.run))
 
     def forget(self, path: str) -> None:
+        self.flush()
         self.store.execute(
             "DELETE FROM ftp_files WHERE job = ? AND direction = ? AND path = ?", (self.job, self.direction, path)
         )
 
     def seen_this_run(self, path: str) -> bool:
+        self.flush()
         row = self.store.execute(
             "SELECT run FROM ftp_files WHERE job = ? AND direction = ? AND path = ?",
             (self.job, self.direction, path),
@@ -263,10 +307,11 @@ class WalkItem:
 @dataclass
 class Walker:
     """Lists a remote tree directory by directory (depth-first, one directory in
-    memory at a time); yields files and directories; never holds a connection
-    across a yield. Unsafe names, unlisted links and broken listing lines become
-    `job.note`s; a directory that cannot be listed is a `job.error` and makes
-    `complete` false (deletions then wait for a clean run)."""
+    memory at a time, plus up to LIST_AHEAD listings fetched ahead by tasks of their
+    own); yields files and directories; never holds a connection across a yield.
+    Unsafe names, unlisted links and broken listing lines become `job.note`s; a
+    directory that cannot be listed is a `job.error` and makes `complete` false
+    (deletions then wait for a clean run)."""
 
     ctx: JobContext
     connector: FtpConnector
@@ -300,46 +345,62 @@ class Walker:
 
     async def items(self) -> AsyncIterator[WalkItem]:
         stack: list[tuple[str, int]] = [("", 0)]
-        while stack:
-            relative, depth = stack.pop()
-            remote_dir = remote_join(self.root, relative)
-            try:
-                listing = await self._list(remote_dir)
-            except Exception as exc:
-                if not relative:
-                    raise  # the top itself: the job cannot run
-                self.complete = False
-                self.ctx.emit("job.error", error=f"listing {remote_dir!r}: {describe(exc)}")
-                continue
-            self.counts["dirs"] += 1
-            for line in listing.bad_lines[:20]:
-                self._note(event="unparsed_listing_line", dir=remote_dir, line=line[:200])
-            if listing.bad_lines:
-                self.complete = False  # an entry we could not read may exist remotely
-            for entry in sorted(listing.entries, key=lambda e: e.name, reverse=True):
-                reason = check_name(entry.name)
-                child = f"{relative}/{entry.name}" if relative else entry.name
-                if reason is not None:
-                    self.counts["unsafe"] += 1
-                    self._note(event="unsafe_name", dir=remote_dir, name=entry.name, reason=reason)
+        ahead: dict[str, asyncio.Task[Any]] = {}  # listings started before their turn
+        try:
+            while stack:
+                relative, depth = stack.pop()
+                remote_dir = remote_join(self.root, relative)
+                started = ahead.pop(relative, None)
+                self._look_ahead(stack, ahead)
+                try:
+                    listing = await (started if started is not None else self._list(remote_dir))
+                except Exception as exc:
+                    if not relative:
+                        raise  # the top itself: the job cannot run
+                    self.complete = False
+                    self.ctx.emit("job.error", error=f"listing {remote_dir!r}: {describe(exc)}")
                     continue
-                remote = remote_join(self.root, child)
-                if entry.type == "link":
-                    if self.symlinks == "skip" or depth >= MAX_LINK_DEPTH or self._loops(remote_dir, entry):
-                        self.counts["links_skipped"] += 1
+                self.counts["dirs"] += 1
+                for line in listing.bad_lines[:20]:
+                    self._note(event="unparsed_listing_line", dir=remote_dir, line=line[:200])
+                if listing.bad_lines:
+                    self.complete = False  # an entry we could not read may exist remotely
+                for entry in sorted(listing.entries, key=lambda e: e.name, reverse=True):
+                    reason = check_name(entry.name)
+                    child = f"{relative}/{entry.name}" if relative else entry.name
+                    if reason is not None:
+                        self.counts["unsafe"] += 1
+                        self._note(event="unsafe_name", dir=remote_dir, name=entry.name, reason=reason)
                         continue
-                    resolved = await self._resolve_link(remote, entry)
-                    if resolved is None:
-                        self.counts["links_skipped"] += 1
-                        continue
-                    entry = resolved
-                if entry.type == "dir":
-                    if (self.max_depth is None or depth < self.max_depth) and self.accept_dir(child):
+                    remote = remote_join(self.root, child)
+                    if entry.type == "link":
+                        if self.symlinks == "skip" or depth >= MAX_LINK_DEPTH or self._loops(remote_dir, entry):
+                            self.counts["links_skipped"] += 1
+                            continue
+                        resolved = await self._resolve_link(remote, entry)
+                        if resolved is None:
+                            self.counts["links_skipped"] += 1
+                            continue
+                        entry = resolved
+                    if entry.type == "dir":
+                        if (self.max_depth is None or depth < self.max_depth) and self.accept_dir(child):
+                            yield WalkItem(child, remote, entry, depth)
+                            stack.append((child, depth + 1))
+                    elif entry.type == "file":
+                        self.counts["files"] += 1
                         yield WalkItem(child, remote, entry, depth)
-                        stack.append((child, depth + 1))
-                elif entry.type == "file":
-                    self.counts["files"] += 1
-                    yield WalkItem(child, remote, entry, depth)
+        finally:
+            for task in ahead.values():
+                task.cancel()
+                if task.done() and not task.cancelled():
+                    task.exception()  # retrieved: a failed listing nobody waits for any more
+
+    def _look_ahead(self, stack: list[tuple[str, int]], ahead: dict[str, asyncio.Task[Any]]) -> None:
+        """Start listing the next directories on the stack, on other pooled connections:
+        round trips overlap instead of adding up (at most LIST_AHEAD listings held)."""
+        for relative, _ in reversed(stack[-LIST_AHEAD:]):
+            if relative not in ahead and len(ahead) < LIST_AHEAD:
+                ahead[relative] = asyncio.ensure_future(self._list(remote_join(self.root, relative)))
 
     @staticmethod
     def _loops(remote_dir: str, entry: RemoteEntry) -> bool:
@@ -364,10 +425,25 @@ class Downloads:
     buckets: list[TokenBucket]
     succeeded: int = 0
     resumed: int = 0
+    safe_parents: set[str] = field(default_factory=set)
+
+    def target(self, relative: str) -> str:
+        """Where `relative` lands. Its directory is checked (and made) by `safe_target`
+        once per run: the plan checked the names, and one check per directory keeps a
+        symlink planted in the destination from redirecting the writes."""
+        parent = relative.rpartition("/")[0]
+        if parent not in self.safe_parents:
+            safe_target(self.local_root, PurePosixPath(relative), make_parents=True)
+            self.safe_parents.add(parent)
+        return os.path.join(self.local_root, relative)
 
 
-def _write_all(fd: int, block: bytes) -> None:
-    view = memoryview(block)
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _write_all(fd: int, view: memoryview) -> None:
     while view:
         view = view[os.write(fd, view) :]
 
@@ -392,52 +468,61 @@ class DownloadTask(Task[FtpConnection]):
         if conn is None:
             return {"dry_run": "would download", "size": self.size}
         shared, entry = self.shared, self.item.entry
-        target = safe_target(shared.local_root, PurePosixPath(self.relative), make_parents=True)
-        part = target.with_name(target.name + PART_SUFFIX)
-        offset = self._resume_offset(conn, part)
+        target = shared.target(self.relative)
+        part = target + PART_SUFFIX
+        try:
+            fd, offset = open_new(part, exclusive=True), 0  # the common case: no `.part` yet
+        except FileExistsError:
+            offset = self._resume_offset(conn, part)
+            fd = open_new(part, append=offset > 0)
         shared.state.set_pending(self.relative, entry_signature(entry))
-        fd = open_new(part, append=offset > 0)
-        received = 0
         exact: list[datetime | None] = []  # MDTM's answer, asked along with the transfer
         on_mtime = exact.append if shared.preserve_mtime and entry.mtime_precision != "second" else None
         try:
-            async with contextlib.aclosing(conn.retrieve(self.item.remote, offset, on_mtime)) as blocks:
-                async for block in blocks:
-                    _write_all(fd, block)
-                    received += len(block)
-                    ctx.progress(len(block))
-                    if shared.buckets:
-                        await consume_all(shared.buckets, len(block))
+            received = await conn.retrieve(self.item.remote, self._writer(fd, ctx), offset, on_mtime)
         except OSError as exc:
             if exc.errno in _DISK_FULL:
-                part.unlink(missing_ok=True)  # give the space back to the other files
+                _unlink(part)  # give the space back to the other files
             raise
         finally:
             os.close(fd)
         total = offset + received
         if entry.size is not None and total != entry.size:
             if total > entry.size:
-                part.unlink(missing_ok=True)  # not this version: start over next time
+                _unlink(part)  # not this version: start over next time
             raise TransientError(
                 f"{self.relative}: got {total} bytes, the listing said {entry.size} (file changing or server lying)"
             )
-        if shared.preserve_mtime:
-            self._set_mtime(part, exact[0] if exact else None)
+        mtime_ns = self._set_mtime(part, exact[0] if exact else None) if shared.preserve_mtime else None
         os.replace(part, target)
-        st = os.stat(target)
+        if mtime_ns is None or entry.size is None:
+            st = os.stat(target)
+            mtime_ns, size = st.st_mtime_ns, st.st_size
         shared.state.record(
             self.relative,
-            entry.size if entry.size is not None else st.st_size,
+            entry.size if entry.size is not None else size,
             entry.mtime.isoformat() if entry.mtime else None,
             entry.mtime_precision,
-            st.st_mtime_ns,
+            mtime_ns,
         )
         shared.succeeded += 1
         if offset:
             shared.resumed += 1
         return {"bytes": received, "resumed_from": offset} if offset else {"bytes": received}
 
-    def _resume_offset(self, conn: FtpConnection, part: Path) -> int:
+    def _writer(self, fd: int, ctx: TaskContext) -> Callable[[memoryview], Awaitable[None] | None]:
+        """What each received block goes to: the file, the progress, the rate limits."""
+        buckets = self.shared.buckets
+        progress = ctx.progress
+
+        def write(block: memoryview) -> Awaitable[None] | None:
+            _write_all(fd, block)
+            progress(len(block))
+            return consume_all(buckets, len(block)) if buckets else None
+
+        return write
+
+    def _resume_offset(self, conn: FtpConnection, part: str) -> int:
         """Where to continue a `.part`: its size, if the server has REST, the part is
         shorter than the file and no record says it was started for another version."""
         entry = self.item.entry
@@ -445,17 +530,17 @@ class DownloadTask(Task[FtpConnection]):
             st = os.lstat(part)
         except FileNotFoundError:
             return 0
-        if os.path.islink(part):
-            raise UnsafePathError(f"{str(part)!r} is a symlink; refusing to write through it")
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafePathError(f"{part!r} is a symlink; refusing to write through it")
         row = self.shared.state.get(self.relative)
         same_version = row is None or row.pending is None or row.pending == entry_signature(entry)
         if conn.has_rest and same_version and 0 < st.st_size and (entry.size is None or st.st_size < entry.size):
             return st.st_size
         return 0
 
-    def _set_mtime(self, part: Path, exact: datetime | None) -> None:
+    def _set_mtime(self, part: str, exact: datetime | None) -> int | None:
         """The listing's time when exact to the second, else MDTM's (`exact`, for this
-        transferred file only), else the listing's coarse one."""
+        transferred file only), else the listing's coarse one. Returns what was set (ns)."""
         entry = self.item.entry
         moment = entry.mtime if entry.mtime_precision == "second" else exact
         if moment is None and entry.mtime is not None:
@@ -463,6 +548,8 @@ class DownloadTask(Task[FtpConnection]):
         if moment is not None:
             ns = int(as_utc(moment).timestamp() * 1_000_000_000)
             os.utime(part, ns=(ns, ns))
+            return ns
+        return None
 
 
 def refuse_outside(root: Path, relative: str) -> Path | None:
@@ -491,6 +578,8 @@ class FtpDownloadJob(Job):
         self.walker = Walker(self.ctx, self.connector, root, path_filter.walk_dir, max_depth, spec.symlinks)
         self.figures = {"up_to_date": 0, "queued": 0, "refused_local": 0}
         self._checked_parent: tuple[str | None, bool] = (None, False)  # (parent, safe) for _local_path
+        self._dir_rows: tuple[str | None, dict[str, StateRow]] = (None, {})  # (parent, rows) for _row
+        self._dir_names: tuple[str | None, set[str]] = (None, set())  # (parent, local names) for _exists
         if not self.ctx.dry_run:
             self.local_root.mkdir(parents=True, exist_ok=True)
 
@@ -502,11 +591,32 @@ class FtpDownloadJob(Job):
             self.figures["refused_local"] += 1
             self.ctx.emit("job.note", data={"event": "unsafe_local_path", "path": item.relative})
             return None
-        if not self.ctx.force and up_to_date(self.state.get(item.relative), item.entry, target):
+        if not self.ctx.force and self._exists(item.relative) and up_to_date(self._row(item.relative), item.entry, target):
             self.figures["up_to_date"] += 1
             return None
         self.figures["queued"] += 1
         return DownloadTask(self.downloads, item, item.relative, self.ctx.dry_run)
+
+    def _row(self, relative: str) -> StateRow | None:
+        """The state row of `relative`, its directory's rows read at once (the walk
+        yields a directory's files together)."""
+        parent, _, name = relative.rpartition("/")
+        if parent != self._dir_rows[0]:
+            self._dir_rows = (parent, self.state.rows_in(parent))
+        return self._dir_rows[1].get(name)
+
+    def _exists(self, relative: str) -> bool:
+        """Whether the local directory has an entry of that name: one `scandir` per
+        directory, so the files of a fresh mirror cost no failing `lstat` each."""
+        parent, _, name = relative.rpartition("/")
+        if parent != self._dir_names[0]:
+            try:
+                with os.scandir(os.path.join(self.local_root, parent)) as entries:
+                    names = {entry.name for entry in entries}
+            except OSError:
+                names = set()
+            self._dir_names = (parent, names)
+        return name in self._dir_names[1]
 
     def _local_path(self, relative: str) -> str | None:
         """`local_root/relative` if safe (see `refuse_outside`). The parent directory is

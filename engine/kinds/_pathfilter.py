@@ -94,6 +94,8 @@ class PathFilter:
     @staticmethod
     def _any(patterns: list[_Pattern], path: str, is_dir: bool) -> bool:
         """Whether a pattern matches `path` or one of its parent directories."""
+        if not patterns:
+            return False
         if any(p.matches(path, is_dir) for p in patterns):
             return True
         parts = path.split("/")

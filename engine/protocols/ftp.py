@@ -4,8 +4,12 @@ One `FtpConnection` is one logged-in aioftp `Client`, used by one task at a time
 (aioftp cannot run two transfers on one client: issues #75, #157); the per-host limit
 is the pool of these. We use aioftp for the control channel (connect, AUTH TLS, login,
 replies) and open data connections ourselves, because the transfer path matters for
-speed: one `TYPE I` at login instead of one per file, a 1 MiB stream buffer read in
-large blocks, and active mode (PORT/EPRT), which aioftp's client lacks.
+speed: one `TYPE I` at login instead of one per file; EPSV and the transfer command in
+one write once EPSV has worked (the server answers RETR once our data connection is
+in); data connections as `asyncio.BufferedProtocol`s that receive into one reused
+buffer per session and hand each block straight to the caller (a download writes it
+to its file: no stream-buffer copies, no task switch per block); and active mode
+(PORT/EPRT), which aioftp's client lacks.
 
 Every library or socket error leaves this module translated (`_guard`):
 421 at connect/login -> ConnectionLimitError (the pool shrinks), other 4xx ->
@@ -19,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import socket
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Literal, TypeVar
 
 import aioftp
 from aioftp.common import SSLSessionBoundContext
@@ -32,14 +37,16 @@ from engine.errors import AuthError, ConnectionLimitError, PermanentError, Trans
 from engine.protocols.ftp_listing import ListingError, RemoteEntry, parse_list_line, parse_mdtm, parse_mlsd_line
 from engine.urls import Url
 
-#: Bytes asked for per read of a data connection (aioftp's default is 8 KiB).
-BLOCK_SIZE = 256 * 1024
-#: StreamReader buffer for data connections; asyncio pauses reading at twice this.
-_DATA_BUFFER = 1024 * 1024
+#: Receive buffer of a data connection: the most one callback writes (bounds a stall).
+BLOCK_SIZE = 1024 * 1024
 #: Commands whose argument is a credential: never shown in messages.
 _SECRET_VERBS = frozenset({"USER", "PASS", "ACCT"})
+#: Servers (host:port) that refused a transfer command sent in the same write as EPSV
+#: (425: no data connection yet); they get the command after the connection, for the run.
+_UNPIPELINED: set[str] = set()
 
 TlsMode = Literal["none", "explicit", "implicit"]
+_P = TypeVar("_P", bound="_DataProtocol")
 
 
 @dataclass(frozen=True)
@@ -105,12 +112,180 @@ def _mdtm_time(reply: Reply | None) -> datetime | None:
 
 def _matches(code: str, masks: tuple[str, ...]) -> bool:
     """Whether a reply code fits one of `masks` ("226", "2xx")."""
-    return any(all(m == c or not m.isdigit() for m, c in zip(mask, code)) for mask in masks)
+    for mask in masks:
+        if mask == code:
+            return True
+        if mask.isdigit():
+            continue
+        if mask[1:] == "xx":
+            if mask[0] == code[:1]:
+                return True
+        elif all(m == c or not m.isdigit() for m, c in zip(mask, code)):
+            return True
+    return False
 
 
 def _reply_text(info: list[str] | str) -> str:
     lines = [info] if isinstance(info, str) else info
     return " ".join(line.strip(" -") for line in lines if line.strip(" -"))
+
+
+class _LocalFailure(Exception):
+    """A local error (the file write) met inside a data-connection callback; carried
+    past the network error translation and re-raised as it was."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _DataProtocol(asyncio.BufferedProtocol):
+    """What both ends of a data connection share: done when the connection is
+    closed, an idle watchdog (one timer per transfer, not one per read), and the first
+    error kept for `finished()`."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._closed = asyncio.get_running_loop().create_future()
+        self._error: BaseException | None = None
+        self._active = False  # data moved since the watchdog last looked
+        self._paused = False  # waiting for a rate limit: not idle
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._error is None:
+            self._error = exc
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    def abort(self, error: BaseException | None = None) -> None:
+        if self._error is None:
+            self._error = error
+        if self.transport is not None:
+            self.transport.abort()
+
+    def watch(self, timeout: float) -> None:
+        """Abort the transfer when no data moves for `timeout` seconds."""
+        if self._timer is None:
+            self._active = True
+            self._check(timeout)
+
+    def _check(self, timeout: float) -> None:
+        if self._closed.done():
+            return
+        if not self._active and not self._paused:
+            self.abort(TimeoutError(f"no data for {timeout:g}s"))
+            return
+        self._active = False
+        self._timer = asyncio.get_running_loop().call_later(timeout, self._check, timeout)
+
+    async def finished(self, timeout: float) -> None:
+        """Wait until the connection is closed (the watchdog starts only if it is not
+        yet: a small file has often arrived whole by now); raise what broke it."""
+        if not self._closed.done():
+            self.watch(timeout)
+            await self._closed
+        if self._error is not None:
+            raise self._error
+
+    # Nothing is expected from the server on an upload channel: received bytes are dropped.
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return memoryview(bytearray(4096))
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._active = True
+
+    def eof_received(self) -> bool:
+        return False  # close our side too: connection_lost ends the transfer
+
+
+class _Receiver(_DataProtocol):
+    """The receiving end: the kernel copies into one reused buffer and each block goes
+    to `sink` at once (a download writes it to its file: one `os.write` per block, no
+    stream buffer, no task switch per block). A sink returning an awaitable (a rate
+    limit) pauses reading until that is done."""
+
+    def __init__(self, sink: Callable[[memoryview], Awaitable[None] | None], buffer: memoryview) -> None:
+        super().__init__()
+        self._sink = sink
+        self._view = buffer
+        self.received = 0
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._error is not None:
+            return  # aborted: whatever is still delivered goes nowhere
+        self._active = True
+        self.received += nbytes
+        try:
+            pending = self._sink(self._view[:nbytes])
+        except Exception as exc:
+            self.abort(_LocalFailure(exc))
+            return
+        if self.transport is None:
+            return
+        if pending is not None:
+            self.transport.pause_reading()
+            self._paused = True
+            asyncio.ensure_future(pending).add_done_callback(self._resume)
+        elif nbytes == len(self._view):
+            # A full buffer: more is waiting. Let the loop run the others before the
+            # next block, so one pass of the loop writes one block per connection
+            # (the transport would otherwise read on while the socket has data).
+            self.transport.pause_reading()
+            asyncio.get_running_loop().call_soon(self._unpause)
+
+    def _unpause(self) -> None:
+        if not self._paused and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def _resume(self, waited: asyncio.Future[None]) -> None:
+        self._paused = False
+        self._active = True
+        if waited.cancelled() or self._closed.done():
+            return
+        if waited.exception() is not None:
+            self.abort(_LocalFailure(waited.exception()))  # type: ignore[arg-type]
+        elif self.transport is not None:
+            self.transport.resume_reading()
+
+
+class _Sender(_DataProtocol):
+    """The sending end, with the transport's flow control (pause/resume_writing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._drained: asyncio.Future[None] | None = None
+
+    def pause_writing(self) -> None:
+        self._drained = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        self._active = True
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        self._drained = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.resume_writing()
+
+    async def send(self, block: bytes) -> None:
+        if self._closed.done():
+            raise self._error or ConnectionResetError("data connection closed")
+        assert self.transport is not None
+        self.transport.write(block)
+        if self._drained is not None:
+            await self._drained
+            if self._closed.done() and self._error is not None:
+                raise self._error
 
 
 class FtpConnection:
@@ -124,6 +299,8 @@ class FtpConnection:
         self._broken = False
         self._logged_in = False
         self._use_epsv = True
+        self._epsv_works = False  # an EPSV has worked here: transfer commands may follow it in one write
+        self._receive_buffer: memoryview | None = None
         self.features: frozenset[str] = frozenset()
 
     # -- opening and closing -------------------------------------------------
@@ -325,133 +502,156 @@ class FtpConnection:
             return None
         return SSLSessionBoundContext(ssl.PROTOCOL_TLS_CLIENT, context=ssl_object.context, session=ssl_object.session)
 
-    async def _passive(self, ahead: str | None) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Reply | None]:
-        """A passive data connection; `ahead` (a command, or None) goes out in the same
-        write as EPSV/PASV, its reply is returned as it came."""
+    async def _passive(
+        self, ahead: str | None, then: list[str], factory: Callable[[], _P]
+    ) -> tuple[asyncio.BaseTransport, _P, Reply | None, bool]:
+        """A passive data connection. `ahead` (a command, or None) goes out in the same
+        write as EPSV/PASV, its reply is returned as it came. Once EPSV has worked on
+        this session, the `then` commands (the transfer) go out in that write too: a
+        server reads them only after its 229 and waits for our data connection before
+        answering them. Returns whether `then` was sent."""
+        loop = asyncio.get_running_loop()
         port = None
         early = None
         if self._use_epsv:
-            try:
-                if ahead is None:
-                    _, info = await self._exchange("EPSV", "229")
-                else:
-                    early, (_, info) = await self._pair(ahead, "EPSV", "229")
+            pipelined = bool(then) and self._epsv_works and self.url.endpoint not in _UNPIPELINED
+            self._send(*([ahead] if ahead else []), "EPSV", *(then if pipelined else []))
+            if ahead is not None:
+                early = await self._reply()
+            code, info = await self._reply()
+            if code == "229":
+                self._epsv_works = True
                 port = self.client.parse_epsv_response(info[-1])[1]
-            except PermanentError:
-                self._use_epsv = False  # 5xx: an old server; PASV from now on
-        if port is None:
-            if ahead is None or early is not None:
-                _, info = await self._exchange("PASV", "227")
-            else:
-                early, (_, info) = await self._pair(ahead, "PASV", "227")
-            # The address in the reply is ignored: a server must not point us elsewhere.
-            port = self.client.parse_pasv_response(info[-1])[1]
-        with self._guard("data connection"):
-            reader, writer = await asyncio.open_connection(self.url.host, port, limit=_DATA_BUFFER)
-        return reader, writer, early
+                transport, protocol = await loop.create_connection(factory, self.url.host, port)
+                return transport, protocol, early, pipelined
+            if pipelined:
+                self._broken = True  # replies to `then` are still on their way
+            if not code.startswith("5") or pipelined:
+                raise aioftp.StatusCodeError((aioftp.Code("229"),), aioftp.Code(code), info)
+            self._use_epsv = False  # 5xx: an old server; PASV from now on
+            ahead = None
+        if ahead is None:
+            _, info = await self._exchange("PASV", "227")
+        else:
+            early, (_, info) = await self._pair(ahead, "PASV", "227")
+        # The address in the reply is ignored: a server must not point us elsewhere.
+        port = self.client.parse_pasv_response(info[-1])[1]
+        transport, protocol = await loop.create_connection(factory, self.url.host, port)
+        return transport, protocol, early, False
 
-    async def _secure(self, writer: asyncio.StreamWriter) -> None:
-        """TLS on the data channel once the server has accepted the command: servers
-        such as vsftpd start the handshake only then. The client is the TLS client in
-        both passive and active mode (RFC 4217)."""
-        context = self._data_ssl()
-        if context is None:
-            return
-        with self._guard("data connection TLS"):
-            async with asyncio.timeout(self.settings.timeout):
-                await writer.start_tls(context, server_hostname=self.url.host)
-
-    async def _listen(self) -> tuple[asyncio.Server, asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]:
-        """Active mode: listen on the control connection's local address, tell the server."""
+    async def _active(self, command: str, factory: Callable[[], _P]) -> tuple[asyncio.BaseTransport, _P]:
+        """Active mode: listen on the control connection's local address, tell the
+        server (EPRT, else PORT), send `command`, accept the server's connection."""
+        loop = asyncio.get_running_loop()
         local = self.client.stream.writer.get_extra_info("sockname")[0]
         peer = self.client.stream.writer.get_extra_info("peername")[0]
-        accepted: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
-            asyncio.get_running_loop().create_future()
-        )
-
-        def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            if accepted.done() or writer.get_extra_info("peername")[0] != peer:
-                writer.close()  # not the server's data connection
-                return
-            accepted.set_result((reader, writer))
-
-        with self._guard("data listener"):
-            server = await asyncio.start_server(on_connect, host=local, port=0, limit=_DATA_BUFFER)
-        port = server.sockets[0].getsockname()[1]
-        try:
-            family = 2 if ipaddress.ip_address(local).version == 6 else 1
+        family = socket.AF_INET6 if ipaddress.ip_address(local).version == 6 else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as listener:
+            listener.bind((local, 0))
+            listener.listen(4)
+            listener.setblocking(False)
+            port = listener.getsockname()[1]
             try:
-                await self._command(f"EPRT |{family}|{local}|{port}|", "200")
+                number = 2 if family == socket.AF_INET6 else 1
+                await self._exchange(f"EPRT |{number}|{local}|{port}|", "200")
             except PermanentError:
-                if family == 2:
+                if family == socket.AF_INET6:
                     raise
-                await self._command(f"PORT {local.replace('.', ',')},{port >> 8},{port & 0xFF}", "200")
-        except BaseException:
-            server.close()
-            raise
-        return server, accepted
-
-    async def _accept(
-        self, server: asyncio.Server, accepted: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+                await self._exchange(f"PORT {local.replace('.', ',')},{port >> 8},{port & 0xFF}", "200")
+            await self._exchange(command, "1xx")
+            while True:
+                sock, address = await loop.sock_accept(listener)
+                if address[0] == peer:
+                    break
+                sock.close()  # not the server's data connection
         try:
-            with self._guard("data connection"):
-                async with asyncio.timeout(self.settings.timeout):
-                    return await accepted
-        finally:
-            server.close()
+            return await loop.connect_accepted_socket(factory, sock)
+        except BaseException:
+            sock.close()
+            raise
 
-    @contextlib.asynccontextmanager
-    async def _data(
-        self, command: str, offset: int = 0, ahead: str | None = None
-    ) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter, Reply | None]]:
-        """Open a data connection, send `command` (after `REST offset`), yield the
-        stream, then close it and read the final reply. `ahead`: a command whose reply
-        is yielded too, pipelined with the data connection's setup in passive mode.
+    async def _open(
+        self, command: str, offset: int, ahead: str | None, factory: Callable[[], _P]
+    ) -> tuple[asyncio.BaseTransport, _P, Reply | None]:
+        """Open a data connection, send `command` (after `REST offset`) and read its
+        preliminary reply, then start TLS on the data channel when the control channel
+        has it: servers such as vsftpd start the handshake only after their 150. The
+        client is the TLS client in both passive and active mode (RFC 4217)."""
+        early = None
+        then = [f"REST {offset}", command] if offset else [command]
+        if self.settings.passive:
+            # REST is never pipelined: were it refused, the RETR behind it would send
+            # the file from its start.
+            transport, protocol, early, sent = await self._passive(ahead, [] if offset else then, factory)
+            try:
+                if not sent:
+                    if offset:
+                        await self._exchange(then[0], "350")
+                    self._send(command)
+                await self._expect("1xx")
+            except BaseException as exc:
+                transport.abort()
+                if sent and isinstance(exc, aioftp.StatusCodeError) and str(exc.received_codes[-1]) == "425":
+                    _UNPIPELINED.add(self.url.endpoint)  # it wants the data connection before the command
+                raise
+        else:
+            if ahead is not None:
+                early = await self._exchange(ahead, ())
+            if offset:
+                await self._exchange(then[0], "350")
+            transport, protocol = await self._active(command, factory)
+        context = self._data_ssl()
+        if context is not None:
+            with self._guard("data connection TLS"):
+                try:
+                    transport = await asyncio.get_running_loop().start_tls(
+                        transport, protocol, context, server_hostname=self.url.host  # type: ignore[arg-type]
+                    )
+                except BaseException:
+                    transport.abort()
+                    raise
+            protocol.connection_made(transport)
+        return transport, protocol, early
+
+    async def _transfer(
+        self, command: str, factory: Callable[[], _P], offset: int = 0, ahead: str | None = None,
+        on_ahead: Callable[[Reply | None], None] | None = None, action: Callable[[_P], Awaitable[None]] | None = None,
+    ) -> _P:
+        """One data-connection exchange: open it (see `_open`), call `on_ahead` with
+        the reply to `ahead`, run `action` (an upload) or wait until the server has sent
+        everything, close it, check the final reply.
 
         A refusal of the command itself (550, 450...) leaves the session usable; any
         failure once the transfer has started leaves the control channel out of step
         (a 426 may still come), so the session is marked broken and the pool replaces it."""
-        listener = None
-        writer = None
         started = False
+        protocol = None
+        timeout = self.settings.timeout
         try:
-            # One timeout for the whole setup (each step used to have its own).
             with self._guard(command):
-                async with asyncio.timeout(self.settings.timeout):
-                    if self.settings.passive:
-                        reader, writer, early = await self._passive(ahead)
-                    else:
-                        early = None if ahead is None else await self._exchange(ahead, ())
-                        listener = await self._listen()
-                    if offset:
-                        await self._exchange(f"REST {offset}", "350")
-                    await self._exchange(command, "1xx")
+                # One timeout object for the setup and the final reply; while data
+                # moves, the protocol's idle watchdog stands in for it.
+                async with asyncio.timeout(timeout) as scope:
+                    _, protocol, early = await self._open(command, offset, ahead, factory)
                     started = True
-                    if listener is not None:
-                        reader, writer = await self._accept(*listener)
-                        listener = None
-                    await self._secure(writer)
-            yield reader, writer, early
+                    scope.reschedule(None)
+                    if on_ahead is not None:
+                        on_ahead(early)
+                    if action is not None:
+                        protocol.watch(timeout)
+                        await action(protocol)
+                    await protocol.finished(timeout)
+                    scope.reschedule(asyncio.get_running_loop().time() + timeout)
+                    await self._expect("2xx", "1xx")
         except BaseException as exc:
+            if protocol is not None:
+                protocol.abort()
             if started or not isinstance(exc, XferError):
                 self._broken = True
+            if isinstance(exc, _LocalFailure):
+                raise exc.error from None
             raise
-        finally:
-            if listener is not None:
-                listener[0].close()
-            if writer is not None:
-                writer.close()
-        with self._guard(command):
-            async with asyncio.timeout(self.settings.timeout):
-                with contextlib.suppress(ConnectionError, ssl.SSLError):
-                    await writer.wait_closed()
-                await self._exchange(None, "2xx", "1xx")
-
-    async def _read(self, reader: asyncio.StreamReader, command: str) -> bytes:
-        with self._guard(command):
-            async with asyncio.timeout(self.settings.timeout):
-                return await reader.read(BLOCK_SIZE)
+        return protocol
 
     # -- operations --------------------------------------------------------------
 
@@ -464,10 +664,8 @@ class FtpConnection:
         await self.change_dir(path)
         mlsd = self.has_mlsd
         command = "MLSD" if mlsd else "LIST"
-        chunks = []
-        async with self._data(command) as (reader, _, _):
-            while block := await self._read(reader, command):
-                chunks.append(block)
+        chunks: list[bytes] = []
+        await self._transfer(command, lambda: _Receiver(lambda block: chunks.append(bytes(block)), self._buffer()))
         listing = Listing(exact_times=mlsd)
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         for raw in b"".join(chunks).split(b"\n"):
@@ -505,36 +703,52 @@ class FtpConnection:
             return None
 
     async def retrieve(
-        self, path: str, offset: int = 0, on_mtime: Callable[[datetime | None], None] | None = None
-    ) -> AsyncIterator[bytes]:
-        """The bytes of remote `path` from `offset` (REST), in large blocks.
+        self,
+        path: str,
+        write: Callable[[memoryview], Awaitable[None] | None],
+        offset: int = 0,
+        on_mtime: Callable[[datetime | None], None] | None = None,
+    ) -> int:
+        """Remote `path` from `offset` (REST), block by block into `write` (called
+        with a view of a reused buffer: use it before returning; return an awaitable to
+        slow down, e.g. for a rate limit). Returns the number of bytes received.
 
         `on_mtime`, if given, is called before the first block with the exact time
         (MDTM; None when the server cannot say), asked in the same write as EPSV: no
-        round trip of its own. Use with `contextlib.aclosing`; stopping early breaks
-        the session (the pool replaces it) rather than leaving a transfer half-read."""
-        command = f"RETR {path}"
+        round trip of its own."""
         ahead = f"MDTM {path}" if on_mtime is not None and self.has_mdtm else None
-        async with self._data(command, offset, ahead) as (reader, _, early):
-            if on_mtime is not None:
-                on_mtime(_mdtm_time(early))
-            while block := await self._read(reader, command):
-                yield block
+        on_ahead = None if on_mtime is None else (lambda early: on_mtime(_mdtm_time(early)))
+        receiver = await self._transfer(f"RETR {path}", lambda: _Receiver(write, self._buffer()), offset, ahead, on_ahead)
+        return receiver.received
 
     async def store(self, path: str, blocks: AsyncIterable[bytes]) -> int:
         """Upload `blocks` as remote `path` (STOR); returns bytes sent."""
         command = f"STOR {path}"
         sent = 0
-        async with self._data(command) as (_, writer, _):
-            async for block in blocks:
-                writer.write(block)
-                with self._guard(command):
-                    async with asyncio.timeout(self.settings.timeout):
-                        await writer.drain()
+
+        async def send(sender: _Sender) -> None:
+            nonlocal sent
+            source = aiter(blocks)
+            while True:
+                try:
+                    block = await anext(source)
+                except StopAsyncIteration:
+                    break
+                except Exception as exc:  # reading the local file: not a network error
+                    raise _LocalFailure(exc) from exc
+                await sender.send(block)
                 sent += len(block)
-            if writer.can_write_eof():
-                writer.write_eof()
+            assert sender.transport is not None
+            sender.transport.close()  # after what is buffered; the server sees the end
+
+        await self._transfer(command, _Sender, action=send)
         return sent
+
+    def _buffer(self) -> memoryview:
+        """This session's receive buffer, made once: one transfer at a time uses it."""
+        if self._receive_buffer is None:
+            self._receive_buffer = memoryview(bytearray(BLOCK_SIZE))
+        return self._receive_buffer
 
     async def rename(self, source: str, target: str) -> None:
         await self._command(f"RNFR {source}", "350")

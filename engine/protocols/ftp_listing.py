@@ -9,6 +9,7 @@ rejecting ``..``, ``/`` or NUL is the caller's job, which knows the context.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -212,10 +213,12 @@ _DOS = re.compile(
 _HALF_YEAR = timedelta(days=183)
 
 
+@functools.lru_cache(maxsize=1024)
 def _year_less(month: int, day: int, hour: int, minute: int, now: datetime) -> datetime:
     """``ls`` shows HH:MM instead of the year for recent dates: pick the year that puts
     the date in (now - ~6 months, now + ~6 months]. A 29 February outside that window
-    goes to the nearest leap year."""
+    goes to the nearest leap year. Cached: a listing's `now` is the same for all its
+    lines, and files of one directory often share their minute."""
     reference = now.replace(tzinfo=None)
     upper = reference + _HALF_YEAR
     lower = upper - timedelta(days=365)
