@@ -12,13 +12,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from engine import __version__
 from engine.errors import SpecError
 from engine.events import EventBus
 from engine.kinds import job_class, register_cli
-from engine.outputs.progress import LiveProgress, PlainLog, print_summary
 from engine.report import EXIT_BAD_INPUT, Report
 from engine.scheduler import RunOptions, Scheduler
 from engine.spec import JobFile, load_job_file
@@ -62,6 +59,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """What would run, from the files alone: jobs, their servers and host limits."""
     files = _load_all(args.files)
     only = _check_only(files, args.only)
+    from rich.console import Console
+
     console = Console()
     for file in files:
         console.print(f"[bold]{file.path}[/bold] (state: {file.state_path})", highlight=False)
@@ -98,8 +97,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     report = Report()
     events = EventBus()
     events.subscribe(report)
-    console = Console(stderr=True)
-    live = console.is_terminal and not args.json and not args.quiet
+    shown = not (args.json or args.quiet)
+    if shown:  # rich costs start-up time: --quiet/--json runs (cron, benchmarks) skip it
+        from rich.console import Console
+
+        from engine.outputs.progress import LiveProgress, PlainLog, print_summary
+
+        console = Console(stderr=True)
+    live = shown and console.is_terminal
 
     async def main() -> None:
         started = time.time()
@@ -114,7 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     events.subscribe(progress)
                     await scheduler.run()
             else:
-                if not args.quiet:
+                if shown:
                     events.subscribe(PlainLog(report))
                 await scheduler.run()
             scheduler.record_run(started, report.exit_code, report.as_dict()["totals"])
@@ -127,7 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         report.write(Path(args.report))
     if args.json:
         print(json.dumps(report.as_dict(), indent=2, default=str))
-    elif not args.quiet:
+    elif shown:
         print_summary(report, console)
     return report.exit_code
 
