@@ -12,10 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pyftpdlib.filesystems import AbstractedFS
 
 from tests.integration.ftp_helpers import fill, job_report, run_inprocess, write_jobs
-from tests.servers.ftp import running_pyftpdlib
+from tests.servers.ftp import hostile_filesystem, running_pyftpdlib
 
 HOSTILE = [
     "../escape.txt", "/etc/passwd", "a/../../b.txt", "..", "back\\..\\slash.txt",
@@ -23,21 +22,7 @@ HOSTILE = [
 ]
 
 
-class HostileFS(AbstractedFS):
-    """Lists HOSTILE beside the real files of the root; each stats as `bait.txt`."""
-
-    def listdir(self, path: str) -> list[str]:
-        names = super().listdir(path)
-        return names + HOSTILE if os.path.realpath(path) == os.path.realpath(self.root) else names
-
-    def _bait(self, path: str) -> str:
-        return os.path.join(self.root, "bait.txt") if any(path.endswith(name) for name in HOSTILE) else path
-
-    def stat(self, path: str) -> Any:
-        return super().stat(self._bait(path))
-
-    def lstat(self, path: str) -> Any:
-        return super().lstat(self._bait(path))
+HostileFS = hostile_filesystem(HOSTILE)
 
 
 def _reported(name: str, notes: list[dict[str, Any]], errors: list[str]) -> bool:

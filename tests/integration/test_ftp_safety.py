@@ -5,34 +5,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
-from pyftpdlib.filesystems import AbstractedFS
 
 from tests.integration.ftp_helpers import fill, job_report, run_cli, run_inprocess, tree, write_jobs
-from tests.servers.ftp import FtpServer, ftp_server, running_pyftpdlib  # noqa: F401 - fixture
+from tests.servers.ftp import FtpServer, ftp_server, hostile_filesystem, running_pyftpdlib  # noqa: F401 - fixture
 
 HOSTILE = ["../escape.txt", "/etc/passwd", "a/../../b.txt", "evil\rname.txt", "nul\0name.txt", "back\\..\\slash.txt", ".."]
 
 
-class HostileFS(AbstractedFS):
-    """Serves extra names in the root listing that a hostile server could send; they
-    stat as the root's `bait.txt` so pyftpdlib lists them as ordinary files."""
-
-    def listdir(self, path: str) -> list[str]:
-        names = super().listdir(path)
-        if os.path.realpath(path) == os.path.realpath(self.root):
-            names = names + HOSTILE
-        return names
-
-    def _bait(self, path: str) -> str:
-        return os.path.join(self.root, "bait.txt") if any(path.endswith(name) for name in HOSTILE) else path
-
-    def stat(self, path: str) -> Any:
-        return super().stat(self._bait(path))
-
-    def lstat(self, path: str) -> Any:
-        return super().lstat(self._bait(path))
+HostileFS = hostile_filesystem(HOSTILE)
 
 
 def test_hostile_names_are_refused_and_reported(tmp_path: Path) -> None:

@@ -687,3 +687,28 @@ def ftp_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FtpSe
     running = running_pyftpdlib if request.param == "pyftpdlib" else running_vsftpd
     with running(tmp_path) as server:
         yield server
+
+
+def hostile_filesystem(names: list[str]) -> type:
+    """A pyftpdlib filesystem that lists `names` beside the real files of the root,
+    each stat-ing as the root's `bait.txt`, so the server lists them as ordinary
+    files: what a hostile or broken server could send (`../x`, `/etc/passwd`, NUL)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from pyftpdlib.filesystems import AbstractedFS
+
+    class HostileFS(AbstractedFS):  # type: ignore[misc]
+        def listdir(self, path: str) -> list[str]:
+            listed = super().listdir(path)
+            return listed + names if os.path.realpath(path) == os.path.realpath(self.root) else listed
+
+        def _bait(self, path: str) -> str:
+            return os.path.join(self.root, "bait.txt") if any(path.endswith(name) for name in names) else path
+
+        def stat(self, path: str) -> Any:
+            return super().stat(self._bait(path))
+
+        def lstat(self, path: str) -> Any:
+            return super().lstat(self._bait(path))
+
+    return HostileFS
