@@ -7,7 +7,6 @@ import signal
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 from engine.events import EventBus
 from engine.report import Report
