@@ -9,7 +9,8 @@ to the same stream, so nothing in protocol or job code prints. Names are stable:
   `job.note` (a kind's own record: a deleted file, a skipped name; data says what),
   `job.finished` (data: status)
 - `task.started`, `task.progress` (bytes: delta), `task.retry` (error, data: delay),
-  `task.finished` (data: status ok|failed|cancelled, attempts, duration)
+  `task.finished` (bytes: the last delta, not sent as a `task.progress` of its own;
+  data: status ok|failed|cancelled, attempts, duration)
 - `pool.connect`, `pool.close`, `pool.shrink` (data: limit, reason)
 """
 

@@ -141,13 +141,16 @@ class HostPool:
         return Lease(connection, connector.identity)
 
     def _take_idle(self, identity: Hashable) -> Connection | None:
-        for key, (idle_identity, connection) in list(self._idle.items()):
-            if idle_identity == identity:
-                del self._idle[key]
-                if connection.is_usable():
-                    return connection
-                asyncio.get_running_loop().create_task(self._close(connection, "broken while idle"))
-        return None
+        while True:
+            for key, (idle_identity, connection) in self._idle.items():
+                if idle_identity == identity:
+                    break
+            else:
+                return None
+            del self._idle[key]
+            if connection.is_usable():
+                return connection
+            asyncio.get_running_loop().create_task(self._close(connection, "broken while idle"))
 
     def _evict_for_room(self) -> list[Connection]:
         """Idle connections to close so that open connections stay within the limit.

@@ -110,6 +110,7 @@ class Report:
 
     def _task_finished(self, event: Event) -> None:
         job = self.job(event.job or "")
+        job.bytes += event.bytes
         status = event.data["status"]
         job.counts[status] = job.counts.get(status, 0) + 1
         if status == "failed":
@@ -168,6 +169,23 @@ class Report:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            json.dump(self.as_dict(), stream, indent=2, default=str)
+            stream.write(_dumps(self.as_dict()))
             stream.write("\n")
         os.replace(tmp, path)
+
+
+def _dumps(report: dict[str, Any]) -> str:
+    """The report as indented JSON, each listed task on a line of its own: json's
+    C encoder cannot indent, and the pure-Python one took ~40 ms for 5,000 tasks."""
+    marker = os.urandom(8).hex()  # stands in for the lists; no server text can forge it
+    task_lists = []
+    for index, job in enumerate(report["jobs"]):
+        task_lists.append(job["task_list"])
+        job["task_list"] = f"{marker}{index}"
+    text = json.dumps(report, indent=2, default=str)
+    for index, tasks in enumerate(task_lists):
+        report["jobs"][index]["task_list"] = tasks
+        lines = ",\n        ".join(json.dumps(task, default=str) for task in tasks)
+        listed = f"[\n        {lines}\n      ]" if tasks else "[]"
+        text = text.replace(f'"{marker}{index}"', listed, 1)
+    return text

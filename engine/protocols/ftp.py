@@ -23,9 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import re
 import socket
 import ssl
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Literal, TypeVar
@@ -41,6 +42,8 @@ from engine.urls import Url
 BLOCK_SIZE = 1024 * 1024
 #: Commands whose argument is a credential: never shown in messages.
 _SECRET_VERBS = frozenset({"USER", "PASS", "ACCT"})
+#: A 229 reply's port, `(|||port|)` (any delimiter); the last such group counts, as in aioftp.
+_EPSV_PORT = re.compile(r"\((.)\1\1(\d+)\1\)")
 #: Servers (host:port) that refused a transfer command sent in the same write as EPSV
 #: (425: no data connection yet); they get the command after the connection, for the run.
 _UNPIPELINED: set[str] = set()
@@ -125,6 +128,12 @@ def _matches(code: str, masks: tuple[str, ...]) -> bool:
     return False
 
 
+def _epsv_port(text: str) -> int:
+    """The port in a 229 reply: aioftp's parser (an IndexError when there is none),
+    with its pattern compiled once."""
+    return int(_EPSV_PORT.findall(text)[-1][1])
+
+
 def _reply_text(info: list[str] | str) -> str:
     lines = [info] if isinstance(info, str) else info
     return " ".join(line.strip(" -") for line in lines if line.strip(" -"))
@@ -146,7 +155,8 @@ class _DataProtocol(asyncio.BufferedProtocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self._closed = asyncio.get_running_loop().create_future()
+        self.loop = asyncio.get_running_loop()
+        self._closed = self.loop.create_future()
         self._error: BaseException | None = None
         self._active = False  # data moved since the watchdog last looked
         self._paused = False  # waiting for a rate limit: not idle
@@ -182,7 +192,12 @@ class _DataProtocol(asyncio.BufferedProtocol):
             self.abort(TimeoutError(f"no data for {timeout:g}s"))
             return
         self._active = False
-        self._timer = asyncio.get_running_loop().call_later(timeout, self._check, timeout)
+        self._timer = self.loop.call_later(timeout, self._check, timeout)
+
+    @property
+    def done(self) -> bool:
+        """Whether the connection is closed already."""
+        return self._closed.done()
 
     async def finished(self, timeout: float) -> None:
         """Wait until the connection is closed (the watchdog starts only if it is not
@@ -190,6 +205,10 @@ class _DataProtocol(asyncio.BufferedProtocol):
         if not self._closed.done():
             self.watch(timeout)
             await self._closed
+        self.check()
+
+    def check(self) -> None:
+        """Raise what broke the connection, if anything did."""
         if self._error is not None:
             raise self._error
 
@@ -240,7 +259,7 @@ class _Receiver(_DataProtocol):
             # next block, so one pass of the loop writes one block per connection
             # (the transport would otherwise read on while the socket has data).
             self.transport.pause_reading()
-            asyncio.get_running_loop().call_soon(self._unpause)
+            self.loop.call_soon(self._unpause)
 
     def _unpause(self) -> None:
         if not self._paused and self.transport is not None and not self.transport.is_closing():
@@ -265,7 +284,7 @@ class _Sender(_DataProtocol):
         self._drained: asyncio.Future[None] | None = None
 
     def pause_writing(self) -> None:
-        self._drained = asyncio.get_running_loop().create_future()
+        self._drained = self.loop.create_future()
 
     def resume_writing(self) -> None:
         self._active = True
@@ -288,12 +307,31 @@ class _Sender(_DataProtocol):
                 raise self._error
 
 
+class _Guard:
+    """`with conn._guard(command)`: a class rather than a generator-based context
+    manager, as it runs once per file; the translation happens only on an error."""
+
+    __slots__ = ("command", "conn")
+
+    def __init__(self, conn: FtpConnection, command: str) -> None:
+        self.conn = conn
+        self.command = command
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is not None:
+            self.conn._translate(exc, self.command)
+
+
 class FtpConnection:
     """A logged-in session: listing, retrieving, storing, renaming."""
 
     def __init__(self, client: aioftp.Client, url: Url, settings: FtpSettings) -> None:
         self.client = client
         self.url = url
+        self.endpoint = url.endpoint
         self.settings = settings
         self._secret = url.secret()
         self._broken = False
@@ -380,14 +418,16 @@ class FtpConnection:
     def _scrub(self, text: str) -> str:
         return text.replace(self._secret, "***") if len(self._secret) >= 3 else text
 
-    @contextlib.contextmanager
-    def _guard(self, command: str) -> Iterator[None]:
+    def _guard(self, command: str) -> _Guard:
         """Translate whatever the library raises during `command` into xfer errors."""
+        return _Guard(self, command)
+
+    def _translate(self, exc: BaseException, command: str) -> None:
+        """Raise the xfer error for `exc`, met during `command`; return for an
+        exception that is not the library's or the network's (it goes on as it is)."""
         shown = self._shown(command)
-        where = f"{self.url.endpoint}: {shown}"
-        try:
-            yield
-        except aioftp.StatusCodeError as exc:
+        where = f"{self.endpoint}: {shown}"
+        if isinstance(exc, aioftp.StatusCodeError):
             code = str(exc.received_codes[-1]) if exc.received_codes else "???"
             text = self._scrub(_reply_text(exc.info))
             message = f"{where}: {code} {text}".strip()
@@ -404,23 +444,23 @@ class FtpConnection:
                 raise PermanentError(message) from None
             self._broken = True  # an unexpected reply: we no longer know the session's state
             raise PermanentError(f"{where}: unexpected reply {code} {text}".strip()) from None
-        except ssl.SSLCertVerificationError as exc:
+        elif isinstance(exc, ssl.SSLCertVerificationError):
             self._broken = True
             hint = "give the server's CA as ca_file, or set tls_verify: false in its host block"
             raise PermanentError(f"{where}: TLS certificate verification failed: {exc.verify_message}; {hint}") from None
-        except ssl.SSLError as exc:
+        elif isinstance(exc, ssl.SSLError):
             self._broken = True
             raise TransientError(f"{where}: TLS error: {exc.reason or exc}") from None
-        except TimeoutError:
+        elif isinstance(exc, TimeoutError):
             self._broken = True
             raise TimeoutError(f"{where}: no answer within {self.settings.timeout:g}s") from None
-        except (ConnectionError, EOFError, asyncio.IncompleteReadError) as exc:
+        elif isinstance(exc, (ConnectionError, EOFError, asyncio.IncompleteReadError)):
             self._broken = True
             raise TransientError(f"{where}: connection lost ({type(exc).__name__})") from None
-        except OSError as exc:
+        elif isinstance(exc, OSError):
             self._broken = True
             raise TransientError(f"{where}: {exc.strerror or type(exc).__name__}") from None
-        except aioftp.AIOFTPException as exc:
+        elif isinstance(exc, aioftp.AIOFTPException):
             self._broken = True
             raise PermanentError(f"{where}: {self._scrub(str(exc))}") from None
 
@@ -497,6 +537,8 @@ class FtpConnection:
     def _data_ssl(self) -> ssl.SSLContext | None:
         """The control channel's TLS context bound to its session (servers may require
         the data channel to resume it)."""
+        if self.settings.tls == "none":
+            return None
         ssl_object = self.client.stream.writer.transport.get_extra_info("ssl_object")
         if ssl_object is None:
             return None
@@ -514,14 +556,14 @@ class FtpConnection:
         port = None
         early = None
         if self._use_epsv:
-            pipelined = bool(then) and self._epsv_works and self.url.endpoint not in _UNPIPELINED
+            pipelined = bool(then) and self._epsv_works and self.endpoint not in _UNPIPELINED
             self._send(*([ahead] if ahead else []), "EPSV", *(then if pipelined else []))
             if ahead is not None:
                 early = await self._reply()
             code, info = await self._reply()
             if code == "229":
                 self._epsv_works = True
-                port = self.client.parse_epsv_response(info[-1])[1]
+                port = _epsv_port(info[-1])
                 transport, protocol = await loop.create_connection(factory, self.url.host, port)
                 return transport, protocol, early, pipelined
             if pipelined:
@@ -592,7 +634,7 @@ class FtpConnection:
             except BaseException as exc:
                 transport.abort()
                 if sent and isinstance(exc, aioftp.StatusCodeError) and str(exc.received_codes[-1]) == "425":
-                    _UNPIPELINED.add(self.url.endpoint)  # it wants the data connection before the command
+                    _UNPIPELINED.add(self.endpoint)  # it wants the data connection before the command
                 raise
         else:
             if ahead is not None:
@@ -630,18 +672,22 @@ class FtpConnection:
         try:
             with self._guard(command):
                 # One timeout object for the setup and the final reply; while data
-                # moves, the protocol's idle watchdog stands in for it.
+                # moves, the protocol's idle watchdog stands in for it (a small file
+                # has often arrived whole by now: then nothing waits in between).
                 async with asyncio.timeout(timeout) as scope:
                     _, protocol, early = await self._open(command, offset, ahead, factory)
                     started = True
-                    scope.reschedule(None)
                     if on_ahead is not None:
                         on_ahead(early)
-                    if action is not None:
-                        protocol.watch(timeout)
-                        await action(protocol)
-                    await protocol.finished(timeout)
-                    scope.reschedule(asyncio.get_running_loop().time() + timeout)
+                    if action is not None or not protocol.done:
+                        scope.reschedule(None)
+                        if action is not None:
+                            protocol.watch(timeout)
+                            await action(protocol)
+                        await protocol.finished(timeout)
+                    else:
+                        protocol.check()
+                    scope.reschedule(protocol.loop.time() + timeout)
                     await self._expect("2xx", "1xx")
         except BaseException as exc:
             if protocol is not None:
