@@ -5,8 +5,11 @@ URL never shows it; `str(url)` is the URL without the password."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import netrc
 import os
+import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -26,6 +29,10 @@ DEFAULT_PORTS: dict[str, int] = {
     "imap": 143,
     "imaps": 993,
 }
+
+#: Key for login fingerprints: random per process, so a fingerprint says nothing
+#: about the password outside this run.
+_FINGERPRINT_KEY = secrets.token_bytes(32)
 
 #: Schemes whose connection starts with TLS (implicit TLS) or upgrades to it (ftps).
 TLS_SCHEMES = frozenset({"ftps", "nntps", "smtps", "pop3s", "imaps"})
@@ -52,6 +59,16 @@ class Url:
 
     def with_credentials(self, user: str | None, password: SecretStr | None) -> Url:
         return replace(self, user=user, password=password)
+
+    @property
+    def login(self) -> tuple[str | None, str]:
+        """Who logs in: the user and a keyed fingerprint of the password.
+
+        Part of every connector's identity, so a pooled session logged in with one
+        password is never lent to a job that gave another (a wrong password must
+        fail, not borrow someone else's session)."""
+        digest = hmac.new(_FINGERPRINT_KEY, self.secret().encode(), hashlib.sha256).hexdigest()[:32]
+        return self.user, digest
 
     def secret(self) -> str:
         """The password in clear, for the protocol adapter that logs in."""

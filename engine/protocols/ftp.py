@@ -90,7 +90,7 @@ class FtpConnector:
         self.url = url
         self.settings = settings
         self.endpoint = url.endpoint
-        self.identity = ("ftp", url.endpoint, url.user or "anonymous", settings)
+        self.identity = ("ftp", url.endpoint, url.login, settings)
 
     def __repr__(self) -> str:
         return f"<FtpConnector {self.url} {self.settings.tls}>"

@@ -293,7 +293,7 @@ class ImapConnector:
         self.mailbox = url.path.strip("/") or "INBOX"
         self.endpoint = url.endpoint
         self.identity: Hashable = (
-            "imap", url.scheme, url.endpoint, url.user, self.mailbox, starttls, host.tls_verify, host.ca_file,
+            "imap", url.scheme, url.endpoint, url.login, self.mailbox, starttls, host.tls_verify, host.ca_file,
         )
         self.where = f"imap {url.endpoint}"
 

@@ -357,7 +357,7 @@ class NntpConnector:
         self.endpoint = url.endpoint
         self.tls_verify = tls_verify
         self.ca_file = ca_file
-        self.identity: Hashable = ("nntp", url.scheme, url.endpoint, url.user, tls_verify, str(ca_file or ""))
+        self.identity: Hashable = ("nntp", url.scheme, url.endpoint, url.login, tls_verify, str(ca_file or ""))
 
     def __repr__(self) -> str:
         return f"<NntpConnector {self.url}>"

@@ -157,7 +157,7 @@ class Pop3Connector:
         self.starttls = starttls
         self.timeout = timeout
         self.endpoint = url.endpoint
-        self.identity: Hashable = ("pop3", url.scheme, url.endpoint, url.user, starttls, host.tls_verify, host.ca_file)
+        self.identity: Hashable = ("pop3", url.scheme, url.endpoint, url.login, starttls, host.tls_verify, host.ca_file)
         self.where = f"pop3 {url.endpoint}"
 
     def __repr__(self) -> str:

@@ -158,7 +158,7 @@ class SmtpConnector:
         self.timeout = timeout
         self.endpoint = url.endpoint
         self.identity: Hashable = (
-            "smtp", url.scheme, url.endpoint, url.user, starttls, host.tls_verify, host.ca_file, local_hostname,
+            "smtp", url.scheme, url.endpoint, url.login, starttls, host.tls_verify, host.ca_file, local_hostname,
         )
 
     def __repr__(self) -> str:
