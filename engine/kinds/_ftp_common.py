@@ -11,6 +11,8 @@ server in another time zone never makes every file look changed."""
 
 from __future__ import annotations
 
+import abc
+
 import asyncio
 import contextlib
 import errno
@@ -448,17 +450,18 @@ def _write_all(fd: int, view: memoryview) -> None:
         view = view[os.write(fd, view) :]
 
 
-class DownloadTask(Task[FtpConnection]):
-    """One remote file into `local_root/relative`: via `NAME.part`, resumed with REST
-    when the server allows and the `.part` belongs to this remote version, renamed
-    only when complete and of the listed size."""
+class FileTask(Task[FtpConnection]):
+    """One file between the server and the local tree, labelled by its relative path.
 
-    def __init__(self, shared: Downloads, item: WalkItem, relative: str, dry_run: bool) -> None:
-        self.shared = shared
-        self.item = item
+    Under --dry-run it has no connector: the scheduler runs it without a connection
+    and it only says what it would do."""
+
+    verb = "transfer"
+
+    def __init__(self, relative: str, size: int | None, connector: FtpConnector | None) -> None:
         self.relative = relative
-        self.size = item.entry.size
-        self.connector = None if dry_run else shared.connector
+        self.size = size
+        self.connector = connector
 
     @property
     def label(self) -> str:
@@ -466,7 +469,27 @@ class DownloadTask(Task[FtpConnection]):
 
     async def run(self, conn: FtpConnection | None, ctx: TaskContext) -> dict[str, Any]:
         if conn is None:
-            return {"dry_run": "would download", "size": self.size}
+            return {"dry_run": f"would {self.verb}", "size": self.size}
+        return await self.transfer(conn, ctx)
+
+    @abc.abstractmethod
+    async def transfer(self, conn: FtpConnection, ctx: TaskContext) -> dict[str, Any]:
+        """Move the file; return details for the report."""
+
+
+class DownloadTask(FileTask):
+    """One remote file into `local_root/relative`: via `NAME.part`, resumed with REST
+    when the server allows and the `.part` belongs to this remote version, renamed
+    only when complete and of the listed size."""
+
+    verb = "download"
+
+    def __init__(self, shared: Downloads, item: WalkItem, relative: str, dry_run: bool) -> None:
+        super().__init__(relative, item.entry.size, None if dry_run else shared.connector)
+        self.shared = shared
+        self.item = item
+
+    async def transfer(self, conn: FtpConnection, ctx: TaskContext) -> dict[str, Any]:
         shared, entry = self.shared, self.item.entry
         target = shared.target(self.relative)
         part = target + PART_SUFFIX

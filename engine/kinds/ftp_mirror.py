@@ -37,6 +37,7 @@ from engine.job import Task, TaskContext
 from engine.kinds._ftp_common import (
     PART_SUFFIX,
     FileState,
+    FileTask,
     FtpDownloadJob,
     FtpJobSpec,
     make_buckets,
@@ -304,25 +305,19 @@ class Uploads:
     succeeded: int = 0
 
 
-class UploadTask(Task[FtpConnection]):
+class UploadTask(FileTask):
     """One local file to `remote_root/relative`: STOR to `NAME.part`, then RNFR/RNTO,
     so the server never shows a half-uploaded file under its final name."""
 
+    verb = "upload"
+
     def __init__(self, shared: Uploads, relative: str, path: Path, st: os.stat_result, dry_run: bool) -> None:
+        super().__init__(relative, st.st_size, None if dry_run else shared.connector)
         self.shared = shared
-        self.relative = relative
         self.path = path
         self.stat = st
-        self.size = st.st_size
-        self.connector = None if dry_run else shared.connector
 
-    @property
-    def label(self) -> str:
-        return self.relative
-
-    async def run(self, conn: FtpConnection | None, ctx: TaskContext) -> dict[str, Any]:
-        if conn is None:
-            return {"dry_run": "would upload", "size": self.size}
+    async def transfer(self, conn: FtpConnection, ctx: TaskContext) -> dict[str, Any]:
         shared = self.shared
         await self._make_parents(conn)
         final = remote_join(shared.remote_root, self.relative)
