@@ -1,13 +1,20 @@
-"""Run a job file the way users do (`xfer run --report`), in this process, and read
-the report back: shared by the integration tests of every kind."""
+"""Run job files in this process — the way users do (`xfer run --report`), or straight
+through the scheduler when a test needs its events or pools — and read the report
+back: shared by the tests of every kind."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from engine.cli import main
+from engine.events import Event, EventBus
+from engine.report import Report
+from engine.scheduler import RunOptions, Scheduler
+from engine.spec import JobFile
 
 
 def run_job(tmp_path: Path, text: str) -> tuple[int, dict[str, Any], str]:
@@ -22,3 +29,25 @@ def run_job(tmp_path: Path, text: str) -> tuple[int, dict[str, Any], str]:
 def job_named(report: dict[str, Any], name: str) -> dict[str, Any]:
     """One job's entry in a report."""
     return next(job for job in report["jobs"] if job["name"] == name)
+
+
+def run_scheduler(
+    file: JobFile, *subscribers: Callable[[Event], None], **options: Any
+) -> tuple[Report, Scheduler]:
+    """Build, run and close a scheduler for one loaded job file; the report and the
+    scheduler (its pools) afterwards. `subscribers` see every event too."""
+    report, events = Report(), EventBus()
+    events.subscribe(report)
+    for subscriber in subscribers:
+        events.subscribe(subscriber)
+    scheduler = Scheduler([file], events, RunOptions(**options))
+
+    async def main() -> None:
+        scheduler.build()
+        try:
+            await scheduler.run()
+        finally:
+            scheduler.close()
+
+    asyncio.run(main())
+    return report, scheduler

@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import abc
 import re
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -329,11 +330,12 @@ class _NewsTask(Task[NntpConnection]):
             self.job.commands.update(conn.commands - before)
 
     async def run(self, conn: NntpConnection | None, ctx: TaskContext) -> dict[str, Any] | None:
-        assert conn is not None
+        assert conn is not None  # every news task names a connector
         return await self._counted(conn, ctx)
 
+    @abc.abstractmethod
     async def work(self, conn: NntpConnection, ctx: TaskContext) -> dict[str, Any] | None:
-        raise NotImplementedError
+        """The task's commands on its pooled connection."""
 
 
 class GroupTask(_NewsTask):

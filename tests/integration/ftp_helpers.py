@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -11,10 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.events import EventBus
-from engine.report import Report
-from engine.scheduler import RunOptions, Scheduler
 from engine.spec import load_job_file
+from tests.jobrun import run_scheduler
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,18 +24,7 @@ def write_jobs(tmp: Path, text: str, name: str = "jobs.yaml") -> Path:
 
 def run_inprocess(path: Path, **options: Any) -> dict[str, Any]:
     """Run a job file in this process (pyftpdlib runs in a thread of it) -> report dict."""
-    report = Report()
-    events = EventBus()
-    events.subscribe(report)
-    scheduler = Scheduler([load_job_file(path)], events, RunOptions(**options))
-
-    async def main() -> None:
-        try:
-            await scheduler.run()
-        finally:
-            scheduler.close()
-
-    asyncio.run(main())
+    report, _ = run_scheduler(load_job_file(path), **options)
     return report.as_dict()
 
 

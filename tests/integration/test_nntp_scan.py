@@ -5,7 +5,6 @@ threads, one big group for chunking; tests that add articles use groups of their
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import subprocess
@@ -17,10 +16,9 @@ from typing import Any
 
 import pytest
 
-from engine.events import EventBus
-from engine.report import Report
-from engine.scheduler import RunOptions, Scheduler
+from engine.scheduler import Scheduler
 from engine.spec import load_job_file
+from tests.jobrun import run_scheduler
 from tests.servers.inn import NewsServer, make_article, start_news_server
 
 pytestmark = pytest.mark.timeout(300)
@@ -71,19 +69,7 @@ def news(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NewsServer,
 def run_jobs(tmp_path: Path, body: str, *, name: str = "jobs.yaml") -> tuple[dict[str, Any], Scheduler]:
     path = tmp_path / name
     path.write_text(f"defaults:\n  state: {tmp_path / 'state.db'}\n" + body)
-    file = load_job_file(path)
-    report, events = Report(), EventBus()
-    events.subscribe(report)
-    scheduler = Scheduler([file], events, RunOptions())
-
-    async def main() -> None:
-        scheduler.build()
-        try:
-            await scheduler.run()
-        finally:
-            scheduler.close()
-
-    asyncio.run(main())
+    report, scheduler = run_scheduler(load_job_file(path))
     return {job["name"]: job for job in report.as_dict()["jobs"]}, scheduler
 
 

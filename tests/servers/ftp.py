@@ -116,34 +116,34 @@ class FtpServer:
             path = "/" + path
         return f"{scheme}://{auth}{self.host}:{self.port}{quote(path, safe='/')}"
 
+    def _counter(self) -> Any:
+        """The server-side connection counter; only pyftpdlib runs our handler that
+        keeps one (vsftpd is a separate process we cannot instrument)."""
+        if self._stats is None:
+            raise NotImplementedError(f"{self.kind} does not count connections")
+        return self._stats
+
     @property
     def peak_connections(self) -> int:
         """Most control connections open at the same time since start, counted by the
         server; connections answered 421 (limits) count too while they are open."""
-        if self._stats is None:
-            raise NotImplementedError(f"{self.kind} does not count connections")
-        return self._stats.peak
+        return self._counter().peak
 
     @property
     def open_connections(self) -> int:
         """Control connections open right now (pyftpdlib only)."""
-        if self._stats is None:
-            raise NotImplementedError(f"{self.kind} does not count connections")
-        return self._stats.open
+        return self._counter().open
 
     @property
     def refused_connections(self) -> int:
         """Connections answered 421 because of max_cons/max_cons_per_ip (pyftpdlib)."""
-        if self._stats is None:
-            raise NotImplementedError(f"{self.kind} does not count connections")
-        return self._stats.refused
+        return self._counter().refused
 
     def reset_peak(self) -> None:
         """Forget the peak so far (e.g. after a warm-up phase); pyftpdlib only."""
-        if self._stats is None:
-            raise NotImplementedError(f"{self.kind} does not count connections")
-        with self._stats._lock:
-            self._stats.peak = self._stats.open
+        stats = self._counter()
+        with stats._lock:
+            stats.peak = stats.open
 
     def chown_root(self) -> None:
         """Give everything under root to the login user, so uploads, overwrites and

@@ -12,26 +12,14 @@ from engine.events import EventBus
 from engine.report import Report
 from engine.scheduler import RunOptions, Scheduler
 from engine.spec import parse_job_text
+from tests.jobrun import run_scheduler
 
 
 def run_jobs(tmp_path: Path, text: str, **options: Any) -> tuple[Report, list[Any]]:
     path = tmp_path / "jobs.yaml"
     path.write_text(text)
-    file = parse_job_text(text, str(path), path)
-    events = EventBus()
-    report = Report()
     seen: list[Any] = []
-    events.subscribe(report)
-    events.subscribe(seen.append)
-
-    async def main() -> None:
-        scheduler = Scheduler([file], events, RunOptions(**options))
-        try:
-            await scheduler.run()
-        finally:
-            scheduler.close()
-
-    asyncio.run(main())
+    report, _ = run_scheduler(parse_job_text(text, str(path), path), seen.append, **options)
     return report, seen
 
 
