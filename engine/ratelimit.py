@@ -2,8 +2,9 @@
 job that talks to that host, like the connection pool).
 
 A consumer takes the bytes it just moved and sleeps off any debt, so several tasks
-sharing one bucket together stay under its rate; the burst allows one second's worth
-(at least one block) so short files are not slowed by bookkeeping."""
+sharing one bucket together stay under its rate. The bucket starts empty and saves no
+credit while idle (no burst unless asked for): a limit holds from the first second,
+overshot by at most the block each consumer has just read."""
 
 from __future__ import annotations
 
@@ -11,16 +12,14 @@ import asyncio
 import time
 from collections.abc import Iterable
 
-#: The smallest burst: one transfer block, so a single read never overdraws alone.
-MIN_BURST = 256 * 1024
-
-
 class TokenBucket:
-    def __init__(self, rate: int, burst: int | None = None) -> None:
+    def __init__(self, rate: int, burst: int = 0) -> None:
+        """`burst`: bytes that may go before the rate applies, and the most credit an
+        idle bucket saves up (0: none, so a small limit is not run far over at first)."""
         if rate <= 0:
             raise ValueError("rate must be > 0")
         self.rate = float(rate)
-        self.burst = float(burst if burst is not None else max(rate, MIN_BURST))
+        self.burst = float(burst)
         self._tokens = self.burst
         self._stamp = time.monotonic()
 
