@@ -5,12 +5,28 @@ Pure functions with no I/O. Every malformed input raises ListingError and nothin
 so a hostile or broken server can only make the caller report a line, never crash it.
 Names are returned exactly as the server sent them (only the line ending is removed):
 rejecting ``..``, ``/`` or NUL is the caller's job, which knows the context.
+
+Formats claimed (tests/unit/test_ftp_listing_corpus.py holds real lines of each, with
+their sources):
+- MLSD facts of any case; ``type=cdir``/``pdir`` and ``type=dir`` named ``.``/``..``
+  are not entries; empty facts (``Size=;``) are ignored; ``OS.unix=slink`` links.
+- Unix ``ls -l`` as vsftpd, ProFTPD, Pure-FTPd, pyftpdlib, BusyBox, Solaris, BSD, macOS,
+  Cygwin, IIS in Unix mode and OS/400's IFS write it: any number of owner/group columns
+  (with spaces, or none), ACL/xattr marks (``+`` ``@`` ``.``, also touching the link
+  count), device numbers, ``name -> target`` links, English month abbreviations in any
+  case, ``Mon DD HH:MM``, ``Mon DD YYYY`` and ``YYYY-MM-DD HH:MM`` dates.
+- DOS/IIS: ``MM-DD-YY[YY]  HH:MM[AM|PM]`` then ``<DIR>`` or a size (commas allowed).
+Not claimed (such lines raise ListingError): VMS, MVS/z/OS, VM/CMS, OS/400 native
+(``*STMF``), NetWare's ``[RWCEAFMS]`` rights, OS/2, EPLF, localized month names
+(``3月``, ``Mär``), seconds or time zones in LIST dates (``--full-time``).
+A size past 2**63-1 (seen from a DVD server: 2**64-1) is kept as None, unknown.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Literal
@@ -60,17 +76,16 @@ def _strip_eol(line: str) -> str:
     return line
 
 
-def _parse_size(text: str) -> int:
-    """A decimal size; ListingError for anything else (also beyond 2**63-1, before int()
-    would meet Python's limit on the number of digits)."""
+def _parse_size(text: str) -> int | None:
+    """A decimal size; ListingError for anything else. None (unknown) beyond 2**63-1:
+    the entry is real, only its size is not (checked before int() could meet Python's
+    limit on the number of digits)."""
     if not text.isascii() or not text.isdigit():
         raise ListingError(f"bad size {text[:40]!r}")
     if len(text.lstrip("0")) > 19:
-        raise ListingError(f"size too large: {text[:40]!r}...")
+        return None
     size = int(text)
-    if size > _MAX_SIZE:
-        raise ListingError(f"size too large: {size}")
-    return size
+    return size if size <= _MAX_SIZE else None
 
 
 # ---------------------------------------------------------------------------- MLSD
@@ -94,7 +109,8 @@ def _parse_timeval(text: str) -> datetime:
 
 def parse_mlsd_line(line: str) -> RemoteEntry | None:
     """One MLSD line, ``fact=value;fact=value; name``. None for the listed directory
-    itself and its parent (type=cdir / type=pdir), which are not entries."""
+    itself and its parent (type=cdir / type=pdir, or type=dir named . or ..), which
+    are not entries."""
     line = _strip_eol(line)
     if line.startswith(" "):
         facts_text, name = "", line[1:]  # no facts at all
@@ -117,7 +133,8 @@ def parse_mlsd_line(line: str) -> RemoteEntry | None:
         key, sep, value = fact.partition("=")
         if not sep or not key:
             raise ListingError(f"bad MLSD fact {fact[:40]!r}")
-        facts[key.lower()] = value
+        if value:  # "Size=;" says nothing
+            facts[key.lower()] = value
 
     kind = facts.get("type", "").lower()
     link_target = None
@@ -127,6 +144,8 @@ def parse_mlsd_line(line: str) -> RemoteEntry | None:
     if kind == "file":
         entry_type = "file"
     elif kind == "dir":
+        if name in (".", ".."):
+            return None
         entry_type = "dir"
     elif kind.startswith("os.unix=slink"):
         # "OS.unix=slink:/target" (target optional); keep the target's case.
@@ -178,25 +197,24 @@ _MONTHS = {
     )
 }
 
-# perms, then owner/group/links as whitespace-separated tokens (any number, also none),
-# then the size ("major, minor" for devices), the date and exactly one space before
-# the name. The earliest place where size and date match wins, so a name that looks
-# like a date does not confuse it.
-_UNIX = re.compile(
+# The permission column with its ACL/xattr mark; "drwxr-x---+1464" has no space after it.
+_UNIX_PERM = re.compile(r"[-a-zA-Z?][-rwxsStTlL?]{9}(?:[.+@][ \t]*|[ \t]+)", re.ASCII)
+# What follows the owner/group columns: the size ("major, minor" for devices), a date
+# with a real month name, and exactly one space before the name.
+_UNIX_TAIL = re.compile(
     r"""
-    (?P<perm>[-a-zA-Z?][-rwxsStTlL?]{9})[.+@]?[ \t]+
-    (?P<ids>(?:\S+[ \t]+)*?)
-    (?P<size>\d+|\d+,[ \t]*\d+)[ \t]+
+    (?P<size>\d+(?:,[ \t]*\d+)?)[ \t]+
     (?:
-        (?P<mon>[A-Za-z]{3})[ \t]+(?P<day>\d{1,2})[ \t]+
+        (?P<mon>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[ \t]+(?P<day>\d{1,2})[ \t]+
         (?:(?P<hour>\d{1,2}):(?P<minute>\d{2})|(?P<year>\d{4}))
       |
         (?P<iso>(?P<iy>\d{4})-(?P<im>\d{2})-(?P<id>\d{2})[ \t]+(?P<ih>\d{2}):(?P<imin>\d{2}))
     )
-    [ ](?P<name>.*)
+    [ ]
     """,
-    re.VERBOSE | re.ASCII | re.DOTALL,
+    re.VERBOSE | re.ASCII | re.IGNORECASE,
 )
+_GAP = re.compile(r"[ \t]+")
 
 # "01-23-24  03:04PM       <DIR>          name", "12-31-2023  11:59AM   1234 name",
 # also 24-hour clocks and "/" separators.
@@ -246,31 +264,40 @@ def _unix_type(char: str) -> EntryType:
     return "other"
 
 
-def _parse_unix(match: re.Match[str], now: datetime) -> RemoteEntry | None:
-    entry_type = _unix_type(match["perm"][0])
-    size_text = match["size"]
+def _unix_splits(line: str, start: int) -> Iterator[int]:
+    """Where the size column may begin: after the first, second, ... column that follows
+    the permissions, and only then right after them (a line without owner or link
+    count). So "1 jan 20 4096 Mar 18 18:58 x" (owner jan, group 20) is never read as
+    size 1 dated "jan 20 4096"."""
+    for gap in _GAP.finditer(line, start):
+        yield gap.end()
+    yield start
+
+
+def _unix_entry(line: str, tail: re.Match[str], now: datetime) -> RemoteEntry | None:
+    """The entry for one split of the line; ListingError (or ValueError from datetime)
+    when its date or name is impossible, so the caller tries the next split."""
+    entry_type = _unix_type(line[0])
+    size_text = tail["size"]
     size = None if "," in size_text else _parse_size(size_text)
     precision: Precision
-    if match["iso"]:
+    if tail["iso"]:
         # ls --time-style=long-iso; full-iso (seconds and an offset) is not supported
-        mtime = datetime(int(match["iy"]), int(match["im"]), int(match["id"]),
-                         int(match["ih"]), int(match["imin"]))
+        mtime = datetime(int(tail["iy"]), int(tail["im"]), int(tail["id"]), int(tail["ih"]), int(tail["imin"]))
         precision = "minute"
     else:
-        month = _MONTHS.get(match["mon"].lower())
-        if month is None:
-            raise ListingError(f"unknown month {match['mon']!r}")
-        day = int(match["day"])
-        if match["year"]:
-            mtime = datetime(int(match["year"]), month, day)
+        month = _MONTHS[tail["mon"].lower()]
+        day = int(tail["day"])
+        if tail["year"]:
+            mtime = datetime(int(tail["year"]), month, day)
             precision = "day"
         else:
-            hour, minute = int(match["hour"]), int(match["minute"])
+            hour, minute = int(tail["hour"]), int(tail["minute"])
             if not (1 <= day <= 31 and hour < 24 and minute < 60):
-                raise ListingError(f"bad date {match['mon']} {day} {hour}:{minute:02d}")
+                raise ListingError(f"bad date {tail['mon']} {day} {hour}:{minute:02d}")
             mtime = _year_less(month, day, hour, minute, now)
             precision = "minute"
-    name = match["name"]
+    name = line[tail.end():]
     link_target = None
     if entry_type == "link":
         name, arrow, target = name.partition(" -> ")
@@ -282,6 +309,24 @@ def _parse_unix(match: re.Match[str], now: datetime) -> RemoteEntry | None:
     if entry_type == "other":
         size = None  # devices, fifos, sockets: no content to transfer
     return RemoteEntry(name, entry_type, size, mtime, precision, link_target)
+
+
+def _parse_unix(line: str, start: int, now: datetime) -> RemoteEntry | None:
+    """The first split of the columns after the permissions whose size and date are
+    possible (see _unix_splits for the order). The earliest wins, so a name that looks
+    like a date does not confuse it."""
+    first_error: Exception | None = None
+    for position in _unix_splits(line, start):
+        tail = _UNIX_TAIL.match(line, position)
+        if tail is None:
+            continue
+        try:
+            return _unix_entry(line, tail, now)
+        except (ListingError, ValueError, OverflowError) as exc:
+            first_error = first_error or exc
+    if first_error is not None:
+        raise ListingError(f"bad LIST line {line[:80]!r}: {first_error}")
+    raise ListingError(f"unrecognized LIST line {line[:80]!r}")
 
 
 def _parse_dos(match: re.Match[str]) -> RemoteEntry | None:
@@ -321,9 +366,9 @@ def parse_list_line(line: str, *, now: datetime) -> RemoteEntry | None:
     if line.startswith("total ") and line[6:].strip().isdigit():
         return None
     try:
-        match = _UNIX.match(line)
-        if match is not None:
-            return _parse_unix(match, now)
+        perm = _UNIX_PERM.match(line)
+        if perm is not None:
+            return _parse_unix(line, perm.end(), now)
         match = _DOS.match(line)
         if match is not None:
             return _parse_dos(match)
