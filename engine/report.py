@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from engine import __version__
 from engine.events import Event
 
 #: Tasks listed one by one in the report; past that only failures are listed.
 MAX_LISTED_TASKS = 10_000
+#: Notes (`job.note`: a deleted file, a refused name...) listed per job in the report;
+#: the report counts them all, and `write` puts every one in a side file next to it.
+MAX_LISTED_NOTES = 100
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
@@ -35,6 +39,7 @@ class JobReport:
     retries: int = 0
     errors: list[str] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
+    note_counts: dict[str, int] = field(default_factory=dict)
     tasks: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
 
@@ -54,6 +59,8 @@ class JobReport:
             "retries": self.retries,
             "errors": self.errors,
             "notes": self.notes,
+            "notes_total": sum(self.note_counts.values()),
+            "note_counts": self.note_counts,
             "summary": self.summary,
             "task_list": self.tasks,
         }
@@ -74,6 +81,7 @@ class Report:
         self.started = time.monotonic()
         self.finished: float | None = None
         self.stopped_by: str | None = None
+        self.notes = _NoteSpool()
 
     def job(self, name: str) -> JobReport:
         if name not in self.jobs:
@@ -95,7 +103,7 @@ class Report:
         elif name == "job.error":
             self.job(event.job or "").errors.append(event.error or "error")
         elif name == "job.note":
-            self.job(event.job or "").notes.append(dict(event.data))
+            self._note(self.job(event.job or ""), dict(event.data))
         elif name == "job.finished":
             job = self.job(event.job or "")
             job.status = event.data["status"]
@@ -127,6 +135,14 @@ class Report:
             if event.data.get("detail"):
                 entry["detail"] = event.data["detail"]
             job.tasks.append(entry)
+
+    def _note(self, job: JobReport, note: dict[str, Any]) -> None:
+        """Count the note by its `event` (or "note"); list the first ones; spool all."""
+        kind = str(note.get("event", "note"))
+        job.note_counts[kind] = job.note_counts.get(kind, 0) + 1
+        if len(job.notes) < MAX_LISTED_NOTES:
+            job.notes.append(note)
+        self.notes.add({"job": job.name, **note}, cut=len(job.notes) < sum(job.note_counts.values()))
 
     def _pool_event(self, event: Event) -> None:
         host = self.hosts.setdefault(event.host or "", {"connects": 0, "limit": None, "shrinks": []})
@@ -162,16 +178,52 @@ class Report:
             },
             "jobs": jobs,
             "hosts": self.hosts,
+            "notes_file": str(self.notes.written) if self.notes.written else None,
         }
 
     def write(self, path: Path) -> None:
-        """Write the JSON atomically: a reader never sees half a report."""
+        """Write the JSON atomically: a reader never sees half a report. When a job
+        had more notes than the report lists, all notes go to `<report>.notes.jsonl`."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.notes.write(path.with_name(path.stem + ".notes.jsonl"))
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as stream:
             stream.write(_dumps(self.as_dict()))
             stream.write("\n")
         os.replace(tmp, path)
+
+
+class _NoteSpool:
+    """Every note of the run, one JSON line each, in an unnamed temporary file (not in
+    memory): started only once some job has more notes than the report lists."""
+
+    def __init__(self) -> None:
+        self._first: list[dict[str, Any]] = []
+        self._file: IO[str] | None = None
+        self.written: Path | None = None
+
+    def add(self, note: dict[str, Any], cut: bool) -> None:
+        if self._file is None and not cut:
+            self._first.append(note)
+            return
+        if self._file is None:
+            self._file = tempfile.TemporaryFile("w+", encoding="utf-8")
+            self._file.writelines(json.dumps(kept, default=str) + "\n" for kept in self._first)
+            self._first = []
+        self._file.write(json.dumps(note, default=str) + "\n")
+
+    def write(self, path: Path) -> None:
+        """Copy every note to `path` (atomically), if some were left out of the report."""
+        if self._file is None:
+            return
+        self._file.flush()
+        self._file.seek(0)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            shutil.copyfileobj(self._file, stream)
+        os.replace(tmp, path)
+        self._file.seek(0, os.SEEK_END)
+        self.written = path
 
 
 def _dumps(report: dict[str, Any]) -> str:
