@@ -83,6 +83,9 @@ class HostConfig(StrictModel):
     passive: bool = Field(True, description="FTP data connections by EPSV/PASV; false for active mode")
     rate_limit: int | None = Field(None, description="bytes/s for all transfers to this host")
     connect_timeout: float | None = Field(None, gt=0)
+    allow_plaintext_auth: bool = Field(
+        False, description="send credentials to this host without TLS (it is not on loopback and has no TLS)"
+    )
 
     @field_validator("rate_limit", mode="before")
     @classmethod
