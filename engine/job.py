@@ -1,16 +1,24 @@
 """What a job kind implements and what the scheduler gives it.
 
-A **Job** turns its spec into an async stream of **Tasks** (`plan`). A Task names
-the **Connector** it needs (or none) and runs on one pooled **Connection** at a time.
-Connections are interchangeable when their connector's `identity` is equal (same
-protocol, host, user and TLS settings); the pool of an endpoint never holds more of
-them than that host's limit, whoever asked.
+A **Job** turns its spec into an async stream of items, **Tasks** (`plan`): one file,
+one article range, one message. A Task names the **Connector** it needs (or none) and
+says how to run on one **Connection**. The scheduler queues the items and runs them
+on *connection workers*: one pooled connection takes the job's next item and keeps
+going, so an item costs one call of `run` (no asyncio Task, lease or retry wrapper of
+its own). Connections are interchangeable when their connector's `identity` is equal
+(same protocol, host, user and TLS settings); the pool of an endpoint never holds
+more of them than that host's limit, whoever asked.
+
+A kind is: `plan` items, `run` one item on a connection, `summary` at the end.
 
 Rules for job code:
 - never hold a connection (`ctx.with_connection`) across a `yield` in `plan`: the
-  tasks you yield may need that connection slot;
+  items you yield may need that connection slot;
 - raise `engine.errors` types (the protocol adapters do that for you) so the
-  scheduler can tell a retry from a failure;
+  scheduler can tell a retry from a failure; an item is tried at most `retries` + 1
+  times, so `run` must be safe to call again after a transient error;
+- an item without a connector that takes connections itself (`ctx.with_connection`)
+  is retried there, not again as a whole;
 - report through `ctx.emit`/`ctx.progress`, never print.
 """
 
@@ -80,6 +88,12 @@ class Task(abc.ABC, Generic[ConnT]):
     async def run(self, conn: ConnT | None, ctx: TaskContext) -> dict[str, Any] | None:
         """Do the work; return details for the report (or None). Raise to fail."""
 
+    def failed(self, error: Exception) -> dict[str, Any] | None:
+        """The item failed for good (its last attempt raised `error`, or no connection
+        could be had). Re-raise to report it failed (the default); return details to
+        count it done instead (a load test counts errors, it does not fail on them)."""
+        raise error
+
 
 class JobContext(Protocol):
     """What the scheduler gives a job."""
@@ -112,6 +126,9 @@ class Job(abc.ABC):
 
     kind: ClassVar[str]
     Spec: ClassVar[type[JobSpec]]
+    #: Items of this job run at once (on as many connections); None: the job's
+    #: `max_connections`, else the host's limit.
+    concurrency: int | None = None
 
     def __init__(self, spec: Any, ctx: JobContext) -> None:
         self.spec = spec

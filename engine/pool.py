@@ -4,7 +4,13 @@ Every job that talks to a host shares its pool, so the limit holds for the whole
 Idle connections are kept per connector identity (protocol, user, TLS settings) and
 reused; when the pool is full of idle connections of another identity, the oldest is
 closed to make room. A server that answers "too many connections" (421) shrinks the
-pool for the rest of the run instead of failing jobs (rclone #2166)."""
+pool for the rest of the run instead of failing jobs (rclone #2166).
+
+The run's global bound (`defaults.max_connections`) counts connections *open*, idle
+ones included, across every pool (`Pools`): a connection is opened only once it has
+a global slot. When none is free, the oldest idle connection of any host is closed to
+make one; when there is no idle one either, the opener waits, and connections given
+back meanwhile are closed rather than kept idle, so the waiter is served."""
 
 from __future__ import annotations
 
@@ -34,8 +40,11 @@ class Lease:
 
 
 class HostPool:
-    def __init__(self, endpoint: str, limit: int, events: EventBus, connect_timeout: float) -> None:
+    def __init__(
+        self, endpoint: str, limit: int, events: EventBus, connect_timeout: float, pools: Pools | None = None
+    ) -> None:
         self.endpoint = endpoint
+        self.pools = pools or Pools(events)
         self.limit = limit
         self.configured_limit = limit
         self.connect_timeout = connect_timeout
@@ -127,11 +136,17 @@ class HostPool:
         if reused is not None:
             return Lease(reused, connector.identity)
         try:
+            await self.pools.open_slot(self)
+        except BaseException:
+            self._give_back_slot()
+            raise
+        try:
             async with asyncio.timeout(self.connect_timeout):
                 connection = await connector.connect()
         except BaseException as exc:
             if isinstance(exc, ConnectionLimitError):
                 self._shrink(describe(exc))
+            self.pools.closed()
             self._give_back_slot()
             if isinstance(exc, TimeoutError):
                 raise TimeoutError(f"connecting to {self.endpoint} took over {self.connect_timeout:g}s") from None
@@ -173,7 +188,7 @@ class HostPool:
 
     async def _release(self, lease: Lease) -> None:
         to_close: Connection | None = lease.connection
-        if lease.reusable and lease.connection.is_usable():
+        if lease.reusable and lease.connection.is_usable() and not self.pools.waiting:
             self._idle[id(lease.connection)] = (lease.identity, lease.connection)
             to_close = None
         self._give_back_slot()
@@ -181,9 +196,19 @@ class HostPool:
         for connection in ([to_close] if to_close else []) + surplus:
             await self._close(connection, "discarded")
 
+    def take_oldest_idle(self) -> Connection | None:
+        """An idle connection for the caller to close (another host needs its global slot)."""
+        if not self._idle:
+            return None
+        _, (_, connection) = self._idle.popitem(last=False)
+        return connection
+
     async def _close(self, connection: Connection, reason: str) -> None:
-        with contextlib.suppress(Exception):
-            await connection.close()
+        try:
+            with contextlib.suppress(Exception):
+                await connection.close()
+        finally:
+            self.pools.closed()  # only now: the global bound counts connections really open
         self._events.emit("pool.close", host=self.endpoint, data={"reason": reason})
 
     async def close(self) -> None:
@@ -194,16 +219,63 @@ class HostPool:
 
 
 class Pools:
-    """The pools of a run, created on first use with the host's limit."""
+    """The pools of a run, created on first use with the host's limit, and the run's
+    global bound on open connections (None: no bound)."""
 
-    def __init__(self, events: EventBus) -> None:
+    def __init__(self, events: EventBus, max_open: int | None = None) -> None:
         self._pools: dict[str, HostPool] = {}
         self._events = events
+        self.max_open = max_open
+        self.open = 0
+        self.peak_open = 0
+        self._openers: deque[asyncio.Future[None]] = deque()
+
+    def __repr__(self) -> str:
+        return f"<Pools: {self.open} open, limit {self.max_open} | {self.waiting} waiting | {len(self._pools)} hosts>"
+
+    @property
+    def waiting(self) -> int:
+        """Openers waiting for a global slot."""
+        return len(self._openers)
+
+    async def open_slot(self, opener: HostPool) -> None:
+        """Take a global slot for a new connection of `opener` (closing another host's
+        oldest idle connection, or waiting for a slot, when all are taken)."""
+        if self.max_open is not None and self.open >= self.max_open and not self._openers:
+            for pool in self._pools.values():
+                idle = pool.take_oldest_idle()
+                if idle is not None:
+                    await pool._close(idle, "closed for another host (global bound)")
+                    break
+        if self.max_open is None or (self.open < self.max_open and not self._openers):
+            self.open += 1
+        else:
+            waiter = asyncio.get_running_loop().create_future()
+            self._openers.append(waiter)
+            try:
+                await waiter  # the closer handed its slot over (`open` unchanged)
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self.closed()  # handed a slot just as we were cancelled: pass it on
+                else:
+                    self._openers.remove(waiter)
+                raise
+        self.peak_open = max(self.peak_open, self.open)
+
+    def closed(self) -> None:
+        """A connection was closed (or never opened): its slot goes to the oldest
+        waiting opener, else back to the free count."""
+        while self._openers:
+            waiter = self._openers.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.open -= 1
 
     def get(self, endpoint: str, limit: int, connect_timeout: float) -> HostPool:
         pool = self._pools.get(endpoint)
         if pool is None:
-            pool = self._pools[endpoint] = HostPool(endpoint, limit, self._events, connect_timeout)
+            pool = self._pools[endpoint] = HostPool(endpoint, limit, self._events, connect_timeout, self)
         elif limit < pool.configured_limit:
             # Two job files give one host different limits: the stricter one holds.
             pool.limit = min(pool.limit, limit)

@@ -7,9 +7,10 @@ from its scheduled start, so a slow server shows as latency and not as a lower s
 rate (no coordinated omission, as in wrk2/k6). At most `concurrency` messages are in
 flight; one that starts more than `late_after` seconds after its due time is a late start.
 
-Each task is one message on a pooled SMTP session; a session is closed after
-`messages_per_connection` transactions. Sessions come from the per-host pool, so the
-host's `max_connections` bounds them too. Errors are counted, not retried (`retries`
+Each item is one message, run by the job's connection workers: `concurrency` pooled
+SMTP sessions (the host's `max_connections` bounds them too), each sending the next
+message as soon as it is done with one; a session is closed after
+`messages_per_connection` transactions. Errors are counted, not retried (`retries`
 defaults to 0 here): a load test measures the server, it does not repair it."""
 
 from __future__ import annotations
@@ -65,43 +66,32 @@ class MailLoadSpec(JobSpec):
         return self
 
 
-class SendMessage(Task[None]):
-    """One message; the session comes from the pool inside `run`, so a refused
-    connection is counted as a failed message rather than failing the job."""
+class SendMessage(Task[SmtpConnection]):
+    """One message, run on a pooled SMTP session by the job's connection workers; any
+    failure (a refused connection included) is a counted outcome, not a failed item."""
 
-    __slots__ = ("job", "index", "due", "slots", "_timed")
+    __slots__ = ("job", "index", "due", "connector", "counted")
 
-    def __init__(self, job: MailLoad, index: int, due: float | None, slots: asyncio.Semaphore) -> None:
-        self.job, self.index, self.due, self.slots = job, index, due, slots
-        self._timed = False
+    def __init__(self, job: MailLoad, index: int, due: float | None) -> None:
+        self.job, self.index, self.due = job, index, due
+        self.connector = job.connector
+        self.counted = False  # counted as sent (once, whatever the retries)
 
     @property
     def label(self) -> str:
         return f"message {self.index}"
 
-    async def run(self, conn: None, ctx: TaskContext) -> dict[str, Any] | None:
+    async def run(self, conn: SmtpConnection | None, ctx: TaskContext) -> dict[str, Any] | None:
         job = self.job
-        began = self.due if self.due is not None else time.monotonic()
-        job.stats.started()
-        try:
-            result, nbytes = await job.ctx.with_connection(job.connector, self._send, self.label)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every error is a counted outcome
-            job.stats.error(exc)
-        else:
-            job.stats.done(began, result, nbytes)
-            ctx.progress(nbytes)
-        finally:
-            self.slots.release()
-        return None
-
-    async def _send(self, conn: SmtpConnection) -> tuple[Any, int]:
-        job = self.job
-        if self.due is not None and not self._timed:
-            self._timed = True  # a retry on a new session is not a second late start
-            if time.monotonic() - self.due > job.spec.late_after:
+        if job.deadline is not None and time.monotonic() >= job.deadline:
+            return None  # planned ahead of a closed-loop test's end: not sent
+        assert conn is not None
+        if not self.counted:
+            self.counted = True
+            job.stats.started()
+            if self.due is not None and time.monotonic() - self.due > job.spec.late_after:
                 job.stats.late()
+        began = self.due if self.due is not None else time.monotonic()
         data, recipients = job.message(self.index)
         limit = job.spec.messages_per_connection
         try:
@@ -109,7 +99,16 @@ class SendMessage(Task[None]):
         finally:
             if limit is not None and conn.messages >= limit:
                 await conn.close()
-        return result, len(data)
+        job.stats.done(began, result, len(data))
+        ctx.progress(len(data))
+        return None
+
+    def failed(self, error: Exception) -> dict[str, Any] | None:
+        if not self.counted:  # no session could be had for it
+            self.counted = True
+            self.job.stats.started()
+        self.job.stats.error(error)
+        return None
 
 
 class MailLoad(Job):
@@ -123,6 +122,9 @@ class MailLoad(Job):
         self.run_id = new_run_id()
         self.sizes = SizeChooser(spec.size)
         self._connector: SmtpConnector | None = None
+        self.concurrency = spec.concurrency
+        #: When a closed-loop test with a duration ends (messages planned ahead of it are not sent).
+        self.deadline: float | None = None
 
     @property
     def connector(self) -> SmtpConnector:
@@ -154,14 +156,14 @@ class MailLoad(Job):
                 "warning": f"concurrency {spec.concurrency} is capped by the host limit of {limit} connections "
                 f"for {spec.smtp.endpoint} (raise hosts.{spec.smtp.host}.max_connections)",
             })
-        slots = asyncio.Semaphore(spec.concurrency)
         start = time.monotonic()
         self.stats.begin(start)
+        if spec.rate is None and spec.duration is not None:
+            self.deadline = start + spec.duration
         for index, due in self._schedule(start):
             while due is not None and due > time.monotonic():  # the loop may wake a little early
                 await asyncio.sleep(due - time.monotonic())
-            await slots.acquire()
-            yield SendMessage(self, index, due, slots)
+            yield SendMessage(self, index, due)
 
     def _schedule(self, start: float) -> Iterator[tuple[int, float | None]]:
         """(index, due time): due times at `rate` (open loop), or None while the count

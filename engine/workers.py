@@ -1,0 +1,180 @@
+"""Connection workers: a pooled connection takes its job's next item and keeps going.
+
+A worker is one asyncio Task that holds one connection (within the job's own bound,
+the host's pool and the run's global bound) and runs the items of one queue on it,
+one after the other, until the queue is empty. Per item that leaves a call of
+`Task.run`, a timer when the job has a task timeout, and one `task.finished` event:
+no Task, lease, retry wrapper or event trio of its own. A failure is where the cost
+goes: the connection is given back (kept when the error was a protocol-level refusal),
+the item waits out its backoff and is tried again on a fresh connection.
+
+Fair shares: after each item a worker gives its connection back when anyone waits for
+a slot of the same host, of the job's own bound, or of the global bound, and queues
+up again behind them; without contention it keeps the connection.
+
+Items without a connector (local work, or kinds that take connections themselves
+through `ctx.with_connection`) run the same way on local workers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import PermanentError, describe
+from engine.retry import within, worth_retrying
+
+if TYPE_CHECKING:
+    from engine.job import Connector, Task
+    from engine.pool import HostPool, Lease
+    from engine.runtime import ItemQueue, JobRuntime
+
+
+class TaskContext:
+    """What a running item may use (`engine.job.TaskContext`)."""
+
+    __slots__ = ("job", "attempt", "dry_run", "label", "_events", "unsent")
+
+    def __init__(self, runtime: JobRuntime, label: str) -> None:
+        self.job, self.label, self.dry_run = runtime.name, label, runtime.dry_run
+        self._events = runtime.scheduler.events
+        self.attempt = 1
+        self.unsent = 0
+
+    def progress(self, nbytes: int) -> None:
+        """Bytes moved, reported one call late: the last amount (a small file's only
+        one) rides on `task.finished` instead of an event of its own."""
+        if self.unsent:
+            self._events.emit("task.progress", job=self.job, task=self.label, bytes=self.unsent)
+        self.unsent = nbytes
+
+    def emit(self, name: str, **fields: Any) -> None:
+        fields.setdefault("job", self.job)
+        fields.setdefault("task", self.label)
+        self._events.emit(name, **fields)
+
+
+class Hold:
+    """One connection held by the current task, within its job's own bound, the
+    host's pool and the global bound (taken in that order, given back in reverse).
+    `acquire`/`release` for a worker that keeps it across items; `async with` for
+    one action (`ctx.with_connection`)."""
+
+    __slots__ = ("runtime", "connector", "pool", "lease")
+
+    def __init__(self, runtime: JobRuntime, connector: Connector[Any]) -> None:
+        self.runtime = runtime
+        self.connector = connector
+        self.pool: HostPool = runtime.scheduler.pool_for(runtime, connector)
+        self.lease: Lease | None = None
+
+    async def acquire(self) -> Any:
+        runtime = self.runtime
+        own, current = runtime.own_limit, asyncio.current_task()
+        waiting = runtime.scheduler.waiting
+        waiting.add(current)  # type: ignore[arg-type]
+        try:
+            if own is not None:
+                runtime.own_waiting += 1
+                try:
+                    await own.acquire()
+                finally:
+                    runtime.own_waiting -= 1
+            try:
+                self.lease = await self.pool.acquire(self.connector)
+            except BaseException:
+                if own is not None:
+                    own.release()
+                raise
+        finally:
+            waiting.discard(current)  # type: ignore[arg-type]
+        return self.lease.connection
+
+    async def release(self, error: BaseException | None) -> None:
+        lease, self.lease = self.lease, None
+        if lease is None:
+            return
+        try:
+            await self.pool.release(lease, error)
+        finally:
+            if self.runtime.own_limit is not None:
+                self.runtime.own_limit.release()
+
+    def contended(self) -> bool:
+        """Whether someone waits for what this hold keeps (give it back after the item)."""
+        return bool(self.pool.waiting or self.pool.pools.waiting or self.runtime.own_waiting)
+
+    async def __aenter__(self) -> Any:
+        return await self.acquire()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        await self.release(exc)
+
+
+async def connection_worker(runtime: JobRuntime, queue: ItemQueue) -> None:
+    """Run `queue`'s items on one held connection until the queue is empty."""
+    hold = Hold(runtime, queue.connector)  # type: ignore[arg-type]
+    scheduler = runtime.scheduler
+    try:
+        while queue.items and not scheduler.stopping:
+            await _run_item(runtime, runtime.take(queue), hold)
+            lease = hold.lease
+            if lease is not None and (not lease.connection.is_usable() or hold.contended()):
+                await hold.release(None)
+    finally:
+        queue.workers -= 1
+        await hold.release(None)
+
+
+async def local_worker(runtime: JobRuntime, queue: ItemQueue) -> None:
+    """Run `queue`'s items that need no connection of their own, one after the other."""
+    try:
+        while queue.items and not runtime.scheduler.stopping:
+            await _run_item(runtime, runtime.take(queue), None)
+    finally:
+        queue.workers -= 1
+
+
+async def _run_item(runtime: JobRuntime, task: Task[Any], hold: Hold | None) -> None:
+    """One item, with its retries; always ends with its `task.finished`."""
+    scheduler = runtime.scheduler
+    current: asyncio.Task[Any] = asyncio.current_task()  # type: ignore[assignment]
+    label = task.label
+    ctx = TaskContext(runtime, label)
+    started = time.monotonic()
+    status, error, detail = "ok", None, None
+    try:
+        while True:
+            conn = None
+            try:
+                if hold is not None:
+                    conn = hold.lease.connection if hold.lease is not None else await hold.acquire()
+                work = task.run(conn, ctx)
+                detail = await (within(runtime.task_timeout, work, current) if runtime.task_timeout else work)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if hold is not None and hold.lease is not None:
+                    if not isinstance(exc, PermanentError) or not hold.lease.connection.is_usable():
+                        await hold.release(exc)
+                if not worth_retrying(exc, ctx.attempt, runtime.retries) or scheduler.stopping:
+                    try:
+                        detail = task.failed(exc)
+                    except Exception as final:  # noqa: BLE001 - reported, other items go on
+                        status, error = "failed", describe(final)
+                    break
+                await scheduler.backoff(runtime, label, exc, ctx.attempt)
+                ctx.attempt += 1
+    except asyncio.CancelledError:
+        status = "cancelled"
+        error = f"stopped by {scheduler.stopped_by.name}" if scheduler.stopped_by else "cancelled"
+        if hold is not None:
+            await hold.release(asyncio.CancelledError())
+        raise
+    finally:
+        runtime.finished(
+            label, ctx.unsent, error, {
+                "status": status, "attempts": ctx.attempt, "duration": time.monotonic() - started, "detail": detail,
+            },
+        )
