@@ -488,6 +488,29 @@ def test_fuzz_list_round_trip(name: str, size: int, mtime: datetime, now: dateti
 
 
 @FUZZ
+@given(
+    name=_safe_name,
+    owner=st.sampled_from(["jan", "May", "DEC", "PEP", "root"]),
+    group=st.integers(0, 99),
+    size=st.integers(0, 99999),
+    mtime=st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2099, 12, 31)),
+    links=st.sampled_from(["   1 ", "+1464 ", "  23 "]),
+)
+def test_fuzz_owner_like_a_month(name: str, owner: str, group: int, size: int, mtime: datetime,
+                                 links: str) -> None:
+    """Issue 13: owner jan, a small numeric group and a year-like size must not be read
+    as "size 1, dated jan 20 4096", which put the real date into the file's name."""
+    mtime = mtime.replace(second=0, microsecond=0)
+    recent = abs(mtime - NOW) < timedelta(days=150)
+    when = mtime.strftime("%b %d %H:%M") if recent else mtime.strftime("%b %d  %Y")
+    line = f"-rw-r--r--{links}{owner:8s} {group:<8d} {size:8d} {when} {name}"
+    result = parse_list_line(line, now=NOW)
+    assert result is not None
+    assert (result.name, result.size) == (name, size)
+    assert result.mtime == (mtime if recent else mtime.replace(hour=0, minute=0))
+
+
+@FUZZ
 @given(name=_safe_name, size=st.integers(0, 2**63 - 1),
        modify=st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 31)))
 def test_fuzz_mlsd_round_trip(name: str, size: int, modify: datetime) -> None:
