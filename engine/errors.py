@@ -63,3 +63,7 @@ def describe(exc: BaseException) -> str:
         return text or "timed out"
     name = type(exc).__name__
     return f"{name}: {text}" if text else name
+
+
+class PlaintextAuthRefused(PermanentError):
+    """Credentials would go out unencrypted to a server that is not on loopback."""

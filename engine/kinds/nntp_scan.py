@@ -134,7 +134,7 @@ class NntpScan(Job):
         self.spec: NntpScanSpec = spec
         self.url: Url = ctx.file.with_credentials(spec.server)
         host = ctx.host_config(self.url)
-        self.connector = NntpConnector(self.url, tls_verify=host.tls_verify, ca_file=host.ca_file)
+        self.connector = NntpConnector(self.url, host)
         self.server = self.url.endpoint
         self.chunk_size = spec.chunk or (BODY_CHUNK if spec.needs_bodies else HEADER_CHUNK)
         self.since = as_utc(spec.since) if spec.since is not None else None

@@ -17,8 +17,8 @@ from datetime import date
 from typing import NamedTuple
 
 from engine.errors import AuthError, PermanentError, TransientError
-from engine.mail.blocking import BlockingSession, open_session, socket_error
-from engine.mail.tls import client_context
+from engine.protocols._threaded import ThreadedSession, WatchedSockets, open_session, socket_error
+from engine.protocols._tls import check_credentials_socket, client_context
 from engine.spec import HostConfig
 from engine.urls import Url
 
@@ -68,7 +68,15 @@ def _check(typ: str, data: list[object], what: str) -> list[object]:
     return data
 
 
-class ImapConnection(BlockingSession):
+class _Imap(WatchedSockets, imaplib.IMAP4):
+    """imaplib.IMAP4 whose connect can be broken off (see `_threaded`)."""
+
+
+class _ImapTls(WatchedSockets, imaplib.IMAP4_SSL):
+    """imaplib.IMAP4_SSL whose connect can be broken off (see `_threaded`)."""
+
+
+class ImapConnection(ThreadedSession):
     """A logged-in IMAP session with its mailbox selected."""
 
     def __init__(
@@ -301,21 +309,24 @@ class ImapConnector:
         return f"<ImapConnector {self.url}>"
 
     async def connect(self) -> ImapConnection:
-        client, executor = await open_session(self.open, self.where, lambda exc: translate(exc, self.where))
+        client, executor = await open_session(
+            self.open, self.where, lambda exc: translate(exc, self.where), imaplib.IMAP4.shutdown
+        )
         return ImapConnection(client, executor, self.mailbox, self.where, _uidvalidity(client))
 
     def open(self) -> imaplib.IMAP4:
         """Connect, secure, log in and select the mailbox (blocking; runs in a thread)."""
         url = self.url
         if url.tls:
-            client: imaplib.IMAP4 = imaplib.IMAP4_SSL(
+            client: imaplib.IMAP4 = _ImapTls(
                 url.host, url.port, ssl_context=client_context(self.host), timeout=self.timeout
             )
         else:
-            client = imaplib.IMAP4(url.host, url.port, timeout=self.timeout)
+            client = _Imap(url.host, url.port, timeout=self.timeout)
         try:
             if not url.tls and self.starttls is not False:
                 self._starttls(client)
+            check_credentials_socket(client.sock, self.host, self.where, "imaps")
             try:
                 client.login(url.user or "", url.secret())
             except imaplib.IMAP4.error as exc:

@@ -18,7 +18,6 @@ Library exceptions become `engine.errors` types here and nowhere else.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import ssl
@@ -27,11 +26,13 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.errors import AuthError, ConnectionLimitError, PermanentError, TransientError
 from engine.news.overview import parse_number
+from engine.protocols._threaded import ThreadedSession, WatchedSockets, open_session
+from engine.protocols._tls import cleartext_allowed, cleartext_refused, client_context
+from engine.spec import HostConfig
 from engine.urls import Url
 
 with warnings.catch_warnings():
@@ -92,13 +93,13 @@ class _QuickAck:
         self.commands[verb] += 1
 
 
-class _Client(_QuickAck, nntplib.NNTP):
+class _Client(WatchedSockets, _QuickAck, nntplib.NNTP):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.commands = Counter()
         super().__init__(*args, **kwargs)
 
 
-class _TlsClient(_QuickAck, nntplib.NNTP_SSL):
+class _TlsClient(WatchedSockets, _QuickAck, nntplib.NNTP_SSL):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.commands = Counter()
         super().__init__(*args, **kwargs)
@@ -186,45 +187,37 @@ def translate(exc: BaseException, endpoint: str, secret: str = "") -> BaseExcept
     return exc
 
 
-class NntpConnection:
+class NntpConnection(ThreadedSession):
     """One logged-in NNTP session. Every method runs its I/O in the session's thread."""
 
     def __init__(self, client: nntplib.NNTP, executor: ThreadPoolExecutor, endpoint: str, secret: str) -> None:
+        super().__init__(endpoint, executor)
         self._client = client
-        self._executor = executor
-        self._endpoint = endpoint
         self._secret = secret
-        self._busy = False
-        self._broken = False
-        self._closed = False
         self._format: list[str] | None = None
         #: The group the server has selected for this session (GROUP is skipped when equal).
         self.current_group: str | None = None
 
     def __repr__(self) -> str:
-        return f"<NntpConnection {self._endpoint} group={self.current_group}>"
+        return f"<NntpConnection {self.where} group={self.current_group}>"
 
     @property
     def commands(self) -> Counter[str]:
         """Commands sent on this session, by verb (never with arguments)."""
         return self._client.commands  # type: ignore[attr-defined,no-any-return]
 
-    def is_usable(self) -> bool:
-        return not (self._closed or self._broken)
+    def _socket(self) -> socket.socket | None:
+        return getattr(self._client, "sock", None)
 
-    async def _call(self, func: Callable[..., T], *args: Any) -> T:
-        if self._closed:
-            raise TransientError(f"{self._endpoint}: connection closed")
-        self._busy = True
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
-        except (nntplib.NNTPTemporaryError, nntplib.NNTPPermanentError) as exc:
-            raise translate(exc, self._endpoint, self._secret) from None
-        except (nntplib.NNTPError, EOFError, OSError, ssl.SSLError) as exc:
-            self._broken = True
-            raise translate(exc, self._endpoint, self._secret) from None
-        finally:
-            self._busy = False
+    def _logout(self) -> None:
+        self._client.quit()
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        return translate(exc, self.where, self._secret)
+
+    def _breaks(self, exc: BaseException) -> bool:
+        """Only a status reply (4xx/5xx) leaves the session sound."""
+        return not isinstance(exc, (nntplib.NNTPTemporaryError, nntplib.NNTPPermanentError))
 
     # -- commands ----------------------------------------------------------------
 
@@ -237,7 +230,7 @@ class NntpConnection:
             self.current_group = name
             return GroupInfo(name, int(count), int(first), int(last))
 
-        return await self._call(run)
+        return await self.call(run)
 
     async def select(self, name: str) -> None:
         """Make `name` the current group, unless it already is."""
@@ -251,7 +244,7 @@ class NntpConnection:
             _, groups = self._client.list(pattern)
             return [ActiveGroup(g.group, int(g.first), int(g.last), g.flag) for g in groups]
 
-        return await self._call(run)
+        return await self.call(run)
 
     async def overview_format(self) -> list[str] | None:
         """LIST OVERVIEW.FMT lines as sent ('Subject:', 'Xref:full'...), None if unsupported."""
@@ -264,7 +257,7 @@ class NntpConnection:
                     return None
                 return lines
 
-            self._format = await self._call(run)
+            self._format = await self.call(run)
         return self._format
 
     async def over(self, first: int, last: int, parse: Callable[[bytes], T]) -> T:
@@ -281,7 +274,7 @@ class NntpConnection:
                 raise _reply_error(status)
             return parse(wire.block())
 
-        return await self._call(run)
+        return await self.call(run)
 
     async def hdr(self, header: str, first: int, last: int) -> bytes:
         """XHDR header first-last: lines 'number value' (for servers without overview)."""
@@ -296,7 +289,7 @@ class NntpConnection:
                 raise _reply_error(status)
             return wire.block()
 
-        return await self._call(run)
+        return await self.call(run)
 
     async def bodies(self, numbers: Sequence[int]) -> dict[int, bytes]:
         """BODY of each article number in the current group, pipelined. Articles the
@@ -324,69 +317,65 @@ class NntpConnection:
                 raise nntplib.NNTPDataError("unexpected data after the last reply")
             return found
 
-        return await self._call(run)
-
-    # -- closing -----------------------------------------------------------------
-
-    async def close(self) -> None:
-        """QUIT when idle, then shut the socket down (this also breaks a blocked call)."""
-        if self._closed:
-            return
-        if not (self._busy or self._broken):
-            with contextlib.suppress(Exception):
-                quit_call = asyncio.get_running_loop().run_in_executor(self._executor, self._client.quit)
-                await asyncio.wait_for(quit_call, 2.0)
-        self._closed = True
-        self._shutdown()
-        self._executor.shutdown(wait=False)
-
-    def _shutdown(self) -> None:
-        sock = getattr(self._client, "sock", None)
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                sock.close()
-
+        return await self.call(run)
 
 class NntpConnector:
-    """Opens logged-in sessions to one news server (`nntp://` or `nntps://`)."""
+    """Opens logged-in sessions to one news server (`nntp://` or `nntps://`).
 
-    def __init__(self, url: Url, *, tls_verify: bool = True, ca_file: Path | None = None) -> None:
+    On `nntp://`, credentials go out in clear only to a server on loopback or with
+    `allow_plaintext_auth`; elsewhere the session is upgraded with STARTTLS first, and
+    refused when the server does not offer it."""
+
+    def __init__(self, url: Url, host: HostConfig | None = None) -> None:
         self.url = url
+        self.host = host or HostConfig()
         self.endpoint = url.endpoint
-        self.tls_verify = tls_verify
-        self.ca_file = ca_file
-        self.identity: Hashable = ("nntp", url.scheme, url.endpoint, url.login, tls_verify, str(ca_file or ""))
+        self.identity: Hashable = (
+            "nntp", url.scheme, url.endpoint, url.login, self.host.tls_verify, str(self.host.ca_file or ""),
+        )
 
     def __repr__(self) -> str:
         return f"<NntpConnector {self.url}>"
 
-    def ssl_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
-        if not self.tls_verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
-
     def _open(self) -> nntplib.NNTP:
-        user, password = self.url.user, self.url.secret() or None
-        common: dict[str, Any] = {"user": user, "password": password, "readermode": True, "usenetrc": False}
-        if self.url.tls:
-            client = _TlsClient(self.url.host, self.url.port, ssl_context=self.ssl_context(), timeout=READ_TIMEOUT, **common)
+        """Connect, secure when needed and log in (blocking; runs in the session's thread)."""
+        url = self.url
+        if url.tls:
+            client: nntplib.NNTP = _TlsClient(
+                url.host, url.port, ssl_context=client_context(self.host), readermode=True, timeout=READ_TIMEOUT
+            )
         else:
-            client = _Client(self.url.host, self.url.port, timeout=READ_TIMEOUT, **common)
+            client = _Client(url.host, url.port, readermode=True, timeout=READ_TIMEOUT)
+        try:
+            if url.user:
+                if not url.tls:
+                    self._secure(client)
+                client.login(url.user, url.secret() or None, usenetrc=False)
+        except BaseException:
+            _discard(client)
+            raise
         return client
 
+    def _secure(self, client: nntplib.NNTP) -> None:
+        """STARTTLS before AUTHINFO unless clear credentials are allowed to this server."""
+        if cleartext_allowed(client.sock.getpeername()[0], self.host):
+            return
+        if "STARTTLS" not in client.getcapabilities():
+            raise cleartext_refused(f"nntp {self.endpoint}", "nntps")
+        client.starttls(client_context(self.host))
+
     async def connect(self) -> NntpConnection:
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"nntp-{self.url.host}")
         secret = self.url.secret()
-        try:
-            client = await asyncio.get_running_loop().run_in_executor(executor, self._open)
-        except BaseException as exc:
-            executor.shutdown(wait=False)
-            raise translate(exc, self.endpoint, secret) from None
+        client, executor = await open_session(
+            self._open, f"nntp {self.url.host}", lambda exc: translate(exc, self.endpoint, secret), _discard
+        )
         return NntpConnection(client, executor, self.endpoint, secret)
+
+
+def _discard(client: nntplib.NNTP) -> None:
+    client.sock.close()
+    if client.file:
+        client.file.close()
 
 
 def split_hdr_lines(block: bytes) -> Iterable[tuple[int, bytes]]:

@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from email.parser import BytesHeaderParser
 
 from engine.errors import AuthError, PermanentError, TransientError
-from engine.mail.blocking import BlockingSession, open_session, socket_error
-from engine.mail.tls import client_context
+from engine.protocols._threaded import ThreadedSession, WatchedSockets, open_session, socket_error
+from engine.protocols._tls import check_credentials_socket, client_context
 from engine.spec import HostConfig
 from engine.urls import Url
 
@@ -43,7 +43,15 @@ def translate(exc: BaseException, where: str, *, login: bool = False) -> BaseExc
     return socket_error(exc, where)
 
 
-class Pop3Connection(BlockingSession):
+class _Pop3(WatchedSockets, poplib.POP3):
+    """poplib.POP3 whose connect can be broken off (see `_threaded`)."""
+
+
+class _Pop3Tls(WatchedSockets, poplib.POP3_SSL):
+    """poplib.POP3_SSL whose connect can be broken off (see `_threaded`)."""
+
+
+class Pop3Connection(ThreadedSession):
     """A logged-in POP3 session that opens a new one whenever it needs a fresh view."""
 
     def __init__(
@@ -164,21 +172,24 @@ class Pop3Connector:
         return f"<Pop3Connector {self.url}>"
 
     async def connect(self) -> Pop3Connection:
-        client, executor = await open_session(self.open, self.where, lambda exc: translate(exc, self.where))
+        client, executor = await open_session(
+            self.open, self.where, lambda exc: translate(exc, self.where), poplib.POP3.close
+        )
         return Pop3Connection(self.open, client, executor, self.where)
 
     def open(self) -> poplib.POP3:
         """Connect, secure and log in (blocking; runs in a thread)."""
         url = self.url
         if url.tls:
-            client: poplib.POP3 = poplib.POP3_SSL(
+            client: poplib.POP3 = _Pop3Tls(
                 url.host, url.port, timeout=self.timeout, context=client_context(self.host)
             )
         else:
-            client = poplib.POP3(url.host, url.port, timeout=self.timeout)
+            client = _Pop3(url.host, url.port, timeout=self.timeout)
         try:
             if not url.tls and self.starttls is not False:
                 self._starttls(client)
+            check_credentials_socket(client.sock, self.host, self.where, "pop3s")
             try:
                 client.user(url.user or "")
                 client.pass_(url.secret())

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import aiosmtplib
 
 from engine.errors import AuthError, ConnectionLimitError, PermanentError, TransientError, XferError
-from engine.mail.tls import client_context, is_certificate_error
+from engine.protocols._tls import cleartext_allowed, cleartext_refused, client_context, is_certificate_error
 from engine.spec import HostConfig
 from engine.urls import Url
 
@@ -181,6 +181,7 @@ class SmtpConnector:
         try:
             await client.connect()
             if self.url.user:
+                self._check_cleartext(client, where)
                 await client.login(self.url.user, self.url.secret())
         except BaseException as exc:
             client.close()
@@ -188,3 +189,9 @@ class SmtpConnector:
                 raise translate(exc, where) from None
             raise
         return SmtpConnection(client, where)
+
+    def _check_cleartext(self, client: aiosmtplib.SMTP, where: str) -> None:
+        """AUTH only over TLS (after any STARTTLS), unless clear credentials are allowed here."""
+        if client.get_transport_info("sslcontext") is None:
+            if not cleartext_allowed(client.get_transport_info("peername")[0], self.host):
+                raise cleartext_refused(where, "smtps")
