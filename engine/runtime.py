@@ -39,12 +39,13 @@ LOCAL_WORKERS = 256
 class ItemQueue:
     """The items of one job that need connections of one identity (or none)."""
 
-    __slots__ = ("connector", "items", "workers")
+    __slots__ = ("connector", "items", "workers", "ready")
 
     def __init__(self, connector: Connector[Any] | None) -> None:
         self.connector = connector
         self.items: deque[Task[Any]] = deque()
         self.workers = 0
+        self.ready = 0  # workers not running an item now: they take the next one
 
 
 class JobRuntime:
@@ -107,7 +108,7 @@ class JobRuntime:
 
     async def submit(self, task: Task[Any]) -> None:
         """Queue a planned item (waiting while the queues are full) and start a worker
-        for it when its queue may have one more."""
+        for it when no worker of its queue is free to take it and the bound allows."""
         while self.queued >= QUEUED_PER_JOB:
             self._room.clear()
             await self._room.wait()
@@ -121,8 +122,9 @@ class JobRuntime:
         self.queued += 1
         self.unfinished += 1
         self._drained.clear()
-        if queue.workers < len(queue.items) and queue.workers < self._bound(queue):
+        if queue.ready < len(queue.items) and queue.workers < self._bound(queue):
             queue.workers += 1
+            queue.ready += 1
             worker = local_worker if connector is None else connection_worker
             self.scheduler.spawn(worker(self, queue))
 

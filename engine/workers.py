@@ -8,9 +8,10 @@ no Task, lease, retry wrapper or event trio of its own. A failure is where the c
 goes: the connection is given back (kept when the error was a protocol-level refusal),
 the item waits out its backoff and is tried again on a fresh connection.
 
-Fair shares: after each item a worker gives its connection back when anyone waits for
-a slot of the same host, of the job's own bound, or of the global bound, and queues
-up again behind them; without contention it keeps the connection.
+Fair shares: after an item a worker gives its connection back when anyone waits for a
+slot of the same host or of the job's own bound, or (after `GLOBAL_SHARE` seconds of
+holding it) of the global bound, and queues up again behind them; without
+contention it keeps the connection.
 
 Items without a connector (local work, or kinds that take connections themselves
 through `ctx.with_connection`) run the same way on local workers."""
@@ -23,6 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import PermanentError, describe
 from engine.retry import within, worth_retrying
+
+#: Seconds a worker keeps its connection while others wait for a global slot.
+GLOBAL_SHARE = 0.5
 
 if TYPE_CHECKING:
     from engine.job import Connector, Task
@@ -60,7 +64,7 @@ class Hold:
     `acquire`/`release` for a worker that keeps it across items; `async with` for
     one action (`ctx.with_connection`)."""
 
-    __slots__ = ("runtime", "connector", "pool", "lease")
+    __slots__ = ("runtime", "connector", "pool", "lease", "since")
 
     def __init__(self, runtime: JobRuntime, connector: Connector[Any]) -> None:
         self.runtime = runtime
@@ -88,6 +92,7 @@ class Hold:
                 raise
         finally:
             waiting.discard(current)  # type: ignore[arg-type]
+        self.since = time.monotonic()
         return self.lease.connection
 
     async def release(self, error: BaseException | None) -> None:
@@ -101,8 +106,13 @@ class Hold:
                 self.runtime.own_limit.release()
 
     def contended(self) -> bool:
-        """Whether someone waits for what this hold keeps (give it back after the item)."""
-        return bool(self.pool.waiting or self.pool.pools.waiting or self.runtime.own_waiting)
+        """Whether to give the connection back after this item: someone waits for a
+        slot of its host or of its job (given back at once: it goes idle, and is
+        reused when the waiter's identity matches), or for a global slot once the
+        hold has had its share (giving it back then closes it: a new login)."""
+        if self.pool.waiting or self.runtime.own_waiting:
+            return True
+        return bool(self.pool.pools.waiting) and time.monotonic() - self.since >= GLOBAL_SHARE
 
     async def __aenter__(self) -> Any:
         return await self.acquire()
@@ -117,12 +127,16 @@ async def connection_worker(runtime: JobRuntime, queue: ItemQueue) -> None:
     scheduler = runtime.scheduler
     try:
         while queue.items and not scheduler.stopping:
-            await _run_item(runtime, runtime.take(queue), hold)
+            task = runtime.take(queue)
+            queue.ready -= 1
+            await _run_item(runtime, task, hold)
+            queue.ready += 1
             lease = hold.lease
             if lease is not None and (not lease.connection.is_usable() or hold.contended()):
                 await hold.release(None)
     finally:
         queue.workers -= 1
+        queue.ready -= 1
         await hold.release(None)
 
 
@@ -130,9 +144,13 @@ async def local_worker(runtime: JobRuntime, queue: ItemQueue) -> None:
     """Run `queue`'s items that need no connection of their own, one after the other."""
     try:
         while queue.items and not runtime.scheduler.stopping:
-            await _run_item(runtime, runtime.take(queue), None)
+            task = runtime.take(queue)
+            queue.ready -= 1
+            await _run_item(runtime, task, None)
+            queue.ready += 1
     finally:
         queue.workers -= 1
+        queue.ready -= 1
 
 
 async def _run_item(runtime: JobRuntime, task: Task[Any], hold: Hold | None) -> None:

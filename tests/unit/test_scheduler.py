@@ -12,6 +12,7 @@ from engine.events import EventBus
 from engine.report import Report
 from engine.scheduler import RunOptions, Scheduler
 from engine.spec import parse_job_text
+from tests.conftest import CountingConnector
 from tests.jobrun import run_scheduler
 
 
@@ -71,58 +72,104 @@ def test_task_timeout_is_transient_then_fails(probe_kind: Any, tmp_path: Path) -
 
 
 def test_job_max_connections_bounds_concurrency(probe_kind: Any, tmp_path: Path) -> None:
-    running = 0
-    peak = 0
-    original = probe_kind.plan
-
-    class Counting:
-        pass
-
-    async def counting_plan(self):  # type: ignore[no-untyped-def]
-        async for task in original(self):
-            inner = task.run
-
-            async def run(conn: Any, ctx: Any, inner=inner) -> Any:
-                nonlocal running, peak
-                running += 1
-                peak = max(peak, running)
-                try:
-                    return await inner(conn, ctx)
-                finally:
-                    running -= 1
-
-            task.run = run
-            task.connector = _NullConnector()
-            yield task
-
-    probe_kind.plan = counting_plan
-    try:
-        report, _ = run_jobs(tmp_path, "jobs: [{name: a, kind: test.probe, count: 20, sleep: 0.01, max_connections: 3}]\n")
-    finally:
-        probe_kind.plan = original
+    report, _ = run_jobs(
+        tmp_path,
+        "jobs: [{name: a, kind: test.probe, count: 20, sleep: 0.01, max_connections: 3, connect: 'ftp://127.0.0.1:9/'}]\n",
+    )
     assert report.exit_code == 0
-    assert peak == 3
+    assert probe_kind.peak_running == 3
+    assert CountingConnector.connects == 3  # each worker kept its connection for its items
 
 
-class _NullConnection:
-    def is_usable(self) -> bool:
-        return True
+def test_a_kind_concurrency_above_the_queue_bound_is_honoured(probe_kind: Any, tmp_path: Path) -> None:
+    report, _ = run_jobs(
+        tmp_path,
+        "defaults: {max_connections: 1000}\n"
+        "hosts: {'127.0.0.1:9': {max_connections: 400}}\n"
+        "jobs: [{name: a, kind: test.probe, count: 600, sleep: 0.2, concurrency: 300, connect: 'ftp://127.0.0.1:9/'}]\n",
+    )
+    assert report.exit_code == 0
+    assert probe_kind.peak_running == 300
 
-    async def close(self) -> None:
-        pass
+
+def test_retries_mean_at_most_n_plus_1_attempts_when_an_item_takes_its_own_connection(
+    probe_kind: Any, tmp_path: Path
+) -> None:
+    report, _ = run_jobs(
+        tmp_path,
+        "defaults: {retries: 2, retry_backoff: 0}\n"
+        "jobs: [{name: a, kind: test.probe, count: 1, nested: true, refuse: true, connect: 'ftp://127.0.0.1:9/'}]\n",
+    )
+    assert CountingConnector.connects == 3
+    assert report.exit_code == 1
 
 
-class _NullConnector:
-    """Connects to nothing: the pool and the job bound are what is under test."""
+def test_retries_mean_at_most_n_plus_1_attempts_on_a_connection_worker(probe_kind: Any, tmp_path: Path) -> None:
+    report, _ = run_jobs(
+        tmp_path,
+        "defaults: {retries: 2, retry_backoff: 0}\n"
+        "jobs: [{name: a, kind: test.probe, count: 1, refuse: true, connect: 'ftp://127.0.0.1:9/'}]\n",
+    )
+    assert CountingConnector.connects == 3
+    assert report.jobs["a"].errors == ["probe-0: 421 closing"]
 
-    def __init__(self) -> None:
-        from engine.urls import parse_url
 
-        self.url = parse_url("ftp://127.0.0.1:9/")
-        self.identity = "null"
+def test_the_global_bound_counts_open_connections_idle_ones_included(probe_kind: Any, tmp_path: Path) -> None:
+    jobs = "".join(
+        f"  - {{name: s{n}, kind: test.probe, count: 6, sleep: 0.01, connect: 'ftp://127.0.0.{n + 1}:21/'}}\n"
+        for n in range(8)
+    )
+    report, scheduler = run_scheduler_text(tmp_path, "defaults: {max_connections: 2}\njobs:\n" + jobs)
+    assert report.exit_code == 0
+    assert CountingConnector.peak_open == 2
+    assert scheduler.pools.peak_open == 2
+    assert probe_kind.completed == 48
 
-    async def connect(self) -> _NullConnection:
-        return _NullConnection()
+
+def test_a_stop_is_bounded_even_for_items_waiting_on_a_lock_of_their_job(probe_kind: Any, tmp_path: Path) -> None:
+    """Items that wait on a job's own turnstile are not 'waiting for a connection':
+    the end of the grace period cancels them all the same."""
+    report = stop_after(tmp_path, "defaults: {grace_period: 0.3}\njobs: [{name: a, kind: test.probe, count: 1000, block: true}]\n")
+    assert report.exit_code == 143
+    assert report.jobs["a"].counts["ok"] == 0
+    assert report.jobs["a"].counts["cancelled"] == report.jobs["a"].planned
+
+
+def test_running_items_get_their_grace(probe_kind: Any, tmp_path: Path) -> None:
+    report = stop_after(
+        tmp_path,
+        "defaults: {grace_period: 5}\n"
+        "jobs: [{name: a, kind: test.probe, count: 3, sleep: 0.5, nested: true, connect: 'ftp://127.0.0.1:9/'}]\n",
+    )
+    assert report.exit_code == 143
+    assert report.jobs["a"].counts["ok"] == 3
+
+
+def stop_after(tmp_path: Path, text: str, delay: float = 0.2) -> Report:
+    """Run `text`, send SIGTERM after `delay`; the run must end within grace + 3 s."""
+    path = tmp_path / "jobs.yaml"
+    path.write_text(text)
+    file = parse_job_text(text, str(path), path)
+    events = EventBus()
+    report = Report()
+    events.subscribe(report)
+
+    async def main() -> None:
+        scheduler = Scheduler([file], events, RunOptions())
+        asyncio.get_running_loop().call_later(delay, scheduler.stop, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(scheduler.run(), file.defaults.grace_period + delay + 3)
+        finally:
+            scheduler.close()
+
+    asyncio.run(main())
+    return report
+
+
+def run_scheduler_text(tmp_path: Path, text: str) -> tuple[Report, Scheduler]:
+    path = tmp_path / "jobs.yaml"
+    path.write_text(text)
+    return run_scheduler(parse_job_text(text, str(path), path))
 
 
 def test_sigterm_stops_planning_and_exits_143(probe_kind: Any, tmp_path: Path) -> None:
