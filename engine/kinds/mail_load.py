@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from engine.errors import PlaintextAuthRefused
 from engine.job import Job, Task, TaskContext
 from engine.mail.html import write_load_report
 from engine.mail.loadstats import LoadStats
@@ -108,6 +109,8 @@ class SendMessage(Task[SmtpConnection]):
             self.counted = True
             self.job.stats.started()
         self.job.stats.error(error)
+        if isinstance(error, PlaintextAuthRefused):
+            raise error  # a setting to change, not a server's answer: the job fails
         return None
 
 

@@ -226,10 +226,10 @@ def _postfix_env(config_dir: Path) -> dict[str, str]:
     return {**os.environ, "MAIL_CONFIG": str(config_dir)}
 
 
-def _run_postfix(config_dir: Path, command: str, timeout: float = 30.0) -> None:
+def _run_postfix(config_dir: Path, command: str, timeout: float = 30.0, prefix: list[str] | None = None) -> None:
     log_dir = config_dir.parent / "log"
     output = _run_daemon_tool(
-        [POSTFIX, "-c", str(config_dir), command],
+        [*(prefix or []), POSTFIX, "-c", str(config_dir), command],
         log_dir / "commands.log",
         timeout,
         env=_postfix_env(config_dir),
@@ -367,7 +367,7 @@ def _make_certs(tls_dir: Path) -> tuple[Path, Path, Path]:
 
 
 def _postfix_main_cf(
-    root: Path, name: str, uid: int, gid: int, tls: tuple[Path, Path] | None, sasl: Path | None
+    root: Path, name: str, uid: int, gid: int, tls: tuple[Path, Path] | None, sasl: Path | None, host: str
 ) -> str:
     log_dir = root / "log"
     lines = [
@@ -383,7 +383,7 @@ def _postfix_main_cf(
         f"mydomain = {DOMAIN}",
         "myorigin = $myhostname",
         "mydestination =",
-        "inet_interfaces = 127.0.0.1",
+        f"inet_interfaces = {host}",
         "inet_protocols = ipv4",
         "mynetworks = 127.0.0.0/8",
         "relayhost =",
@@ -463,9 +463,9 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 
 
 def _postfix_master_cf(
-    name: str, smtp_port: int, submission_port: int | None, smtps_port: int | None, tls: bool
+    name: str, smtp_port: int, submission_port: int | None, smtps_port: int | None, tls: bool, host: str
 ) -> str:
-    """smtpd on 127.0.0.1 only, no chroot. The plain port never offers STARTTLS (so a
+    """smtpd on `host` (127.0.0.1) only, no chroot. The plain port never offers STARTTLS (so a
     client's opportunistic STARTTLS cannot fail on the test CA); submission needs AUTH
     (and STARTTLS when tls); smtps is implicit TLS + AUTH."""
     auth_only = [
@@ -474,17 +474,17 @@ def _postfix_master_cf(
         "  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject",
     ]
     out = [
-        f"{HOST}:{smtp_port} inet n - n - - smtpd",
+        f"{host}:{smtp_port} inet n - n - - smtpd",
     ]
     if submission_port is not None:
-        out.append(f"{HOST}:{submission_port} inet n - n - - smtpd")
+        out.append(f"{host}:{submission_port} inet n - n - - smtpd")
         out.append(f"  -o syslog_name={name}/submission")
         if tls:
             out.append("  -o smtpd_tls_security_level=encrypt")
             out.append("  -o smtpd_tls_auth_only=yes")
         out += auth_only
     if smtps_port is not None:
-        out.append(f"{HOST}:{smtps_port} inet n - n - - smtpd")
+        out.append(f"{host}:{smtps_port} inet n - n - - smtpd")
         out.append(f"  -o syslog_name={name}/smtps")
         out.append("  -o smtpd_tls_wrappermode=yes")
         out.append("  -o smtpd_tls_security_level=encrypt")
@@ -499,6 +499,7 @@ def _dovecot_conf(
     gid: int,
     ports: dict[str, int],
     tls: tuple[Path, Path] | None,
+    host: str,
 ) -> str:
     """A standalone config (no /etc/dovecot includes): passwd-file passdb, static userdb
     as nobody, Maildirs shared with Postfix, and an auth socket for Postfix SASL."""
@@ -508,7 +509,7 @@ def _dovecot_conf(
         ssl_lines = f"ssl = yes\nssl_cert = <{chain}\nssl_key = <{key}\n"
     return f"""\
 protocols = imap pop3
-listen = {HOST}
+listen = {host}
 base_dir = {root / 'dovecot'}
 state_dir = {root / 'dovecot-state'}
 instance_name = {name}
@@ -583,6 +584,8 @@ def start_mail_server(
     users: dict[str, str] | int = 3,
     tls: bool = False,
     auth: bool = True,
+    host: str = HOST,
+    netns: str | None = None,
 ) -> MailServer:
     """Start Postfix + Dovecot on free loopback ports; return once every port answers.
 
@@ -591,6 +594,8 @@ def start_mail_server(
     on submission, smtps, imaps, pop3s, and STARTTLS on imap/pop3. auth=True (default)
     adds the submission port with SMTP AUTH through Dovecot SASL (and smtps when tls).
     The plain smtp_port never offers STARTTLS or AUTH and relays for 127.0.0.0/8.
+    host/netns: listen on `host` instead, inside the network namespace `netns` (made by
+    the test), for a server that is not on loopback.
     """
     require_root("Postfix/Dovecot fixtures")
     require_binary(POSTFIX, "postfix")
@@ -610,7 +615,7 @@ def start_mail_server(
     # binds it: retry with fresh ports when that is what went wrong.
     for attempt in range(3):
         try:
-            return _start_once(tmp_path, user_map, tls, auth)
+            return _start_once(tmp_path, user_map, tls, auth, host, netns)
         except _PortTaken:
             if attempt == 2:
                 raise
@@ -621,7 +626,9 @@ class _PortTaken(RuntimeError):
     pass
 
 
-def _start_once(tmp_path: Path, user_map: dict[str, str], tls: bool, auth: bool) -> MailServer:
+def _start_once(
+    tmp_path: Path, user_map: dict[str, str], tls: bool, auth: bool, host: str, netns: str | None
+) -> MailServer:
     uid, gid = _ids()
     root = Path(tempfile.mkdtemp(prefix="xfer-mail-", dir="/tmp"))
     try:
@@ -654,16 +661,16 @@ def _start_once(tmp_path: Path, user_map: dict[str, str], tls: bool, auth: bool)
 
         postfix_dir = root / "postfix"
         (postfix_dir / "main.cf").write_text(
-            _postfix_main_cf(root, name, uid, gid, cert_pair, sasl_socket)
+            _postfix_main_cf(root, name, uid, gid, cert_pair, sasl_socket, host)
         )
         (postfix_dir / "master.cf").write_text(
             _postfix_master_cf(
-                name, ports["smtp"], ports.get("submission"), ports.get("smtps"), tls
+                name, ports["smtp"], ports.get("submission"), ports.get("smtps"), tls, host
             )
         )
         _backdate(postfix_dir / "main.cf", postfix_dir / "master.cf")
         dovecot_conf = root / "dovecot.conf"
-        dovecot_conf.write_text(_dovecot_conf(root, name, uid, gid, ports, cert_pair))
+        dovecot_conf.write_text(_dovecot_conf(root, name, uid, gid, ports, cert_pair, host))
 
         tmp_path.mkdir(parents=True, exist_ok=True)
         link, logs_dir = _unique_names(tmp_path)
@@ -676,7 +683,7 @@ def _start_once(tmp_path: Path, user_map: dict[str, str], tls: bool, auth: bool)
         raise
 
     server = MailServer(
-        host=HOST,
+        host=host,
         smtp_port=ports["smtp"],
         submission_port=ports.get("submission"),
         smtps_port=ports.get("smtps"),
@@ -700,14 +707,15 @@ def _start_once(tmp_path: Path, user_map: dict[str, str], tls: bool, auth: bool)
         _RUNNING.add(server)
     try:
         # Dovecot first: Postfix's SASL socket comes from it.
+        in_netns = ["ip", "netns", "exec", netns] if netns else []
         failed = _run_daemon_tool(
-            [DOVECOT, "-c", str(dovecot_conf)], root / "log" / "commands.log", 30
+            [*in_netns, DOVECOT, "-c", str(dovecot_conf)], root / "log" / "commands.log", 30
         )
         if failed:
             raise RuntimeError(failed)
-        _run_postfix(postfix_dir, "start")
+        _run_postfix(postfix_dir, "start", prefix=in_netns)
         for port in ports.values():
-            wait_port(port, timeout=15)
+            wait_port(port, timeout=15, host=host)
     except BaseException as exc:
         tail = server.log_tail()
         server.stop()
