@@ -44,6 +44,7 @@ from engine.kinds._ftp_common import (
     make_connector,
     remote_join,
 )
+from engine.kinds._ftp_prune import PruneRules, delete_unseen
 from engine.kinds._pathfilter import PathFilter, check_patterns
 from engine.pathsafety import check_name, is_inside, safe_mkdir
 from engine.protocols.ftp import BLOCK_SIZE, FtpConnection, FtpConnector
@@ -127,7 +128,7 @@ class FtpMirrorJob(FtpDownloadJob):
                 self._note(event="finish_skipped", reason="the remote walk had errors: no deletion, no new archive")
             return
         if self.spec.delete:
-            self._delete_unseen()
+            await self._delete_unseen()
         if self.spec.archive:
             failed = self.figures["queued"] - self.downloads.succeeded
             if failed and not self.ctx.dry_run:
@@ -139,8 +140,11 @@ class FtpMirrorJob(FtpDownloadJob):
         self.ctx.emit("job.note", data=data)
 
     def _protected(self) -> set[Path]:
-        """Local files that are ours, not the mirror's (state, archive)."""
-        paths = {self.ctx.file.state_path, self._archive_path()} if self.spec.archive else {self.ctx.file.state_path}
+        """Local files that are ours, not the mirror's (state with SQLite's own files, archive)."""
+        state = str(self.ctx.file.state_path)
+        paths = [state, *(state + suffix for suffix in ("-wal", "-shm", "-journal"))]
+        if self.spec.archive:
+            paths.append(str(self._archive_path()))
         return {Path(os.path.realpath(path)) for path in paths}
 
     def _in_scope(self, relative: str) -> bool:
@@ -148,59 +152,18 @@ class FtpMirrorJob(FtpDownloadJob):
         limit = self.spec.depth_limit
         return limit is None or relative.count("/") <= limit
 
-    def _delete_unseen(self) -> None:
-        """Remove local files (and emptied directories) the walk did not see."""
-        root = self.local_root
-        protected = self._protected()
-        deleted = 0
-        for dirpath, dirnames, filenames in os.walk(root, topdown=False):
-            here = Path(dirpath)
-            links = [name for name in dirnames if (here / name).is_symlink()]
-            for name in filenames + links:
-                path = here / name
-                relative = path.relative_to(root).as_posix()
-                owner = relative[: -len(PART_SUFFIX)] if relative.endswith(PART_SUFFIX) else relative
-                if (
-                    Path(os.path.realpath(path)) in protected
-                    or not self._in_scope(owner)
-                    or not self.filter.wants_file(owner)
-                    or self.state.seen_this_run(owner)
-                ):
-                    continue
-                deleted += 1
-                if self._remove(path, relative, "file") and owner == relative:
-                    self.state.forget(relative)
-            if here == root:
-                continue
-            relative = here.relative_to(root).as_posix()
-            if (
-                here.is_symlink()
-                or not self._in_scope(relative)
-                or not self.filter.walk_dir(relative)
-                or self.state.seen_this_run(relative)
-            ):
-                continue
-            if self.ctx.dry_run or not any(here.iterdir()):
-                self._remove(here, relative, "dir")
-        self.figures["deleted"] = deleted
-
-    def _remove(self, path: Path, relative: str, what: str) -> bool:
-        """Delete one local file or empty directory (or only say so under --dry-run)."""
-        if not is_inside(self.local_root, path.parent):
-            return False  # never outside the destination, whatever the walk met
-        if self.ctx.dry_run:
-            self._note(event="would_delete", path=relative, type=what)
-            return False
-        try:
-            if what == "dir":
-                path.rmdir()
-            else:
-                path.unlink()
-        except OSError as exc:
-            self.ctx.emit("job.error", error=f"deleting {relative!r}: {exc.strerror or exc}")
-            return False
-        self._note(event="deleted", path=relative, type=what)
-        return True
+    async def _delete_unseen(self) -> None:
+        """Remove local files (and emptied directories) the walk did not see, off the
+        event loop (engine/kinds/_ftp_prune.py)."""
+        rules = PruneRules(
+            root=self.local_root,
+            protected=frozenset(self._protected()),
+            in_scope=self._in_scope,
+            wants_file=self.filter.wants_file,
+            walk_dir=self.filter.walk_dir,
+            dry_run=self.ctx.dry_run,
+        )
+        self.figures["deleted"] = await delete_unseen(self.state, rules, self.ctx.emit)
 
     def _archive_path(self) -> Path:
         if self.spec.archive_path is not None:
