@@ -1,25 +1,24 @@
-"""The `xfer` command: run, validate and plan job files (kinds may add commands)."""
+"""The `xfer` command: run, validate and plan job files (kinds may add commands).
+
+Start-up is part of every cron run and every no-op mirror, so each command imports
+what it uses when it runs: `validate` of an unchanged file reads one cache entry
+(`engine/speccache.py`); rich is imported only to draw on a terminal."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import gc
-import json
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import __version__
 from engine.errors import SpecError
-from engine.events import EventBus
-from engine.kinds import job_class, register_cli
-from engine.report import EXIT_BAD_INPUT, Report
-from engine.scheduler import RunOptions, Scheduler
-from engine.spec import JobFile, load_job_file
 
+if TYPE_CHECKING:
+    import asyncio
+
+    from engine.spec import JobFile
 
 def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop when asked or available ('auto'), else the standard loop."""
@@ -35,7 +34,18 @@ def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def _load_all(paths: Sequence[str]) -> list[JobFile]:
-    return [load_job_file(path) for path in paths]
+    """Every file loaded, or one SpecError with the problems of every invalid file."""
+    from engine.specload import load_job_file
+
+    files, problems = [], []
+    for path in paths:
+        try:
+            files.append(load_job_file(path))
+        except SpecError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise SpecError("\n".join(problems))
+    return files
 
 
 def _check_only(files: list[JobFile], only: list[str] | None) -> set[str] | None:
@@ -49,18 +59,37 @@ def _check_only(files: list[JobFile], only: list[str] | None) -> set[str] | None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    files = _load_all(args.files)
-    for file in files:
-        print(f"{file.path}: ok, {len(file.jobs)} job(s)")
-    return 0
+    """Each file's verdict: `ok` with its job count, or its problems (exit 2)."""
+    from engine.specload import count_jobs
+
+    status = 0
+    for path in args.files:
+        try:
+            jobs = count_jobs(path)
+        except SpecError as exc:
+            status = _print_problems(exc)
+        else:
+            print(f"{path}: ok, {jobs} job(s)")
+    return status
+
+
+def _print_problems(exc: SpecError) -> int:
+    """Print a line per problem; the exit code for bad input."""
+    from engine.report import EXIT_BAD_INPUT
+
+    for line in str(exc).splitlines():
+        print(f"xfer: {line}", file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """What would run, from the files alone: jobs, their servers and host limits."""
-    files = _load_all(args.files)
-    only = _check_only(files, args.only)
     from rich.console import Console
 
+    from engine.kinds import job_class
+
+    files = _load_all(args.files)
+    only = _check_only(files, args.only)
     console = Console()
     for file in files:
         console.print(f"[bold]{file.path}[/bold] (state: {file.state_path})", highlight=False)
@@ -91,6 +120,14 @@ class _PlanContext:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+    import gc
+    import time
+
+    from engine.events import EventBus
+    from engine.report import Report
+    from engine.scheduler import RunOptions, Scheduler
+
     files = _load_all(args.files)
     only = _check_only(files, args.only)
     options = RunOptions(dry_run=args.dry_run, force=args.force, max_connections=args.max_connections)
@@ -98,13 +135,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     events = EventBus()
     events.subscribe(report)
     shown = not (args.json or args.quiet)
-    if shown:  # rich costs start-up time: --quiet/--json runs (cron, benchmarks) skip it
+    # rich is for drawing on a terminal: --quiet/--json runs and logs (cron, CI) skip it.
+    live = shown and sys.stderr.isatty()
+    if live:
         from rich.console import Console
 
-        from engine.outputs.progress import LiveProgress, PlainLog, print_summary
+        from engine.outputs.progress import LiveProgress
 
         console = Console(stderr=True)
-    live = shown and console.is_terminal
 
     async def main() -> None:
         started = time.time()
@@ -120,6 +158,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                     await scheduler.run()
             else:
                 if shown:
+                    from engine.outputs.plain import PlainLog
+
                     events.subscribe(PlainLog(report))
                 await scheduler.run()
             scheduler.record_run(started, report.exit_code, report.as_dict()["totals"])
@@ -131,9 +171,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.report:
         report.write(Path(args.report))
     if args.json:
+        import json
+
         print(json.dumps(report.as_dict(), indent=2, default=str))
-    elif shown:
+    elif live:
+        from engine.outputs.progress import print_summary
+
         print_summary(report, console)
+    elif shown:
+        from engine.outputs.plain import print_plain_summary
+
+        print_plain_summary(report, sys.stdout)
     return report.exit_code
 
 
@@ -176,6 +224,7 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
 
     if plugins:
         from engine.inspect.cli import register as register_mail_inspect
+        from engine.kinds import register_cli
 
         register_mail_inspect(commands)
         register_cli(commands)
@@ -191,8 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except SpecError as exc:
-        print(f"xfer: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _print_problems(exc)
     except KeyboardInterrupt:
         return 130
 

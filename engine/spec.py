@@ -1,36 +1,27 @@
-"""The job-file schema as typed models, and loading files into them.
+"""The job-file schema as typed models.
 
 A job file has `defaults`, `hosts` and `jobs`. Each job kind contributes its own model
-(a subclass of `JobSpec` in `engine/kinds/<kind>.py`); the file model is the
-discriminated union of all of them on `kind`. Loading gives valid models or one
-`SpecError` whose message names file, line, column and key."""
+(a subclass of `JobSpec` in `engine/kinds/<kind>.py`); `engine/specload.py` puts them
+together and loads files. This module imports no kind, so kinds can import it.
+
+Models build their pydantic schemas on first validation, not when the class is
+created (`defer_build`): a run whose job file comes from the cache
+(`engine/speccache.py`) builds none."""
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Union
+from typing import Annotated, Any, ClassVar
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    create_model,
-    field_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from engine.errors import SpecError
 from engine.urls import Url, netrc_credentials, parse_url
-from engine.yamlload import key_mark, load_yaml, locate
 
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _SIZE_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?(?:/s)?\s*$", re.IGNORECASE)
 _JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_HOST_KEY = re.compile(r"^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)(?::\d{1,5})?$")
 
 
 def parse_size(value: Any) -> int:
@@ -55,7 +46,7 @@ def _positive_size(value: Any) -> int:
 class StrictModel(BaseModel):
     """Unknown keys are errors: a typo must never be silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, defer_build=True)
 
 
 class Defaults(StrictModel):
@@ -142,7 +133,7 @@ class JobFile:
 
     def host_config(self, url: Url) -> HostConfig:
         """The host block for `url` (`host:port` first, then `host`), or an empty one."""
-        return self.hosts.get(url.endpoint) or self.hosts.get(url.host) or HostConfig()
+        return self.hosts.get(url.endpoint) or self.hosts.get(url.host) or _NO_HOST_BLOCK
 
     def host_limit(self, url: Url) -> int:
         return self.host_config(url).max_connections or self.defaults.max_connections_per_host
@@ -169,152 +160,15 @@ class JobFile:
         return self.resolve(self.defaults.state or Path(".xfer/state.db"))
 
 
-def _named_kinds(data: Any) -> set[str]:
-    """The `kind` values a loaded file names (so only those kinds get imported)."""
-    jobs = data.get("jobs") if isinstance(data, dict) else None
-    if not isinstance(jobs, list):
-        return set()
-    return {job["kind"] for job in jobs if isinstance(job, dict) and isinstance(job.get("kind"), str)}
+#: The settings of a host without a block of its own (all defaults, nothing validated).
+_NO_HOST_BLOCK = HostConfig.model_construct()
 
 
-def _file_model(kinds: set[str] | None = None) -> type[BaseModel]:
-    """The whole-file model: the discriminated union of the named job kinds (of every
-    kind when none of the names is known, so the error lists them all)."""
-    from engine.kinds import spec_classes
+def __getattr__(name: str) -> Any:
+    """`load_job_file` and `parse_job_text` live in `engine.specload` (which imports
+    the kind registry); callers that import them from here still find them."""
+    if name in ("load_job_file", "parse_job_text"):
+        from engine import specload
 
-    specs = tuple(spec_classes(kinds)) if kinds is not None else ()
-    specs = specs or tuple(spec_classes())
-    job_union = Annotated[Union[specs], Field(discriminator="kind")]  # type: ignore[valid-type]
-    return create_model(  # type: ignore[call-overload]
-        "JobFileModel",
-        __base__=StrictModel,
-        defaults=(Defaults, Defaults()),
-        hosts=(dict[str, HostConfig], {}),
-        jobs=(list[job_union], ...),
-    )
-
-
-_REDACTED_KEYS = ("password", "passwd", "secret", "token")
-
-
-def _shown_input(error: dict[str, Any]) -> str:
-    """The offending value for the message, never a password."""
-    value = error.get("input")
-    loc = [str(part).lower() for part in error.get("loc", ())]
-    if any(word in part for part in loc for word in _REDACTED_KEYS):
-        return "(hidden)"
-    if isinstance(value, str) and "://" in value and "@" in value:
-        return "(hidden: URL with credentials)"
-    if isinstance(value, (dict, list)):
-        return "a mapping" if isinstance(value, dict) else "a list"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _message(error: dict[str, Any], allowed_keys: list[str]) -> str:
-    kind, ctx = error["type"], error.get("ctx") or {}
-    got = _shown_input(error)
-    if kind == "missing":
-        return "required key is missing"
-    if kind == "extra_forbidden":
-        key = str(error["loc"][-1])
-        close = difflib.get_close_matches(key, allowed_keys, n=1)
-        return f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
-    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[kind]
-        bound = next(iter(ctx.values()))
-        return f"must be {op} {bound}, got {got}"
-    if kind in ("union_tag_invalid", "union_tag_not_found"):
-        from engine.kinds import kind_names
-
-        known = ", ".join(kind_names())
-        if kind == "union_tag_not_found":
-            return f"required key 'kind' is missing (one of: {known})"
-        return f"unknown kind {ctx.get('tag')!r} (one of: {known})"
-    if kind == "value_error":
-        return f"{str(ctx.get('error', error['msg']))}"
-    if kind == "literal_error":
-        return f"must be {ctx.get('expected')}, got {got}"
-    message = error["msg"][0].lower() + error["msg"][1:]
-    return f"{message}, got {got}"
-
-
-def _format_path(path: tuple[Any, ...]) -> str:
-    text = ""
-    for step in path:
-        if isinstance(step, int):
-            text += f"[{step}]"
-        elif not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(step)):
-            text += f"[{str(step)!r}]"
-        else:
-            text += f".{step}" if text else str(step)
-    return text or "(file)"
-
-
-def _allowed_keys(model: type[BaseModel], data: Any, loc: tuple[Any, ...]) -> list[str]:
-    """Keys valid where an unknown key was found, for 'did you mean' hints."""
-    if loc[:1] == ("jobs",):
-        from engine.kinds import spec_classes
-
-        return sorted({name for spec in spec_classes() for name in spec.model_fields})
-    if loc[:1] == ("hosts",):
-        return list(HostConfig.model_fields)
-    if loc[:1] == ("defaults",):
-        return list(Defaults.model_fields)
-    return list(model.model_fields)
-
-
-def parse_job_text(text: str, source: str, path: Path | None = None) -> JobFile:
-    """Validate job-file text; raise SpecError naming source:line:col and key."""
-    data = load_yaml(text, source)
-    if data is None:
-        raise SpecError(f"{source}: the file is empty (expected 'jobs:')")
-    if not isinstance(data, dict):
-        raise SpecError(f"{source}:1:1: expected a mapping with 'jobs:' at the top")
-    model = _file_model(_named_kinds(data))
-    try:
-        loaded = model.model_validate(data)
-    except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        loc = tuple(error["loc"])
-        if error["type"] == "union_tag_invalid":
-            loc = (*loc, "kind")  # point at the kind value, not at the job
-        mark = key_mark(data, loc) if error["type"] == "extra_forbidden" else locate(data, loc)[0]
-        _, shown = locate(data, loc)
-        where = f"{source}:{mark.line}:{mark.column}" if mark else source
-        message = _message(error, _allowed_keys(model, data, loc))
-        more = len(exc.errors()) - 1
-        suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
-        raise SpecError(f"{where}: {_format_path(shown)}: {message}{suffix}") from None
-    _check_file(loaded, data, source)
-    return JobFile(path=path or Path(source), defaults=loaded.defaults, hosts=loaded.hosts, jobs=list(loaded.jobs))
-
-
-def _check_file(loaded: Any, data: Any, source: str) -> None:
-    """Rules across keys: unique job names, well-formed host keys."""
-
-    def fail(loc: tuple[Any, ...], message: str, *, at_key: bool = False) -> None:
-        mark = key_mark(data, loc) if at_key else locate(data, loc)[0]
-        where = f"{source}:{mark.line}:{mark.column}" if mark else source
-        raise SpecError(f"{where}: {_format_path(loc)}: {message}")
-
-    for key in loaded.hosts:
-        if not _HOST_KEY.match(key):
-            fail(("hosts", key), "a host key is 'host' or 'host:port'", at_key=True)
-    seen: dict[str, int] = {}
-    for index, job in enumerate(loaded.jobs):
-        if job.name in seen:
-            fail(("jobs", index, "name"), f"duplicate job name {job.name!r} (first at jobs[{seen[job.name]}])")
-        seen[job.name] = index
-
-
-def load_job_file(path: Path | str) -> JobFile:
-    """Read and validate one job file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: not UTF-8 text") from None
-    return parse_job_text(text, str(path), path)
+        return getattr(specload, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

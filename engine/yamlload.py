@@ -45,13 +45,16 @@ class LocList(list):
     item_marks: list[Mark]
 
 
-def expand_env(text: str, mark: Mark, source: str) -> str:
-    """Replace `${VAR}` / `${VAR:-default}`; `$$` is a literal `$`."""
+def expand_env(text: str, mark: Mark, source: str, used: set[str] | None = None) -> str:
+    """Replace `${VAR}` / `${VAR:-default}`; `$$` is a literal `$`. The names read
+    are added to `used` (the job-file cache checks their values)."""
 
     def substitute(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
             return "$"
         name, default = match.group(1), match.group(2)
+        if used is not None:
+            used.add(name)
         value = os.environ.get(name)
         if value is None:
             if default is None:
@@ -64,6 +67,7 @@ def expand_env(text: str, mark: Mark, source: str) -> str:
 
 class _LocatingLoader(yaml.SafeLoader):
     source = "<string>"
+    env_used: set[str] | None = None
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:  # type: ignore[override]
         self._reject_duplicate_keys(node)
@@ -100,7 +104,7 @@ class _LocatingLoader(yaml.SafeLoader):
         return result
 
     def construct_env_str(self, node: yaml.ScalarNode) -> str:
-        return expand_env(self.construct_scalar(node), Mark.of(node.start_mark), self.source)
+        return expand_env(self.construct_scalar(node), Mark.of(node.start_mark), self.source, self.env_used)
 
 
 def _construct_map(loader: _LocatingLoader, node: yaml.MappingNode) -> LocDict:
@@ -116,12 +120,14 @@ _LocatingLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 _LocatingLoader.add_constructor("tag:yaml.org,2002:str", _LocatingLoader.construct_env_str)
 
 
-def load_yaml(text: str, source: str) -> Any:
-    """Parse YAML text; syntax errors become a SpecError naming source:line:col."""
+def load_yaml(text: str, source: str, env_used: set[str] | None = None) -> Any:
+    """Parse YAML text; syntax errors become a SpecError naming source:line:col.
+    The names of the environment variables read are added to `env_used`."""
     loader = None
     try:
         loader = _LocatingLoader(text)  # the reader checks characters here already
         loader.source = source
+        loader.env_used = env_used
         return loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

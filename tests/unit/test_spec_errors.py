@@ -221,4 +221,6 @@ def test_random_structures_give_spec_errors_only(probe_kind: object, data: dict)
     try:
         parse_job_text(text, "fuzz.yaml")
     except SpecError as exc:
-        assert "\n" not in str(exc)
+        lines = str(exc).splitlines()
+        assert 1 <= len(lines) <= 21
+        assert all(line.startswith("fuzz.yaml") for line in lines), lines
