@@ -6,8 +6,11 @@ credentials. Every aiosmtplib exception leaves here as an `engine.errors` type w
 `smtp_code` attribute keeps the reply code (None when the server never answered), so
 load tests count reply codes without matching on text.
 
-aiosmtplib does not pipeline: one session sends one command at a time, and SMTP
-throughput comes from more sessions."""
+aiosmtplib connects, says EHLO, upgrades with STARTTLS and logs in. It does not
+pipeline, so when the server offers PIPELINING (RFC 2920; Postfix and smtp-sink do) a
+transaction goes out as MAIL FROM + every RCPT TO + DATA in one write, and the replies
+are read in order (`_pipeline.py`) before the body is sent: one round trip instead of
+two plus one per recipient. Refusals are reported exactly as on the one-by-one path."""
 
 from __future__ import annotations
 
@@ -16,8 +19,11 @@ import contextlib
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 import aiosmtplib
+from aiosmtplib.email import quote_address
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
 from engine.errors import AuthError, ConnectionLimitError, PermanentError, TransientError, XferError
+from engine.protocols._pipeline import read_replies
 from engine.protocols._tls import cleartext_allowed, cleartext_refused, client_context, is_certificate_error
 from engine.spec import HostConfig
 from engine.urls import Url
@@ -90,6 +96,8 @@ class SmtpConnection:
         self.where = where
         #: Transactions this session attempted (accepted or not), for `messages_per_connection`.
         self.messages = 0
+        #: Of those, the ones sent pipelined (MAIL, RCPT..., DATA in one write).
+        self.pipelined = 0
         self._closed = False
 
     def __repr__(self) -> str:
@@ -107,15 +115,18 @@ class SmtpConnection:
         self.messages += 1
         try:
             options = [f"SIZE={len(data)}"] if client.supports_extension("size") else []
-            await client.mail(sender, options=options)
-            for recipient in recipients:
-                try:
-                    await client.rcpt(recipient)
-                except aiosmtplib.SMTPRecipientRefused as exc:
-                    refused[recipient] = exc.code
-                    if len(refused) == len(recipients):
-                        raise
-            reply = await client.data(data)
+            if client.supports_extension("pipelining"):
+                reply = await self._pipelined(sender, options, recipients, data, refused)
+            else:
+                await client.mail(sender, options=options)
+                for recipient in recipients:
+                    try:
+                        await client.rcpt(recipient)
+                    except aiosmtplib.SMTPRecipientRefused as exc:
+                        refused[recipient] = exc.code
+                        if len(refused) == len(recipients):
+                            raise
+                reply = await client.data(data)
         except aiosmtplib.SMTPResponseException as exc:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                 await client.rset()
@@ -123,6 +134,43 @@ class SmtpConnection:
         except Exception as exc:  # noqa: BLE001 - translated, or re-raised as is
             raise translate(exc, self.where) from None
         return SendResult(reply.code, reply.message, refused)
+
+    async def _pipelined(
+        self, sender: str, options: list[str], recipients: Sequence[str], data: bytes, refused: dict[str, int]
+    ) -> aiosmtplib.SMTPResponse:
+        """MAIL, RCPT... and DATA in one write, their replies in order, then the body.
+
+        Raises what aiosmtplib's mail/rcpt/data would have raised for the same replies."""
+        client = self.client
+        protocol = client.protocol
+        if protocol is None or client.transport is None:
+            raise aiosmtplib.SMTPServerDisconnected("Server not connected")
+        lines = [b" ".join([b"MAIL FROM:" + quote_address(sender).encode("ascii"), *(o.encode() for o in options)])]
+        lines += [b"RCPT TO:" + quote_address(recipient).encode("ascii") for recipient in recipients]
+        lines.append(b"DATA")
+        self.pipelined += 1
+        mail, *rcpts, start = await read_replies(client.transport, protocol, lines, client.timeout)
+        accepted = 0
+        for recipient, reply in zip(recipients, rcpts):
+            if reply.code in (250, 251):
+                accepted += 1
+            else:
+                refused[recipient] = reply.code
+        if start.code == 354 and (mail.code != 250 or not accepted):
+            protocol.write(b".\r\n")  # the server took DATA anyway: end the empty message
+            await protocol.read_response(timeout=client.timeout)
+        if mail.code != 250:
+            raise aiosmtplib.SMTPSenderRefused(mail.code, mail.message, sender)
+        if len(refused) == len(recipients):  # as on the one-by-one path (a repeated address counts once)
+            last = rcpts[-1]
+            raise aiosmtplib.SMTPRecipientRefused(last.code, last.message, recipients[-1])
+        if start.code != 354:
+            raise aiosmtplib.SMTPDataError(start.code, start.message)
+        protocol.write(PERIOD_REGEX.sub(b"..", normalize_message_line_endings(data)) + b".\r\n")
+        reply = await protocol.read_response(timeout=client.timeout)
+        if reply.code != 250:
+            raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+        return reply
 
     async def close(self) -> None:
         """QUIT politely within a short timeout, else drop the socket; never raise."""

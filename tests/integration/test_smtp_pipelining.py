@@ -1,0 +1,125 @@
+"""SMTP PIPELINING (RFC 2920) against real servers: Postfix and smtp-sink offer it and
+get MAIL + RCPT... + DATA in one write; aiosmtpd does not and gets one command at a
+time. Either way accepted mail, refused recipients and refused transactions come back
+exactly alike: on the same Postfix, a session that forgets PIPELINING was offered
+(the client's own record of the EHLO reply) must report what a pipelined one does."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from engine.errors import PermanentError
+from engine.protocols.smtp import SendResult, SmtpConnection, SmtpConnector, smtp_code
+from engine.spec import HostConfig
+from engine.urls import parse_url
+from tests.integration.test_mail_load import Sink
+from tests.servers.common import free_port, wait_port
+from tests.servers.mail import MailServer, mail_server  # noqa: F401  (fixture)
+
+BODY = b"Subject: pipelined\r\n\r\n.leading dot\r\nline two\r\n"
+
+
+async def session(port: int, pipelining: bool = True) -> SmtpConnection:
+    conn = await SmtpConnector(parse_url(f"smtp://127.0.0.1:{port}"), HostConfig()).connect()
+    if not pipelining:
+        conn.client.esmtp_extensions.pop("pipelining", None)
+    return conn
+
+
+async def outcomes(conn: SmtpConnection, sender: str, batches: list[list[str]]) -> list[Any]:
+    """What each transaction gave: (code, refused) or (error type, smtp code, text)."""
+    out: list[Any] = []
+    for recipients in batches:
+        try:
+            result: SendResult = await conn.send(sender, recipients, BODY)
+            out.append((result.code, result.refused))
+        except PermanentError as exc:
+            out.append((type(exc).__name__, smtp_code(exc), str(exc)))
+    return out
+
+
+def test_postfix_pipelined_and_one_by_one_report_alike(mail_server: MailServer) -> None:  # noqa: F811
+    user, nobody = mail_server.address("user1"), f"nobody@{mail_server.domain}"
+    batches = [[user, nobody], [nobody], [nobody, nobody], [user]]
+
+    async def main() -> tuple[list[Any], list[Any], int, int]:
+        piped, plain = await session(mail_server.smtp_port), await session(mail_server.smtp_port, pipelining=False)
+        try:
+            got = await outcomes(piped, user, batches), await outcomes(plain, user, batches)
+            return (*got, piped.pipelined, plain.pipelined)
+        finally:
+            await piped.close()
+            await plain.close()
+
+    piped, plain, piped_count, plain_count = asyncio.run(main())
+    assert piped_count == len(batches) and plain_count == 0
+    assert piped == plain
+    assert piped[0][0] == 250 and piped[0][1] == {nobody: 550}
+    assert piped[1][:2] == ("PermanentError", 550) and nobody in piped[1][2]
+    assert piped[3] == (250, {})  # the session survived the refused transactions (RSET)
+    mail_server.wait_for_messages("user1", 4)  # two accepted per session
+
+
+@pytest.fixture
+def aiosmtpd_sink() -> Iterator[tuple[Sink, int]]:
+    handler, port = Sink(), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, server_hostname="sink.test")
+    controller.start()
+    try:
+        yield handler, port
+    finally:
+        controller.stop()
+
+
+def test_server_without_pipelining_gets_one_command_at_a_time(aiosmtpd_sink: tuple[Sink, int]) -> None:
+    handler, port = aiosmtpd_sink
+
+    async def main() -> tuple[list[Any], int, bool]:
+        conn = await session(port)
+        try:
+            got = await outcomes(conn, "from@client.test", [["a@sink.test", "reject@sink.test"], ["reject@x.test"]])
+            return got, conn.pipelined, conn.client.supports_extension("pipelining")
+        finally:
+            await conn.close()
+
+    got, pipelined, offered = asyncio.run(main())
+    assert not offered and pipelined == 0
+    assert got[0] == (250, {"reject@sink.test": 550})
+    assert got[1][:2] == ("PermanentError", 550)
+    assert handler.messages == 1
+
+
+@pytest.fixture
+def smtp_sink(tmp_path: Path) -> Iterator[int]:
+    port = free_port()
+    process = subprocess.Popen(
+        ["smtp-sink", "-u", "nobody", "-c", f"127.0.0.1:{port}", "1000"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+    )
+    try:
+        wait_port(port)
+        yield port
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_smtp_sink_takes_many_pipelined_messages_on_one_session(smtp_sink: int) -> None:
+    async def main() -> tuple[list[Any], int]:
+        conn = await session(smtp_sink)
+        try:
+            batches = [["a@sink.test", "b@sink.test"]] * 200
+            return await outcomes(conn, "from@client.test", batches), conn.pipelined
+        finally:
+            await conn.close()
+
+    got, pipelined = asyncio.run(main())
+    assert pipelined == 200
+    assert got == [(250, {})] * 200
