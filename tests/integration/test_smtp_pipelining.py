@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from engine.errors import PermanentError
 from engine.protocols.smtp import SendResult, SmtpConnection, SmtpConnector, smtp_code
 from engine.spec import HostConfig
 from engine.urls import parse_url
-from tests.integration.test_mail_load import Sink
+from tests.integration.test_mail_load import Sink, sink  # noqa: F401  (fixture)
 from tests.servers.common import free_port, wait_port
 from tests.servers.mail import MailServer, mail_server  # noqa: F401  (fixture)
 
@@ -67,19 +66,8 @@ def test_postfix_pipelined_and_one_by_one_report_alike(mail_server: MailServer) 
     mail_server.wait_for_messages("user1", 4)  # two accepted per session
 
 
-@pytest.fixture
-def aiosmtpd_sink() -> Iterator[tuple[Sink, int]]:
-    handler, port = Sink(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, server_hostname="sink.test")
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        controller.stop()
-
-
-def test_server_without_pipelining_gets_one_command_at_a_time(aiosmtpd_sink: tuple[Sink, int]) -> None:
-    handler, port = aiosmtpd_sink
+def test_server_without_pipelining_gets_one_command_at_a_time(sink: tuple[Sink, int]) -> None:  # noqa: F811
+    handler, port = sink
 
     async def main() -> tuple[list[Any], int, bool]:
         conn = await session(port)
