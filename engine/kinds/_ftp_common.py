@@ -18,7 +18,6 @@ import contextlib
 import errno
 import os
 import posixpath
-import re
 import stat
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -288,11 +287,6 @@ def up_to_date(row: StateRow | None, entry: RemoteEntry, local: Path | str) -> b
     remote = as_utc(entry.mtime)
     precision = entry.mtime_precision or "second"
     return _truncate(local_time, precision) == _truncate(remote, precision)
-
-
-def version_key(name: str) -> tuple[tuple[int, int, str], ...]:
-    """Natural order for release names: `tool-1.10.tar.gz` after `tool-1.9.tar.gz`."""
-    return tuple((1, int(token), "") if token.isdigit() else (0, 0, token) for token in re.split(r"(\d+)", name) if token)
 
 
 # ------------------------------------------------------------------------ walk

@@ -22,8 +22,9 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from engine.job import Task
-from engine.kinds._ftp_common import FtpDownloadJob, FtpJobSpec, WalkItem, as_utc, version_key
+from engine.kinds._ftp_common import FtpDownloadJob, FtpJobSpec, WalkItem, as_utc
 from engine.kinds._pathfilter import PathFilter, check_patterns
+from engine.kinds._versions import version_key
 from engine.spec import url_field
 
 

@@ -11,7 +11,8 @@ import aioftp
 import pytest
 
 from engine.errors import AuthError, ConnectionLimitError, PermanentError, SpecError, TransientError
-from engine.kinds._ftp_common import same_remote_time, up_to_date, version_key
+from engine.kinds._ftp_common import same_remote_time, up_to_date
+from engine.kinds._versions import version_key
 from engine.kinds._pathfilter import PathFilter
 from engine.protocols.ftp import FtpConnection, FtpSettings
 from engine.protocols.ftp_listing import RemoteEntry
