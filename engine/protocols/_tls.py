@@ -51,10 +51,10 @@ def cleartext_allowed(peer: str, host: HostConfig) -> bool:
     return host.allow_plaintext_auth or is_loopback(peer)
 
 
-def cleartext_refused(where: str, tls_scheme: str) -> PlaintextAuthRefused:
+def cleartext_refused(where: str, tls_scheme: str, why: str = "the server did not set up TLS") -> PlaintextAuthRefused:
     """The one-line error for credentials that would go out in clear."""
     return PlaintextAuthRefused(
-        f"{where}: refusing to send credentials without TLS (the server did not set up TLS); "
+        f"{where}: refusing to send credentials without TLS ({why}); "
         f"use {tls_scheme}:// or a server that offers STARTTLS, "
         f"or set allow_plaintext_auth: true in this host's block to send them in clear"
     )

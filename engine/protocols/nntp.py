@@ -360,9 +360,13 @@ class NntpConnector:
         """STARTTLS before AUTHINFO unless clear credentials are allowed to this server."""
         if cleartext_allowed(client.sock.getpeername()[0], self.host):
             return
+        where = f"nntp {self.endpoint}"
         if "STARTTLS" not in client.getcapabilities():
-            raise cleartext_refused(f"nntp {self.endpoint}", "nntps")
-        client.starttls(client_context(self.host))
+            raise cleartext_refused(where, "nntps")
+        try:
+            client.starttls(client_context(self.host))
+        except (nntplib.NNTPTemporaryError, nntplib.NNTPPermanentError) as exc:
+            raise cleartext_refused(where, "nntps", f"STARTTLS failed: {str(exc).strip()}") from None
 
     async def connect(self) -> NntpConnection:
         secret = self.url.secret()

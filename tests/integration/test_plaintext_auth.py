@@ -1,6 +1,6 @@
 """No credentials in clear by default: to a server that is not on loopback and sets up
 no TLS (none offered, or STARTTLS stripped), SMTP AUTH, POP3 USER/PASS and IMAP LOGIN
-are refused before the password leaves, with one line naming TLS and the opt-out;
+are refused before the password leaves (NNTP AUTHINFO too), with one line naming TLS and the opt-out;
 `allow_plaintext_auth: true` in the host block sends them.
 
 The server is the real Postfix + Dovecot fixture, listening on a test host in a
@@ -18,10 +18,13 @@ import pytest
 
 from engine.errors import PlaintextAuthRefused
 from engine.protocols.imap import ImapConnector
+from engine.protocols.nntp import NntpConnector
 from engine.protocols.pop3 import Pop3Connector
 from engine.spec import HostConfig
 from engine.urls import parse_url
 from tests.jobrun import job_named, run_job
+from tests.servers.common import wait_port
+from tests.servers.inn import spawn_auth_reader, start_news_server
 from tests.servers.mail import MailServer, start_mail_server
 from tests.servers.netns import netns_host
 
@@ -90,3 +93,25 @@ def test_pop3_and_imap_login_without_tls_refused(remote_mail: MailServer, protoc
     assert "Login:" not in logins(remote_mail)
     asyncio.run(connect(HostConfig(allow_plaintext_auth=True)))
     assert "Login: user=<user1" in logins(remote_mail)
+
+
+def test_nntp_authinfo_without_tls_refused(tmp_path: Path) -> None:
+    """INN's nnrpd on a non-loopback test host, AUTHINFO demanded, no certificate: it
+    lists STARTTLS but fails it (580), so no TLS is set up and AUTHINFO must not follow."""
+    with netns_host() as host:
+        server = start_news_server(tmp_path / "inn", users={"reader": PASSWORD})
+        try:
+            spawn_auth_reader(server, host.address, 1119, host.netns)
+            wait_port(1119, host=host.address)
+            url = parse_url(f"nntp://reader:{PASSWORD}@{host.address}:1119/")
+
+            async def connect(config: HostConfig) -> None:
+                conn = await NntpConnector(url, config).connect()
+                await conn.close()
+
+            with pytest.raises(PlaintextAuthRefused) as refused:
+                asyncio.run(connect(HostConfig()))
+            assert "allow_plaintext_auth" in str(refused.value) and PASSWORD not in str(refused.value)
+            asyncio.run(connect(HostConfig(allow_plaintext_auth=True)))
+        finally:
+            server.stop()

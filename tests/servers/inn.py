@@ -572,6 +572,19 @@ def _spawn(server: NewsServer, name: str, *args: str) -> None:
         ))
 
 
+def spawn_auth_reader(server: NewsServer, host: str, port: int, netns: str) -> None:
+    """One more nnrpd demanding AUTHINFO (plain, no TLS), on `host:port` inside the
+    network namespace `netns` (made by the test): a news server that is not on
+    loopback. It stops with the server; wait for it with `wait_port(port, host=host)`."""
+    with open(server.root / "log" / f"nnrpd-netns-{port}.stdout", "ab") as out:
+        server._procs.append(subprocess.Popen(
+            ["ip", "netns", "exec", netns, "setpriv", "--reuid=news", "--regid=news", "--clear-groups",
+             str(INN_BIN / "nnrpd"), "-D", "-f", "-n", "-b", host, "-p", str(port), "-c", "readers-auth.conf"],
+            env=server.env, cwd=server.root, start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+        ))
+
+
 def _launch(server: NewsServer, timeout: float = 15.0) -> None:
     """Start the daemons on the server's ports and wait until they are ours and ready.
 
