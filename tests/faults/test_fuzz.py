@@ -1,8 +1,9 @@
 """Item 9: fuzzing the parsers that read what users and servers send: the job-file
 loader (YAML + spec), FTP listing lines (LIST, MLSD, MDTM) and NNTP overview blocks.
 
-Each target runs hypothesis for a time budget: `XFER_FUZZ_SECONDS` (default 60 in CI,
-i.e. when CI=true as .ci/run sets it, else 5). Examples are drawn fresh in every
+Each target runs hypothesis for a time budget: `XFER_FUZZ_SECONDS` (default 60 when
+CI=true, which the CI runner's environment sets, not `.ci/run`: by hand, run
+`CI=true bash .ci/run` for the same budget; else 5). Examples are drawn fresh in every
 round (no example database). The promise tested: no crash, no hang, only the
 parser's own clean error (SpecError, ListingError; the overview parser skips bad
 lines and never raises)."""
@@ -71,6 +72,18 @@ _SCALARS = st.one_of(
                      "$${X}", "64k", "-1M", "1e400", "", "a" * 300, "\u202e", "\x85"]),
     st.text(max_size=20),
 )
+#: Glob patterns, invalid ones included: each must be a clean SpecError, never a crash.
+_PATTERNS = st.one_of(
+    st.sampled_from(["[z-a]", "[", "[]", "[!]", "**/[b-a]*", "a/[", "!keep", "#x", "\\!x", "/", "//", "**",
+                     "***", "tmp/", "/top", "a/**/b", "\\", "[[:alpha:]]", "*.tar.gz", " ", ""]),
+    st.text(alphabet="*?[]!^-/\\{}abz.#", max_size=12),
+)
+_GLOB_JOBS = st.builds(
+    lambda kind, include, exclude: {"jobs": [{"name": "g", "kind": kind, "remote": "ftp://h/", "local": "out",
+                                              ("files" if kind == "ftp.pull" else "include"): include,
+                                              "exclude": exclude}]},
+    st.sampled_from(["ftp.mirror", "ftp.pull"]), st.lists(_PATTERNS, max_size=3), st.lists(_PATTERNS, max_size=3),
+)
 _DATA = st.recursive(
     _SCALARS,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(_KEYS) | st.text(max_size=8), inner, max_size=5),
@@ -87,6 +100,7 @@ _YAML_TEXT = st.one_of(
     st.text(alphabet=":-[]{}&*!|>'\"%@`#,? \n\t" + string.ascii_letters, max_size=200),
     _DATA.map(_document),
     st.builds(lambda data, cut, junk: (_document(data)[:cut] + junk), _DATA, st.integers(0, 400), st.text(max_size=20)),
+    _GLOB_JOBS.map(_document),
 )
 
 
@@ -96,14 +110,27 @@ def _job_file_round(text: str) -> None:
     def parse() -> None:
         try:
             parse_job_text(text, "fuzz.yaml")
-        except SpecError as exc:
-            assert str(exc).startswith("fuzz.yaml") and "\n" not in str(exc).strip()
+        except SpecError as exc:  # a line per problem, each naming the file
+            assert all(line.startswith("fuzz.yaml") for line in str(exc).splitlines()), str(exc)
 
     _timed(parse)
 
 
 def test_fuzz_job_files() -> None:
     assert fuzz_for(BUDGET, _job_file_round) >= 1
+
+
+@given(_GLOB_JOBS)
+@ROUND
+def _glob_round(data: dict[str, object]) -> None:
+    try:
+        parse_job_text(_document(data), "fuzz.yaml")
+    except SpecError as exc:
+        assert all(line.startswith("fuzz.yaml:") for line in str(exc).splitlines()), str(exc)
+
+
+def test_fuzz_glob_patterns() -> None:
+    assert fuzz_for(BUDGET, _glob_round) >= 1
 
 
 def test_alias_bomb_is_refused_quickly() -> None:

@@ -122,6 +122,30 @@ BAD_FILES = [
         r"bad\.yaml:3:5: duplicate key 'name'",
     ),
     (
+        "invalid glob pattern",
+        """
+        jobs:
+          - name: a
+            kind: ftp.mirror
+            remote: ftp://ftp.example.org/
+            local: out
+            include: ["*.c", "[z-a]"]
+        """,
+        r"bad\.yaml:6:\d+: jobs\[0\]\.include: invalid pattern '\[z-a\]': bad character range z-a$",
+    ),
+    (
+        "negated glob pattern",
+        """
+        jobs:
+          - name: a
+            kind: ftp.pull
+            remote: ftp://ftp.example.org/
+            local: out
+            files: ["!*.sig"]
+        """,
+        r"bad\.yaml:6:\d+: jobs\[0\]\.files: pattern '!\*\.sig': a leading '!' is not allowed",
+    ),
+    (
         "top level not a mapping",
         """
         - just
@@ -143,6 +167,35 @@ def test_bad_file_names_line_column_and_key(
     assert err.count("\n") == 1, err
     assert "Traceback" not in err
     assert re.search(pattern, err), err
+
+
+def test_a_typo_shows_every_error_unknown_key_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text("jobs:\n  - name: a\n    kind: ftp.mirror\n    remot: ftp://h/\n    local: out\n    retries: -1\n")
+    assert main(["validate", str(path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"xfer: {path}:4:5: jobs[0].remot: unknown key 'remot' (did you mean 'remote'?)",
+        f"xfer: {path}:6:14: jobs[0].retries: must be >= 0, got -1",
+        f"xfer: {path}:2:5: jobs[0].remote: required key is missing",
+    ]
+
+
+def test_errors_beyond_the_limit_are_counted(probe_kind: object) -> None:
+    text = "jobs:\n" + "".join(f"  - {{name: j{i}, kind: test.probe, count: x}}\n" for i in range(25))
+    with pytest.raises(SpecError) as caught:
+        parse_job_text(text, "f.yaml")
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 21 and lines[-1] == "f.yaml: ... and 5 more errors"
+
+
+def test_validate_reports_each_file(probe_kind: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text("jobs:\n  - {name: a, kind: test.probe}\n")
+    bad.write_text("jobs:\n  - {name: a, kind: test.probe, cuont: 1}\n")
+    assert main(["validate", str(bad), str(good)]) == 2
+    out, err = capsys.readouterr()
+    assert out == f"{good}: ok, 1 job(s)\n"
+    assert err.startswith(f"xfer: {bad}:2:") and "did you mean 'count'" in err
 
 
 def test_anchors_and_merge_keys_keep_a_hundred_jobs_short(probe_kind: object, tmp_path: Path) -> None:
