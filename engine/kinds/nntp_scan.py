@@ -7,7 +7,8 @@ cut into chunks, one task per chunk (GROUP if the pooled connection has another
 group selected, OVER, optional pipelined BODY), so a big group is read by all of
 the server's connections at once. Chunk results go through a sequencer and are
 written in article order; the high-water mark only covers chunks written without
-a gap. Everything a run wrote is committed at its end (outputs first, then marks):
+a gap. A chunk fetches only when the sequencer gives it its turn, so at most about
+`sequencer.HELD_LIMIT` bytes wait behind a slow or failed chunk. Everything a run wrote is committed at its end (outputs first, then marks):
 a stopped or crashed run is redone by the next one, with no duplicates.
 
 Example::
@@ -304,7 +305,8 @@ class NntpScan(Job):
         return places
 
     def summary(self) -> dict[str, Any]:
-        return {**self.counts, "commands": dict(sorted(self.commands.items()))}
+        held = {"held_peak_bytes": self.sequencer.peak_bytes} if self.sequencer.peak_bytes else {}
+        return {**self.counts, **held, "commands": dict(sorted(self.commands.items()))}
 
 
 def _annotator(places: dict[str, ThreadInfo]) -> Any:
@@ -356,23 +358,36 @@ class GroupTask(_NewsTask):
 
 
 class ChunkTask(_NewsTask):
-    """One article range of one group: headers, filters, bodies; then hand it on in order."""
+    """One article range of one group: headers, filters, bodies; then hand it on in order.
+
+    It holds no connection while it waits for its turn (`Sequencer.turn`), then takes
+    one with the job's retry policy: so the chunk that the others wait for can always
+    get a connection, and a failure is known to be final."""
 
     def __init__(self, job: NntpScan, group: str, index: int, low: int, high: int, overview: OverviewFormat | None):
         super().__init__(job)
         self.group, self.index, self.low, self.high = group, index, low, high
         self.overview = overview
-        if job.ctx.dry_run:
-            self.connector = None
+        self.connector = None
 
     @property
     def label(self) -> str:
         return f"{self.group}:{self.low}-{self.high}"
 
     async def run(self, conn: NntpConnection | None, ctx: TaskContext) -> dict[str, Any] | None:
-        if conn is None:  # dry run: say what would be read
+        job = self.job
+        if job.ctx.dry_run:  # say what would be read
             return {"articles": self.high - self.low + 1, "dry_run": True}
-        return await self._counted(conn, ctx)
+        sequencer = job.sequencer
+        if not await sequencer.turn(self.group, self.index):
+            return {"skipped": "an earlier chunk of the group failed: the next run reads this one"}
+        try:
+            return await job.ctx.with_connection(job.connector, lambda conn: self._counted(conn, ctx), self.label)
+        except Exception:
+            sequencer.failed(self.group, self.index)
+            raise
+        finally:
+            sequencer.finished()
 
     async def work(self, conn: NntpConnection, ctx: TaskContext) -> dict[str, Any]:
         job = self.job
