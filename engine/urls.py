@@ -16,6 +16,8 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import SecretStr
 
+from engine.errors import PermanentError
+
 #: Schemes xfer speaks, with their default ports.
 DEFAULT_PORTS: dict[str, int] = {
     "ftp": 21,
@@ -111,15 +113,26 @@ def parse_url(text: str, schemes: frozenset[str] | set[str] | None = None) -> Ur
 
 
 def netrc_credentials(host: str, netrc_path: Path | None = None) -> tuple[str | None, SecretStr | None]:
-    """Login and password for `host` from ~/.netrc (or $NETRC), or (None, None)."""
+    """Login and password for `host` from ~/.netrc (or $NETRC), or (None, None).
+
+    A password is taken only from a file of the user's own that nobody else can read
+    or write, as ftp(1) and Python's netrc (for ~/.netrc alone) insist: otherwise this
+    raises PermanentError saying how to fix the file."""
     path = netrc_path or Path(os.environ.get("NETRC", Path.home() / ".netrc"))
     if not path.is_file():
         return None, None
     try:
         entry = netrc.netrc(str(path)).authenticators(host)
+        info = path.stat()
     except (netrc.NetrcParseError, OSError):
         return None, None
     if not entry:
         return None, None
     login, _account, password = entry
+    if password and (info.st_uid != os.getuid() or info.st_mode & 0o077):
+        whose = "others can read it" if info.st_uid == os.getuid() else "another user owns it"
+        raise PermanentError(
+            f"{path}: not used for {host}: it holds passwords and {whose} (mode {info.st_mode & 0o777:04o}); "
+            f"make it yours and private: chmod 600 {path}"
+        )
     return login or None, SecretStr(password) if password else None

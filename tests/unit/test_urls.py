@@ -8,7 +8,8 @@ import pytest
 from pydantic import SecretStr
 
 from engine.spec import parse_job_text
-from engine.urls import parse_url
+from engine.errors import PermanentError
+from engine.urls import netrc_credentials, parse_url
 
 
 def test_url_parts_and_default_ports() -> None:
@@ -65,3 +66,25 @@ def test_credentials_from_host_block_then_netrc(tmp_path: Path, monkeypatch: pyt
     assert (explicit.user, explicit.secret()) == ("erin", "inurl")
     assert isinstance(file.hosts["ftp.example.org"].password, SecretStr)
     assert "fromhost" not in repr(file.hosts)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o606], ids=lambda mode: f"{mode:04o}")
+def test_netrc_with_passwords_others_can_read_is_refused(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "netrc"
+    path.write_text("machine ftp.example.org login carol password s3cret-netrc\n")
+    path.chmod(mode)
+    with pytest.raises(PermanentError) as caught:
+        netrc_credentials("ftp.example.org", path)
+    message = str(caught.value)
+    assert f"chmod 600 {path}" in message and f"{mode:04o}" in message
+    assert "s3cret-netrc" not in message
+
+
+def test_private_netrc_and_netrc_without_password_are_used(tmp_path: Path) -> None:
+    path = tmp_path / "netrc"
+    path.write_text("machine ftp.example.org login carol password s3cret-netrc\nmachine anon.example.org login anonymous\n")
+    path.chmod(0o600)
+    user, password = netrc_credentials("ftp.example.org", path)
+    assert (user, password.get_secret_value() if password else None) == ("carol", "s3cret-netrc")
+    path.chmod(0o644)  # a login without a password is no secret
+    assert netrc_credentials("anon.example.org", path)[0] == "anonymous"
