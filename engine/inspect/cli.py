@@ -1,5 +1,7 @@
 """`xfer mail inspect PATH [--json] [--min-score N]`: the listing, as a rich table
-on a terminal or a JSON list of objects with `--json`.
+on a terminal or a JSON list of objects with `--json`. rich is imported only to draw
+the table: reading and the rules need nothing but the standard library and the
+bundled Public Suffix List.
 
 Wiring (engine/cli.py is the lead's): `register(commands)` adds the `mail` group
 with `inspect` under it; if a `mail` group already exists, call
@@ -12,15 +14,16 @@ import json
 import re
 import sys
 from pathlib import Path
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from engine.inspect.message import Inspection, inspect_message
 from engine.inspect.reading import MailboxError, read_messages
 from engine.inspect.signals import W_MALFORMED, Signal
 from engine.report import EXIT_BAD_INPUT, EXIT_OK
+
+if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.text import Text
 
 #: Scores from here on are shown in red: one phishing technique, or several odd headers.
 ALERT_SCORE = 4
@@ -62,6 +65,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([record.as_dict() for record in records], indent=2, ensure_ascii=False))
     else:
+        from rich.console import Console
+
         console = Console()
         console.print(table(records))
         console.print(evidence(records), soft_wrap=True)
@@ -83,6 +88,9 @@ def safe(text: str) -> str:
 def table(records: list[Inspection]) -> Table:
     """The listing, rule names only (the evidence follows in `evidence`). Every cell
     is a plain Text so that mail content is never read as rich markup."""
+    from rich.table import Table
+    from rich.text import Text
+
     grid = Table(title=f"{len(records)} message(s)")
     for column in ("#", "date", "from", "subject", "size", "attachments", "score", "signals"):
         grid.add_column(
@@ -107,6 +115,8 @@ def table(records: list[Inspection]) -> Table:
 
 def evidence(records: list[Inspection]) -> Text:
     """Below the table: per message (by # and store key), each signal with its weight and evidence."""
+    from rich.text import Text
+
     lines = Text()
     for number, record in enumerate(records, 1):
         if record.signals:

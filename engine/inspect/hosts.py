@@ -1,35 +1,16 @@
-"""Pure functions about host names: organizational domains, IPv4 addresses written
+"""Pure functions about host names: organizational domains (by the Public Suffix
+List bundled with `publicsuffixlist`, offline), IPv4 addresses written
 as integers/hex/octal, punycode and mixed-script labels. Kept apart from the rules
 so each trick can be tested (and fuzzed) on its own."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import unicodedata
 
-#: Second-level registries under which the organization is the *third* label from
-#: the right (`bank.co.uk`, not `co.uk`). A small built-in list instead of the
-#: Public Suffix List: inspection stays offline and dependency-free, at the price of
-#: treating rarer suffixes (e.g. `pvt.k12.ma.us`) as two-label domains.
-MULTI_LABEL_SUFFIXES = frozenset(
-    """
-    co.uk org.uk ac.uk gov.uk ltd.uk plc.uk me.uk net.uk nhs.uk police.uk sch.uk
-    com.au net.au org.au edu.au gov.au asn.au id.au
-    co.nz org.nz net.nz govt.nz ac.nz
-    co.jp ne.jp or.jp ac.jp go.jp gr.jp ad.jp
-    co.kr or.kr ne.kr go.kr ac.kr
-    com.br net.br org.br gov.br
-    com.cn net.cn org.cn gov.cn edu.cn
-    com.hk org.hk net.hk edu.hk gov.hk
-    com.tw org.tw net.tw edu.tw gov.tw
-    co.in net.in org.in gov.in ac.in firm.in
-    co.za org.za gov.za ac.za net.za
-    com.mx org.mx gob.mx
-    com.ar com.tr com.sg com.my com.ph com.pk com.sa com.eg com.ng com.ua com.pl
-    co.il org.il ac.il gov.il co.id or.id ac.id go.id co.th ac.th go.th
-    """.split()
-)
+from publicsuffixlist import PublicSuffixList
 
 _IP_PART = re.compile(r"^(0x[0-9a-f]+|0[0-7]*|[1-9][0-9]*)$")
 
@@ -40,15 +21,20 @@ def normalize(host: str) -> str:
 
 
 def org_domain(host: str) -> str:
-    """The organization's domain: the last two labels, or three under a known
-    multi-label suffix such as co.uk. An IP address is its own organization."""
+    """The organization's domain: the registrable domain under the Public Suffix List
+    (`bank.co.uk`, `bank.co.at`, `alice.github.io`: private suffixes such as
+    `github.io` and `blogspot.com` count, so two of their users are two organizations).
+    An IP address, a public suffix or a name with no registrable part is its own."""
     host = normalize(host)
     if parse_ip(host) is not None:
         return host
-    labels = [label for label in host.split(".") if label]
-    if len(labels) >= 3 and ".".join(labels[-2:]) in MULTI_LABEL_SUFFIXES:
-        return ".".join(labels[-3:])
-    return ".".join(labels[-2:])
+    return _suffixes().privatesuffix(host) or host
+
+
+@functools.cache
+def _suffixes() -> PublicSuffixList:
+    """The list bundled with `publicsuffixlist` (offline; parsed once, ~0.1 s)."""
+    return PublicSuffixList()
 
 
 def parse_ip(host: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, str] | None:

@@ -39,6 +39,13 @@ def test_names_and_impossible_addresses_are_not_ips(host: str) -> None:
         ("co.uk", "co.uk"),
         ("a.b.example.com.au", "example.com.au"),
         ("10.1.2.3", "10.1.2.3"),
+        # Public Suffix List: private suffixes and registries the old built-in list lacked
+        ("alice.github.io", "alice.github.io"),
+        ("www.alice.github.io", "alice.github.io"),
+        ("github.io", "github.io"),
+        ("news.blogspot.com", "news.blogspot.com"),
+        ("online.bank.co.at", "bank.co.at"),
+        ("localhost", "localhost"),
     ],
 )
 def test_org_domain(host: str, org: str) -> None:
