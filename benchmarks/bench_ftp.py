@@ -1,8 +1,9 @@
-"""FTP mirror speed: xfer vs lftp and rclone against vsftpd on loopback (issue 3).
+"""FTP mirror speed: xfer vs lftp and rclone against vsftpd on loopback (issues 3, 15).
 
 Every figure is measured in the same run, on the same server and data, destination
-on /dev/shm; rounds alternate the tools (the order rotates) and the table shows
-medians. Scenarios:
+on /dev/shm; every tool is a whole process timed from spawn to exit (start-up
+included, harness.timed); rounds alternate the tools (the order rotates) and the
+table shows medians. Scenarios:
 
 - small: N files of S bytes in D directories, C connections (lftp --parallel=C,
   rclone --transfers C --checkers C); ratio = xfer wall time / lftp wall time.
@@ -11,20 +12,35 @@ medians. Scenarios:
 - large: a few big files (MiB/s); rclone gets --multi-thread-streams 0 (its default
   splits files over 250 MiB into streams, which gave 426 aborts and short files).
 - sites: 20 vsftpd instances with 250 files each, per-host limit 4: one xfer run
-  (20 jobs) vs lftp site after site vs 20 lftp processes at once.
+  (20 jobs) vs 20 lftp processes at once vs lftp site after site.
+- wan:   the same with 50 files per site, each site behind a userspace delay line
+  (benchmarks/delayline.py: 50 ms round trip, both directions, control and data
+  connections; kernel netem is not available here): one xfer run vs 20 lftp processes
+  at once (lftp site after site, ~86 s a round, only with --include-sequential).
+  Each run also gives `round_trips_per_file`: the client's control-channel writes
+  (client->server chunks, counted by the delay line) per file transferred.
 - rss:   peak RSS of one xfer mirror of a big tree (200,000 files by default).
 - lag:   the event loop's worst stall while xfer writes big files (in-process,
   uvloop) to /dev/shm and to a disk directory: writes are done in the loop, one
   write() per received block (<= 1 MiB), one block per connection per loop pass.
 
-Client CPU and peak RSS come from wait4() on the tool's process; server CPU is the
-vsftpd listener's own plus its reaped sessions' time. `uptime`'s load is noted with
-every figure: the machine has 2 cores shared with other work.
+Client CPU and peak RSS come from wait4() on the tool's processes; server CPU is the
+vsftpd listeners' own plus their reaped sessions' time. `uptime`'s load is noted with
+every run: the machine has 2 cores shared with other work. Every run is written to
+the JSON file (default benchmarks/results-ftp-SCENARIOS.json): RESULTS.md cites it.
 
-    python benchmarks/bench_ftp.py                      # all but rss, 3 rounds
-    python benchmarks/bench_ftp.py --scenarios small,noop --rounds 5
-    python benchmarks/bench_ftp.py --scenarios rss --rss-files 200000
-    python benchmarks/bench_ftp.py --serve small        # start vsftpd on the data, wait (profiling)
+Full runs (the lead's, on a quiet machine):
+
+    python benchmarks/bench_ftp.py --scenarios small,noop,large --rounds 5
+    python benchmarks/bench_ftp.py --scenarios sites --rounds 5
+    python benchmarks/bench_ftp.py --scenarios wan --rounds 5
+    python benchmarks/bench_ftp.py --scenarios wan --rounds 1 --include-sequential --json benchmarks/results-ftp-wan-sequential.json
+    python benchmarks/bench_ftp.py --scenarios rss --rss-files 200000 --rounds 1
+    python benchmarks/bench_ftp.py --scenarios lag --rounds 2
+
+Smoke (proves the harness, no figures): `--rounds 1 --sites 3 --site-files 10
+--wan-files 10 --files 200 --large-size 4M --json /tmp/smoke.json`.
+`--serve small` only starts vsftpd on that scenario's data and waits (profiling).
 
 Needs root, vsftpd, lftp and rclone (bash .ci/install-servers.sh).
 """
@@ -42,7 +58,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +67,9 @@ sys.path.insert(0, str(REPO))
 
 from engine.spec import parse_size  # noqa: E402
 from tests.servers.ftp import FtpServer, VSFTPD_BINARY, _children, _vsftpd_pids, start_vsftpd  # noqa: E402
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from harness import rotated, timed  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: The tools' environment. Python bytecode is cached (outside the repo): an installed
@@ -65,16 +84,18 @@ TOOLS = ("xfer", "lftp", "rclone")
 
 @dataclass
 class Sample:
-    """One timed run of one tool."""
+    """One timed run of one tool (`load`: uptime's 1/5/15-minute averages as it started)."""
 
     tool: str
     wall: float
     client_cpu: float
     server_cpu: float
     rss_mb: float
-    load: float
+    load: list[float]
     ok: bool
     note: str = ""
+    round: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _proc_cpu(pid: int) -> float:
@@ -111,41 +132,46 @@ def start_server(root: Path, work: Path, tag: str = "") -> Server:
     return Server(ftp, listener)
 
 
-def run_process(argv: list[str], servers: list[Server], cwd: Path | None = None) -> tuple[Sample, str]:
-    """Run one tool to completion: wall time, client CPU and peak RSS (wait4), the
-    servers' CPU over the same span."""
+class DelayLine:
+    """benchmarks/delayline.py in a helper process, in front of `servers`: `urls` lead
+    through it; `counters()` gives its counts since the last call, and its CPU."""
+
+    def __init__(self, servers: list[Server], rtt_ms: float) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(REPO / "benchmarks" / "delayline.py"), "--rtt-ms", str(rtt_ms),
+             *(str(server.ftp.port) for server in servers)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=ENV,
+        )
+        assert self.proc.stdin and self.proc.stdout
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
+        ports = json.loads(self.stdout.readline())["ports"]
+        self.urls = [f"ftp://127.0.0.1:{ports[str(server.ftp.port)]}" for server in servers]
+        self.cpu = _proc_cpu(self.proc.pid)
+
+    def counters(self) -> dict[str, Any]:
+        self.stdin.write("stats\n")
+        self.stdin.flush()
+        counts = json.loads(self.stdout.readline())
+        cpu, self.cpu = self.cpu, _proc_cpu(self.proc.pid)
+        counts["delay_line_cpu"] = round(self.cpu - cpu, 3)
+        return counts
+
+    def close(self) -> None:
+        self.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+def run_process(argvs: list[list[str]], servers: list[Server], cwd: Path) -> tuple[Sample, str]:
+    """Run the tools' processes at once, to completion (harness.timed: wall until the
+    last exits, client CPU and peak RSS from wait4, summed), the servers' CPU over the
+    same span."""
     before = sum(server.cpu() for server in servers)
-    load = os.getloadavg()[0]
-    log = (cwd or Path("/tmp")) / "tool.log"
-    with open(log, "wb") as out:
-        started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=ENV)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    log = cwd / "tool.log"
+    run = timed(argvs[0][0], 0, argvs, cwd=cwd, env=ENV, log=log)
     server_cpu = sum(server.cpu() for server in servers) - before
-    sample = Sample(
-        tool=argv[0], wall=wall, client_cpu=usage.ru_utime + usage.ru_stime, server_cpu=server_cpu,
-        rss_mb=usage.ru_maxrss / 1024, load=load, ok=proc.returncode == 0,
-    )
+    sample = Sample(tool=run.tool, wall=run.wall, client_cpu=run.cpu, server_cpu=server_cpu, rss_mb=run.rss_mb,
+                    load=run.load, ok=run.ok)
     return sample, log.read_text(errors="replace")[-2000:]
-
-
-def run_many(argvs: list[list[str]], servers: list[Server]) -> Sample:
-    """Several processes at once: wall time until the last ends, CPU summed."""
-    before = sum(server.cpu() for server in servers)
-    load = os.getloadavg()[0]
-    started = time.perf_counter()
-    procs = [subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV) for argv in argvs]
-    cpu, rss, ok = 0.0, 0.0, True
-    for proc in procs:
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        cpu += usage.ru_utime + usage.ru_stime
-        rss += usage.ru_maxrss / 1024
-        ok = ok and proc.returncode == 0
-    wall = time.perf_counter() - started
-    return Sample(argvs[0][0], wall, cpu, sum(server.cpu() for server in servers) - before, rss, load, ok)
 
 
 # ---------------------------------------------------------------------- data
@@ -251,8 +277,9 @@ class Results:
     samples: dict[str, dict[str, list[Sample]]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def add(self, scenario: str, label: str, sample: Sample, expect: tuple[int, int] | None = None, dest: Path | None = None) -> None:
-        sample.tool = label
+    def add(self, scenario: str, label: str, sample: Sample, round_no: int, expect: tuple[int, int] | None = None,
+            dest: Path | None = None) -> None:
+        sample.tool, sample.round = label, round_no
         if expect is not None and dest is not None:
             got = tree_count(dest)
             if got != expect:
@@ -261,13 +288,20 @@ class Results:
         if not sample.ok:
             print(f"  !! {scenario} {label}: FAILED {sample.note}", file=sys.stderr)
         print(f"  {scenario:6} {label:16} {sample.wall:8.3f}s  cpu {sample.client_cpu:6.2f}+{sample.server_cpu:5.2f}s"
-              f"  rss {sample.rss_mb:6.1f} MB  load {sample.load:.2f}", file=sys.stderr)
+              f"  rss {sample.rss_mb:6.1f} MB  load {sample.load}"
+              + "".join(f"  {key} {value}" for key, value in sample.extra.items()), file=sys.stderr)
         self.samples.setdefault(scenario, {}).setdefault(label, []).append(sample)
 
 
-def rotated(tools: list[str], round_no: int) -> list[str]:
-    shift = round_no % len(tools)
-    return tools[shift:] + tools[:shift]
+def run_xfer(job: Path, servers: list[Server], work: Path) -> Sample:
+    """One `xfer run` of the job file; failed items in its report fail the sample."""
+    sample, log = run_process([xfer_argv(job)], servers, cwd=work)
+    if sample.ok:
+        sample.note = xfer_failed(job)
+        sample.ok = not sample.note
+    elif not sample.note:
+        sample.note = log[-300:]
+    return sample
 
 
 def scenario_tree(args: argparse.Namespace, results: Results, name: str, files: int, dirs: int, size: int,
@@ -286,60 +320,72 @@ def scenario_tree(args: argparse.Namespace, results: Results, name: str, files: 
                 if tool == "xfer":
                     (work / f"{name}-state.db").unlink(missing_ok=True)
                     job = xfer_job(work, name, [(server.url, dest)], args.connections)
-                    argv = xfer_argv(job)
-                    again = argv
-                elif tool == "lftp":
+                    sample = run_xfer(job, [server], work)
+                    results.add(name, tool, sample, round_no, expect, dest)
+                    if noop:
+                        results.add("noop", tool, run_xfer(job, [server], work), round_no, expect, dest)
+                    shutil.rmtree(dest, ignore_errors=True)
+                    continue
+                if tool == "lftp":
                     argv = lftp_argv(server.url, dest, args.connections)
                     again = lftp_argv(server.url, dest, args.connections, only_newer=True)
                 else:
                     argv = again = rclone_argv(server, dest, args.connections)
-                sample, log = run_process(argv, [server], cwd=work)
-                if tool == "xfer" and sample.ok:
-                    sample.note = xfer_failed(job)
-                    sample.ok = not sample.note
-                if not sample.ok:
-                    sample.note = sample.note or log[-300:]
-                results.add(name, tool, sample, expect, dest)
+                sample, log = run_process([argv], [server], cwd=work)
+                sample.note = sample.note if sample.ok else log[-300:]
+                results.add(name, tool, sample, round_no, expect, dest)
                 if noop:
-                    sample, log = run_process(again, [server], cwd=work)
-                    results.add("noop", tool, sample, expect, dest)
+                    sample, log = run_process([again], [server], cwd=work)
+                    results.add("noop", tool, sample, round_no, expect, dest)
                 shutil.rmtree(dest, ignore_errors=True)
     finally:
         server.ftp.stop()
 
 
-def scenario_sites(args: argparse.Namespace, results: Results) -> None:
-    """20 servers, 250 files each: xfer (one run) vs lftp sequential vs lftp concurrent."""
+def scenario_sites(args: argparse.Namespace, results: Results, name: str, files: int, rtt_ms: float | None) -> None:
+    """`args.sites` vsftpd servers with `files` files each, `args.site_limit` connections
+    per site: one xfer run (one job per site) vs all lftp processes at once vs lftp site
+    after site. With `rtt_ms`, every site sits behind the delay line (delayline.py) and
+    each sample counts the client's control-channel writes per file (`round_trips_per_file`)."""
     work: Path = args.work
     roots = []
     for index in range(args.sites):
-        root = data_root(work, f"site{index:02d}")
-        make_tree(root, args.site_files, 5, args.file_size)
+        root = data_root(work, f"{name}{index:02d}")
+        make_tree(root, files, 5, args.file_size)
         roots.append(root)
     servers = [start_server(root, work) for root in roots]
-    expect = (args.site_files * args.sites, args.site_files * args.sites * args.file_size)
-    base = work / "dest-sites"
+    line = DelayLine(servers, rtt_ms) if rtt_ms is not None else None
+    urls = line.urls if line else [server.url for server in servers]
+    total = files * args.sites
+    expect = (total, total * args.file_size)
+    base = work / f"dest-{name}"
+    tools = ["xfer", "lftp-concurrent"] + (["lftp-sequential"] if line is None or args.include_sequential else [])
     try:
         for round_no in range(args.rounds):
-            for tool in rotated(["xfer", "lftp-sequential", "lftp-concurrent"], round_no):
+            for tool in rotated(tools, round_no):
                 clear(base)
                 dests = [base / f"s{index:02d}" for index in range(len(servers))]
+                if line:
+                    line.counters()  # from zero
                 if tool == "xfer":
-                    (work / "sites-state.db").unlink(missing_ok=True)
-                    job = xfer_job(work, "sites", [(s.url, d) for s, d in zip(servers, dests)], args.site_limit)
-                    sample, log = run_process(xfer_argv(job), servers, cwd=work)
-                    if sample.ok:
-                        sample.note = xfer_failed(job)
-                        sample.ok = not sample.note
+                    (work / f"{name}-state.db").unlink(missing_ok=True)
+                    sample = run_xfer(xfer_job(work, name, list(zip(urls, dests)), args.site_limit), servers, work)
                 elif tool == "lftp-sequential":
-                    samples = [run_process(lftp_argv(s.url, d, args.site_limit), [s], cwd=work)[0] for s, d in zip(servers, dests)]
+                    samples = [run_process([lftp_argv(url, dest, args.site_limit)], [server], cwd=work)[0]
+                               for url, dest, server in zip(urls, dests, servers)]
                     sample = Sample(tool, sum(x.wall for x in samples), sum(x.client_cpu for x in samples),
                                     sum(x.server_cpu for x in samples), max(x.rss_mb for x in samples),
                                     samples[0].load, all(x.ok for x in samples))
                 else:
-                    sample = run_many([lftp_argv(s.url, d, args.site_limit) for s, d in zip(servers, dests)], servers)
-                results.add("sites", tool, sample, expect, base)
+                    sample, _ = run_process([lftp_argv(url, dest, args.site_limit) for url, dest in zip(urls, dests)],
+                                            servers, cwd=work)
+                if line:
+                    sample.extra = line.counters()
+                    sample.extra["round_trips_per_file"] = round(sample.extra["control_writes"] / total, 3)
+                results.add(name, tool, sample, round_no, expect, base)
     finally:
+        if line:
+            line.close()
         for server in servers:
             server.ftp.stop()
         shutil.rmtree(base, ignore_errors=True)
@@ -352,17 +398,13 @@ def scenario_rss(args: argparse.Namespace, results: Results) -> None:
     make_tree(root, args.rss_files, max(1, args.rss_files // 500), args.rss_size)
     server = start_server(root, work)
     dest = work / "dest-rss"
+    expect = (args.rss_files, args.rss_files * args.rss_size)
     try:
         clear(dest)
         (work / "rss-state.db").unlink(missing_ok=True)
         job = xfer_job(work, "rss", [(server.url, dest)], args.connections)
-        sample, log = run_process(xfer_argv(job), [server], cwd=work)
-        if sample.ok:
-            sample.note = xfer_failed(job)
-            sample.ok = not sample.note
-        results.add("rss", "xfer", sample, (args.rss_files, args.rss_files * args.rss_size), dest)
-        sample, _ = run_process(xfer_argv(job), [server], cwd=work)
-        results.add("rss", "xfer-noop", sample, (args.rss_files, args.rss_files * args.rss_size), dest)
+        results.add("rss", "xfer", run_xfer(job, [server], work), 0, expect, dest)
+        results.add("rss", "xfer-noop", run_xfer(job, [server], work), 0, expect, dest)
     finally:
         server.ftp.stop()
         shutil.rmtree(dest, ignore_errors=True)
@@ -442,21 +484,25 @@ def summarise(results: Results, args: argparse.Namespace) -> dict[str, Any]:
                 "client_cpu": statistics.median(s.client_cpu for s in good),
                 "server_cpu": statistics.median(s.server_cpu for s in good),
                 "rss_mb": max(s.rss_mb for s in good),
-                "load": [round(s.load, 2) for s in samples],
+                "load": [s.load[0] for s in samples],
                 "runs": [round(s.wall, 3) for s in samples],
                 "failed": [s.note for s in samples if not s.ok],
             }
+            for key in ("round_trips_per_file", "delay_line_cpu", "late_ms_max"):
+                if all(key in s.extra for s in good):
+                    rows[tool][key] = statistics.median(s.extra[key] for s in good)
         out[scenario] = rows
-    counts = {"small": args.files, "large": args.large_files, "sites": args.sites * args.site_files}
+    counts = {"small": args.files, "large": args.large_files, "sites": args.sites * args.site_files,
+              "wan": args.sites * args.wan_files}
     for scenario, rows in out.items():
         for tool, row in rows.items():
             if scenario in counts:
                 row["files_s"] = counts[scenario] / row["wall"]
             if scenario == "large":
                 row["mib_s"] = args.large_files * parse_size(args.large_size) / row["wall"] / 2**20
-        reference = "lftp" if "lftp" in rows else "lftp-sequential" if "lftp-sequential" in rows else None
-        if "xfer" in rows and reference:
-            rows["xfer"]["ratio_to_" + reference] = rows["xfer"]["wall"] / rows[reference]["wall"]
+        for reference in ("lftp", "lftp-concurrent", "lftp-sequential"):
+            if "xfer" in rows and reference in rows:
+                rows["xfer"]["ratio_to_" + reference] = rows["xfer"]["wall"] / rows[reference]["wall"]
     return out
 
 
@@ -469,13 +515,14 @@ def print_table(summary: dict[str, Any]) -> None:
             print(f"{scenario:8} {tool:16} {row['wall']:8.3f} {row.get('files_s', 0):8.0f} {row.get('mib_s', 0):7.0f}"
                   f" {row['client_cpu']:7.2f} {row['server_cpu']:7.2f} {row['rss_mb']:7.1f}"
                   f" {ratio if ratio is None else round(ratio, 2)!s:>6}  {row['load']} {row['runs']}"
+                  + (f"  round trips/file {row['round_trips_per_file']}" if "round_trips_per_file" in row else "")
                   + (f"  FAILED: {row['failed']}" if row["failed"] else ""))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenarios", default="small,noop,large,sites,lag",
-                        help="comma-separated: small,noop,large,sites,rss,lag")
+                        help="comma-separated: small,noop,large,sites,wan,rss,lag")
     parser.add_argument("--tools", default=",".join(TOOLS), help="peers for small/noop/large")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=8)
@@ -487,11 +534,15 @@ def main() -> int:
     parser.add_argument("--sites", type=int, default=20)
     parser.add_argument("--site-files", type=int, default=250)
     parser.add_argument("--site-limit", type=int, default=4)
+    parser.add_argument("--wan-files", type=int, default=50, help="files per site behind the delay line")
+    parser.add_argument("--rtt-ms", type=float, default=50.0, help="the delay line's round trip (wan)")
+    parser.add_argument("--include-sequential", action="store_true",
+                        help="wan: also lftp site after site (about 86 s a round at 20 sites)")
     parser.add_argument("--rss-files", type=int, default=200_000)
     parser.add_argument("--rss-size", default="64")
     parser.add_argument("--disk-dir", type=Path, default=Path("/var/tmp"), help="a directory on a real disk (lag)")
     parser.add_argument("--work", type=Path, default=Path("/dev/shm/xfer-bench-ftp"))
-    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results-ftp.json")
+    parser.add_argument("--json", type=Path, help="raw data (default benchmarks/results-ftp-SCENARIOS.json)")
     parser.add_argument("--serve", metavar="SCENARIO", help="only start vsftpd on that scenario's data and wait")
     args = parser.parse_args()
     args.tools = args.tools.split(",")
@@ -502,6 +553,7 @@ def main() -> int:
     os.chmod(args.work, 0o755)
     os.chmod(args.work.parent, os.stat(args.work.parent).st_mode | 0o001)
     wanted = args.scenarios.split(",")
+    args.json = args.json or REPO / "benchmarks" / f"results-ftp-{'-'.join(wanted)}.json"
 
     if args.serve:
         root = data_root(args.work, args.serve)
@@ -522,7 +574,8 @@ def main() -> int:
     steps: list[tuple[str, Callable[[], None]]] = [
         ("small", lambda: scenario_tree(args, results, "small", args.files, args.dirs, args.file_size, "noop" in wanted)),
         ("large", lambda: scenario_tree(args, results, "large", args.large_files, 1, parse_size(args.large_size), False)),
-        ("sites", lambda: scenario_sites(args, results)),
+        ("sites", lambda: scenario_sites(args, results, "sites", args.site_files, None)),
+        ("wan", lambda: scenario_sites(args, results, "wan", args.wan_files, args.rtt_ms)),
         ("rss", lambda: scenario_rss(args, results)),
         ("lag", lambda: scenario_lag(args, results)),
     ]
@@ -542,7 +595,7 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "summary": summary,
         "extra": results.extra,
-        "samples": {k: {t: [s.__dict__ for s in v] for t, v in by.items()} for k, by in results.samples.items()},
+        "samples": {k: {t: [asdict(s) for s in v] for t, v in by.items()} for k, by in results.samples.items()},
     }
     args.json.write_text(json.dumps(document, indent=2) + "\n")
     print(f"written {args.json}", file=sys.stderr)

@@ -119,7 +119,7 @@ class Line:
             due, chunk = self.queue.popleft()
             late = (now - due) * 1000
             self.stats.chunks += 1
-            self.stats.late_ms_max = max(self.stats.late_ms_max, late)
+            self.stats.late_ms_max = max(self.stats.late_ms_max, round(late, 2))
             self.stats.late_over_5ms += late > 5
             if isinstance(chunk, Close):
                 dest.close()  # after what it still buffers

@@ -1,0 +1,97 @@
+"""What every benchmark here measures the same way: whole processes, alternating order, raw data.
+
+A tool is timed from spawn to exit (start-up included), its CPU (user + sys) and peak RSS
+come from wait4(); the 1/5/15-minute load (`uptime`) is read as each run starts. Rounds
+rotate the order of the tools, so none always runs first on a warm or a cold machine.
+Each script writes every run to a JSON file in benchmarks/ that RESULTS.md rows cite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def load() -> list[float]:
+    """`uptime`'s load averages (1, 5, 15 minutes)."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+@dataclass
+class Run:
+    """One whole-process run of one tool (or several processes started together)."""
+
+    tool: str
+    round: int
+    wall: float
+    cpu: float
+    rss_mb: float
+    load: list[float]
+    exit_code: int
+    ok: bool = True
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def timed(tool: str, round_no: int, argvs: Sequence[Sequence[str]], *, cwd: Path | None = None,
+          env: dict[str, str] | None = None, log: Path | None = None) -> Run:
+    """Start every argv at once and wait for all: wall until the last exits, CPU summed,
+    RSS summed (each process's peak), exit code the first non-zero one."""
+    before = load()
+    out = open(log, "wb") if log else subprocess.DEVNULL
+    try:
+        started = time.perf_counter()
+        procs = [subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT) for argv in argvs]
+        cpu = rss = 0.0
+        code = 0
+        for proc in procs:
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            cpu += usage.ru_utime + usage.ru_stime
+            rss += usage.ru_maxrss / 1024
+            code = code or proc.returncode
+        wall = time.perf_counter() - started
+    finally:
+        if log:
+            out.close()  # type: ignore[union-attr]
+    return Run(tool, round_no, wall, cpu, rss, before, code, ok=code == 0,
+               note="" if code == 0 or not log else log.read_text(errors="replace")[-300:])
+
+
+def rotated(items: Sequence[T], round_no: int) -> list[T]:
+    """`items` starting at position round_no (mod len): each goes first in turn."""
+    shift = round_no % len(items)
+    return list(items[shift:]) + list(items[:shift])
+
+
+def median_of(runs: list[Run], key: str = "wall") -> float:
+    """Median over the successful runs (all of them if none succeeded)."""
+    good = [run for run in runs if run.ok] or runs
+    return statistics.median(getattr(run, key) for run in good)
+
+
+def write_raw(path: Path, runs: dict[str, list[Run]], summary: dict[str, Any], started: float,
+              **context: Any) -> None:
+    """The raw per-run data and the summary, with the machine and the command line."""
+    document = {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+        "argv": sys.argv,
+        "cpus": os.cpu_count(),
+        "machine": platform.platform(),
+        **context,
+        "summary": summary,
+        "runs": {scenario: [asdict(run) for run in items] for scenario, items in runs.items()},
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"written {path}", file=sys.stderr)
