@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 import aiosmtplib
-from aiosmtplib.email import quote_address
-from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
 from engine.errors import AuthError, ConnectionLimitError, PermanentError, TransientError, XferError
-from engine.protocols._pipeline import read_replies
+from engine.protocols._pipeline import exchange, message_body, transaction_head
 from engine.protocols._tls import cleartext_allowed, cleartext_refused, client_context, is_certificate_error
 from engine.spec import HostConfig
 from engine.urls import Url
@@ -145,11 +144,10 @@ class SmtpConnection:
         protocol = client.protocol
         if protocol is None or client.transport is None:
             raise aiosmtplib.SMTPServerDisconnected("Server not connected")
-        lines = [b" ".join([b"MAIL FROM:" + quote_address(sender).encode("ascii"), *(o.encode() for o in options)])]
-        lines += [b"RCPT TO:" + quote_address(recipient).encode("ascii") for recipient in recipients]
-        lines.append(b"DATA")
+        transport, timeout = client.transport, client.timeout
         self.pipelined += 1
-        mail, *rcpts, start = await read_replies(client.transport, protocol, lines, client.timeout)
+        head = transaction_head(sender, options, recipients)
+        mail, *rcpts, start = await exchange(transport, protocol, head, len(recipients) + 2, timeout)
         accepted = 0
         for recipient, reply in zip(recipients, rcpts):
             if reply.code in (250, 251):
@@ -157,8 +155,7 @@ class SmtpConnection:
             else:
                 refused[recipient] = reply.code
         if start.code == 354 and (mail.code != 250 or not accepted):
-            protocol.write(b".\r\n")  # the server took DATA anyway: end the empty message
-            await protocol.read_response(timeout=client.timeout)
+            await exchange(transport, protocol, b".\r\n", 1, timeout)  # the server took DATA anyway: end it empty
         if mail.code != 250:
             raise aiosmtplib.SMTPSenderRefused(mail.code, mail.message, sender)
         if len(refused) == len(recipients):  # as on the one-by-one path (a repeated address counts once)
@@ -166,8 +163,7 @@ class SmtpConnection:
             raise aiosmtplib.SMTPRecipientRefused(last.code, last.message, recipients[-1])
         if start.code != 354:
             raise aiosmtplib.SMTPDataError(start.code, start.message)
-        protocol.write(PERIOD_REGEX.sub(b"..", normalize_message_line_endings(data)) + b".\r\n")
-        reply = await protocol.read_response(timeout=client.timeout)
+        (reply,) = await exchange(transport, protocol, message_body(data), 1, timeout)
         if reply.code != 250:
             raise aiosmtplib.SMTPDataError(reply.code, reply.message)
         return reply
@@ -205,6 +201,7 @@ class SmtpConnector:
         self.local_hostname = local_hostname
         self.timeout = timeout
         self.endpoint = url.endpoint
+        self._context: ssl.SSLContext | None = None  # one for every session: building one costs ~40 ms
         self.identity: Hashable = (
             "smtp", url.scheme, url.endpoint, url.login, starttls, host.tls_verify, host.ca_file, local_hostname,
         )
@@ -221,7 +218,7 @@ class SmtpConnector:
             port=self.url.port,
             use_tls=self.url.tls,
             start_tls=False if self.url.tls else self.starttls,
-            tls_context=client_context(self.host) if tls_wanted else None,
+            tls_context=self._tls_context() if tls_wanted else None,
             validate_certs=self.host.tls_verify,
             local_hostname=self.local_hostname,
             timeout=self.timeout,
@@ -237,6 +234,11 @@ class SmtpConnector:
                 raise translate(exc, where) from None
             raise
         return SmtpConnection(client, where)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._context is None:
+            self._context = client_context(self.host)
+        return self._context
 
     def _check_cleartext(self, client: aiosmtplib.SMTP, where: str) -> None:
         """AUTH only over TLS (after any STARTTLS), unless clear credentials are allowed here."""
