@@ -117,8 +117,16 @@ def message_id(mail: Mail) -> Iterator[Signal]:
         yield Signal("message-id-syntax", W_MESSAGE_ID_SYNTAX, f"Message-ID: {value} (not <left@right>)")
         return
     right, sender = match.group(2).strip("[]"), mail.from_domain
+    if not _public_name(right):
+        return  # `<id@[10.1.2.3]>` or `<id@laptop.local>`: mail clients name their machine, not a domain
     if sender and org_domain(right) != org_domain(sender):
         yield Signal("message-id-domain", W_MESSAGE_ID_DOMAIN, f"Message-ID domain {right} vs From domain {sender}")
+
+
+def _public_name(host: str) -> bool:
+    """A dotted name under a public top-level domain (not an address, not `laptop.local`)."""
+    host = host.rstrip(".").lower()
+    return "." in host and parse_ip(host) is None and host.rsplit(".", 1)[1] not in PRIVATE_TLDS
 
 
 def _differs(sender: str | None, other: str | None) -> bool:
@@ -156,7 +164,7 @@ def first_relay(received: list[str]) -> str | None:
         rdns = _NAME_IN_PARENS.match(details)
         for host in ([rdns.group(1)] if rdns else []) + [match.group(1)]:
             host = host.strip("[]").rstrip(".").lower()
-            if "." in host and parse_ip(host) is None and host.rsplit(".", 1)[1] not in PRIVATE_TLDS:
+            if _public_name(host):
                 return host
     return None
 
