@@ -69,13 +69,10 @@ from engine.spec import parse_size  # noqa: E402
 from tests.servers.ftp import FtpServer, VSFTPD_BINARY, _children, _vsftpd_pids, start_vsftpd  # noqa: E402
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-from harness import rotated, timed  # noqa: E402
+from harness import XFER, rotated, timed, tool_env  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-#: The tools' environment. Python bytecode is cached (outside the repo): an installed
-#: xfer has its .pyc files, and PYTHONDONTWRITEBYTECODE=1 here would otherwise add
-#: ~0.1 s of compiling to every xfer run.
-ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+ENV = tool_env(Path("/dev/shm/xfer-bench-pycache"))  # main() moves it under --work
 TOOLS = ("xfer", "lftp", "rclone")
 
 
@@ -238,7 +235,7 @@ def xfer_job(work: Path, name: str, sites: list[tuple[str, Path]], limit: int) -
 
 
 def xfer_argv(job: Path) -> list[str]:
-    return [sys.executable, "-m", "engine", "run", str(job), "--quiet", "--report", str(job.with_suffix(".report.json"))]
+    return [*XFER, "run", "--quiet", "--report", str(job.with_suffix(".report.json")), str(job)]
 
 
 def xfer_failed(job: Path) -> str:

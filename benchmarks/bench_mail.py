@@ -1,16 +1,33 @@
-"""xfer `mail.load` against Postfix's `smtp-source`, same machine, same run.
+"""SMTP load: xfer `mail.load` against Postfix's `smtp-source`, like with like (issue 15).
 
-Targets: Postfix's `smtp-sink` (a C sink: measures the client) and a real Postfix
-(from tests/servers/mail.py; needs root). For each target:
-  1. closed loop, 1 / 10 / 50 connections, every connection reused for all its
-     messages: messages/s of `smtp-source -d -s N` and of xfer (`concurrency: N`);
-  2. open loop at 50% and 80% of xfer's measured maximum (50 connections):
-     latency percentiles from each message's scheduled time, and late starts.
+Both tools are whole processes timed the same way (harness.timed: wall from spawn to
+exit, start-up included; CPU user+sys and peak RSS from wait4), against the same server
+in the same run, the order alternating every round; the table gives medians and every
+run goes to the JSON file. Closed loop, every connection reused for all its messages:
 
-    python benchmarks/bench_mail.py [--messages 2000] [--duration 5] [--size 1024]
+- smtp-source: `smtp-source -d -s N -m COUNT -l SIZE` (`-d`: send the next message over
+  the same connection; without it, one message per connection);
+- xfer: `xfer run --quiet --report FILE jobs.yaml`, one `mail.load` job with
+  `concurrency: N` and `count: COUNT`, the host's `max_connections: N`.
 
-Prints a Markdown table. Runs are short on purpose (a shared 2-core machine varies by
-up to 2x between runs): compare numbers taken in the same run only."""
+Same bytes on the wire: smtp-source's `-l` counts the body only and adds From, To, Date
+and Message-Id (~120 bytes); xfer's `size` counts its headers, so xfer gets SIZE + 120.
+
+Targets:
+- sink: Postfix's `smtp-sink -u nobody -c 127.0.0.1:PORT 1000` (a C sink: measures the
+  client), 10 connections; its counter (`-c`) checks that every message arrived;
+- postfix: a real Postfix (tests/servers/mail.py, needs root) at 1, 10 and 50
+  connections; after each run the benchmark waits until Postfix has delivered every
+  message (outside the timing, so no run pays for the one before) and empties the Maildir.
+
+Full run (the lead's, on a quiet machine):
+
+    python benchmarks/bench_mail.py --rounds 5
+
+(= `--scenarios sink,postfix --messages 10000 --postfix-messages 5000 --size 1024`),
+raw data in benchmarks/results-mail.json. Smoke: `--rounds 1 --messages 500
+--postfix-messages 200 --json /tmp/smoke-mail.json`.
+"""
 
 from __future__ import annotations
 
@@ -18,122 +35,196 @@ import argparse
 import contextlib
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from harness import XFER, Run, median_of, rotated, timed, tool_env, write_raw  # noqa: E402
 from tests.servers.common import free_port, wait_port  # noqa: E402
 
-CONNECTIONS = (1, 10, 50)
+#: Bytes smtp-source adds to its `-l` body (From, To, Date, Message-Id, CRLFs).
+SMTP_SOURCE_HEADERS = 120
+TOOLS = ("xfer", "smtp-source")
+
+
+@dataclass
+class Target:
+    """A server to load; `settle(n)` waits until the n messages of the last run have
+    arrived (outside the timing) and says what is wrong if they did not."""
+
+    name: str
+    port: int
+    to: str
+    settle: Callable[[int], str]
 
 
 @contextlib.contextmanager
-def smtp_sink() -> Iterator[tuple[str, int, str]]:
+def smtp_sink(work: Path) -> Iterator[Target]:
     port = free_port()
-    user = ["-u", "nobody"] if os.geteuid() == 0 else []
-    process = subprocess.Popen(
-        ["smtp-sink", *user, f"127.0.0.1:{port}", "1000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    log = work / "smtp-sink.out"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(["smtp-sink", "-u", "nobody", "-c", f"127.0.0.1:{port}", "1000"],
+                                   stdout=out, stderr=subprocess.STDOUT)
+    seen = [0]
+
+    def delivered() -> int:
+        counts = re.findall(rb"mesg=(\d+)", log.read_bytes()[-400:])
+        return int(counts[-1]) if counts else 0
+
+    def settle(count: int) -> str:
+        deadline = time.monotonic() + 10
+        while delivered() < seen[0] + count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        got, seen[0] = delivered() - seen[0], delivered()
+        return "" if got == count else f"smtp-sink counted {got} messages, expected {count}"
+
     try:
         wait_port(port)
-        yield "smtp-sink", port, "sink@example.test"
+        yield Target("smtp-sink", port, "sink@example.test", settle)
     finally:
         process.terminate()
         process.wait(timeout=10)
 
 
 @contextlib.contextmanager
-def postfix(workdir: Path) -> Iterator[tuple[str, int, str]]:
+def postfix(work: Path) -> Iterator[Target]:
     from tests.servers.mail import start_mail_server
 
-    server = start_mail_server(workdir / "postfix", users=1)
+    server = start_mail_server(work / "postfix", users=1)
+
+    def settle(count: int) -> str:
+        deadline = time.monotonic() + 120
+        while server.message_count("user1") < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        got = server.message_count("user1")
+        for sub in ("new", "cur"):
+            for entry in os.scandir(server.maildir("user1") / sub):
+                os.unlink(entry.path)
+        return "" if got == count else f"Postfix delivered {got} messages, expected {count}"
+
     try:
-        yield "Postfix", server.smtp_port, server.address("user1")
+        yield Target("Postfix", server.smtp_port, server.address("user1"), settle)
     finally:
         server.stop()
 
 
-def smtp_source(port: int, sessions: int, messages: int, size: int, to: str) -> float:
-    """messages/s of smtp-source with `sessions` reused connections."""
-    started = time.perf_counter()
-    subprocess.run(
-        ["smtp-source", "-d", "-s", str(sessions), "-m", str(messages), "-l", str(size),
-         "-f", "load@client.test", "-t", to, f"127.0.0.1:{port}"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600,
-    )
-    return messages / (time.perf_counter() - started)
-
-
-def xfer_load(workdir: Path, port: int, to: str, size: int, concurrency: int, **mode: float) -> dict:
-    """Run one mail.load job in a fresh `xfer` process; its summary."""
-    body = "\n".join(f"    {key}: {value}" for key, value in mode.items())
-    job = workdir / "bench.yaml"
-    job.write_text(f"""
+def xfer_job(work: Path, target: Target, connections: int, count: int, size: int) -> Path:
+    job = work / "mail-load.yaml"
+    job.write_text(f"""\
 defaults: {{max_connections: 1000}}
 hosts:
-  127.0.0.1:{port}: {{max_connections: {max(concurrency, 1)}}}
+  127.0.0.1:{target.port}: {{max_connections: {connections}}}
 jobs:
-  - name: bench
+  - name: load
     kind: mail.load
-    smtp: smtp://127.0.0.1:{port}
+    smtp: smtp://127.0.0.1:{target.port}
     starttls: false
-    envelope: {{from: load@client.test, to: {to}}}
-    size: {size}
-    concurrency: {concurrency}
-{body}
+    envelope: {{from: load@client.test, to: {target.to}}}
+    size: {size + SMTP_SOURCE_HEADERS}
+    concurrency: {connections}
+    count: {count}
 """)
-    report = workdir / "report.json"
-    subprocess.run([sys.executable, "-m", "engine", "run", str(job), "--report", str(report), "--quiet"],
-                   check=False, cwd=ROOT, timeout=600)
-    return json.loads(report.read_text())["jobs"][0]["summary"]
+    return job
 
 
-def bench_target(target, workdir: Path, args: argparse.Namespace) -> list[str]:  # type: ignore[no-untyped-def]
-    rows = []
-    with target as (name, port, to):
-        best = 0.0
-        for connections in CONNECTIONS:
-            source = smtp_source(port, connections, args.messages, args.size, to)
-            summary = xfer_load(workdir, port, to, args.size, connections, count=args.messages)
-            ours = summary["throughput_per_s"] or 0.0
-            best = max(best, ours)
-            rows.append(f"| {name} | closed, {connections} conn | {source:,.0f} | {ours:,.0f} "
-                        f"| p50 {summary['latency_ms']['p50']} / p99 {summary['latency_ms']['p99']} ms "
-                        f"| {summary['accepted']}/{summary['sent']} accepted |")
-        for share in (0.5, 0.8):
-            rate = round(best * share)
-            summary = xfer_load(workdir, port, to, args.size, 50, rate=rate, duration=args.duration)
-            latency = summary["latency_ms"]
-            rows.append(f"| {name} | open, {rate}/s ({share:.0%} of max) | – | {summary['throughput_per_s']:,.0f} "
-                        f"| p50 {latency['p50']} / p90 {latency['p90']} / p99 {latency['p99']} / max {latency['max_ms']} ms "
-                        f"| late starts {summary['late_starts']}/{summary['sent']} |")
-    return rows
+def run_tool(tool: str, round_no: int, target: Target, connections: int, count: int, args: argparse.Namespace) -> Run:
+    work: Path = args.work
+    report = work / "report.json"
+    report.unlink(missing_ok=True)
+    if tool == "xfer":
+        job = xfer_job(work, target, connections, count, args.size)
+        argv = [*XFER, "run", "--quiet", "--report", str(report), str(job)]
+    else:
+        argv = ["smtp-source", "-d", "-s", str(connections), "-m", str(count), "-l", str(args.size),
+                "-f", "load@client.test", "-t", target.to, f"127.0.0.1:{target.port}"]
+    run = timed(tool, round_no, [argv], cwd=work, env=args.env, log=work / "tool.log")
+    run.extra = {"connections": connections, "messages": count, "msg_s": round(count / run.wall, 1)}
+    if tool == "xfer" and report.exists():
+        summary = json.loads(report.read_text())["jobs"][0]["summary"]
+        run.extra["accepted"] = summary.get("accepted")
+        run.extra["latency_ms"] = summary.get("latency_ms")
+        if summary.get("accepted") != count:
+            run.ok, run.note = False, f"xfer: {summary.get('accepted')} of {count} accepted"
+    problem = target.settle(count)
+    if problem:
+        run.ok, run.note = False, (run.note + " " + problem).strip()
+    return run
 
 
-def main() -> None:
+def bench(target: Target, levels: list[int], count: int, args: argparse.Namespace,
+          runs: dict[str, list[Run]]) -> None:
+    for connections in levels:
+        scenario = f"{target.name}, {connections} conn"
+        for round_no in range(args.rounds):
+            for tool in rotated(TOOLS, round_no):
+                run = run_tool(tool, round_no, target, connections, count, args)
+                runs.setdefault(scenario, []).append(run)
+                print(f"  {scenario:22} {tool:12} {run.wall:7.3f}s {run.extra['msg_s']:9,.0f} msg/s"
+                      f" cpu {run.cpu:5.2f}s load {run.load}" + (f"  FAILED {run.note}" if not run.ok else ""),
+                      file=sys.stderr)
+
+
+def summarise(runs: dict[str, list[Run]]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for scenario, items in runs.items():
+        rows = {}
+        for tool in TOOLS:
+            mine = [run for run in items if run.tool == tool]
+            wall = median_of(mine)
+            rows[tool] = {"wall": round(wall, 3), "msg_s": round(mine[0].extra["messages"] / wall, 1),
+                          "cpu": round(median_of(mine, "cpu"), 3), "failed": sum(not run.ok for run in mine)}
+        rows["ratio_xfer_to_smtp_source"] = round(rows["xfer"]["msg_s"] / rows["smtp-source"]["msg_s"], 3)
+        summary[scenario] = rows
+    return summary
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=2000, help="messages per closed-loop run")
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per open-loop run")
-    parser.add_argument("--size", type=int, default=1024, help="message size in bytes")
-    parser.add_argument("--no-postfix", action="store_true", help="only smtp-sink (no root needed)")
+    parser.add_argument("--scenarios", default="sink,postfix", help="comma-separated: sink,postfix")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--messages", type=int, default=10_000, help="messages per run against smtp-sink")
+    parser.add_argument("--postfix-messages", type=int, default=5_000, help="messages per run against Postfix")
+    parser.add_argument("--sink-connections", default="10")
+    parser.add_argument("--postfix-connections", default="1,10,50")
+    parser.add_argument("--size", type=int, default=1024, help="smtp-source's -l (body bytes)")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results-mail.json")
     args = parser.parse_args()
-    print(f"{os.cpu_count()} CPUs, {args.messages} messages of {args.size} bytes per closed-loop run, "
-          f"{args.duration:g} s per open-loop run\n")
-    print("| target | mode | smtp-source msg/s | xfer msg/s | xfer latency | counts |")
-    print("|---|---|---|---|---|---|")
-    with tempfile.TemporaryDirectory(prefix="bench-mail-") as tmp:
-        workdir = Path(tmp)
-        targets = [smtp_sink()] + ([] if args.no_postfix else [postfix(workdir)])
-        for target in targets:
-            for row in bench_target(target, workdir, args):
-                print(row, flush=True)
+    wanted = args.scenarios.split(",")
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+    args.work = Path(tempfile.mkdtemp(prefix="xfer-bench-mail-", dir=base))
+    os.chmod(args.work, 0o755)
+    args.env = tool_env(args.work / "pycache")
+    started = time.time()
+    runs: dict[str, list[Run]] = {}
+    try:
+        if "sink" in wanted:
+            with smtp_sink(args.work) as target:
+                bench(target, [int(n) for n in args.sink_connections.split(",")], args.messages, args, runs)
+        if "postfix" in wanted:
+            with postfix(args.work) as target:
+                bench(target, [int(n) for n in args.postfix_connections.split(",")], args.postfix_messages, args, runs)
+    finally:
+        shutil.rmtree(args.work, ignore_errors=True)
+    summary = summarise(runs)
+    print("| target, connections | smtp-source msg/s | xfer msg/s | xfer / smtp-source | CPU s (smtp-source / xfer) |")
+    print("|---|---|---|---|---|")
+    for scenario, rows in summary.items():
+        print(f"| {scenario} | {rows['smtp-source']['msg_s']:,.0f} | {rows['xfer']['msg_s']:,.0f} "
+              f"| {rows['ratio_xfer_to_smtp_source']:.2f} | {rows['smtp-source']['cpu']:.2f} / {rows['xfer']['cpu']:.2f} |")
+    write_raw(args.json, runs, summary, started, size=args.size, xfer_size=args.size + SMTP_SOURCE_HEADERS)
+    return 0 if all(run.ok for items in runs.values() for run in items) else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
