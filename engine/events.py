@@ -8,9 +8,11 @@ to the same stream, so nothing in protocol or job code prints. Names are stable:
   `job.error` (the job could not plan: login refused, no such directory),
   `job.note` (a kind's own record: a deleted file, a skipped name; data says what),
   `job.finished` (data: status)
-- `task.started`, `task.progress` (bytes: delta), `task.retry` (error, data: delay),
+- `task.progress` (bytes: delta), `task.retry` (error, data: delay),
   `task.finished` (bytes: the last delta, not sent as a `task.progress` of its own;
-  data: status ok|failed|cancelled, attempts, duration)
+  data: status ok|failed|cancelled, attempts, duration): one per item, whatever
+  happened to it (an item cancelled before it started has attempts 0). There is no
+  `task.started`: connection workers run items back to back, and nothing read it.
 - `pool.connect`, `pool.close`, `pool.shrink` (data: limit, reason)
 """
 
