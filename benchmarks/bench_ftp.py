@@ -72,7 +72,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from harness import XFER, rotated, timed, tool_env  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-ENV = tool_env(Path("/dev/shm/xfer-bench-pycache"))  # main() moves it under --work
+ENV = tool_env()
 TOOLS = ("xfer", "lftp", "rclone")
 
 
@@ -301,6 +301,15 @@ def run_xfer(job: Path, servers: list[Server], work: Path) -> Sample:
     return sample
 
 
+def warm_up(work: Path, url: str) -> None:
+    """One untimed xfer mirror (fills the bytecode cache, wakes the server)."""
+    dest = work / "dest-warm-up"
+    clear(dest)
+    (work / "warm-up-state.db").unlink(missing_ok=True)
+    run_process([xfer_argv(xfer_job(work, "warm-up", [(url, dest)], 2))], [], cwd=work)
+    shutil.rmtree(dest, ignore_errors=True)
+
+
 def scenario_tree(args: argparse.Namespace, results: Results, name: str, files: int, dirs: int, size: int,
                   noop: bool) -> None:
     """small (and noop) or large: one tree, every tool, `rounds` rounds."""
@@ -310,6 +319,7 @@ def scenario_tree(args: argparse.Namespace, results: Results, name: str, files: 
     server = start_server(root, work)
     expect = (files, files * size)
     try:
+        warm_up(work, server.url)
         for round_no in range(args.rounds):
             for tool in rotated(list(args.tools), round_no):
                 dest = work / f"dest-{name}-{tool}"
@@ -358,6 +368,7 @@ def scenario_sites(args: argparse.Namespace, results: Results, name: str, files:
     base = work / f"dest-{name}"
     tools = ["xfer", "lftp-concurrent"] + (["lftp-sequential"] if line is None or args.include_sequential else [])
     try:
+        warm_up(work, servers[0].url)
         for round_no in range(args.rounds):
             for tool in rotated(tools, round_no):
                 clear(base)
@@ -546,7 +557,6 @@ def main() -> int:
     args.file_size = parse_size(args.file_size)
     args.rss_size = parse_size(args.rss_size)
     args.work.mkdir(parents=True, exist_ok=True)
-    ENV["PYTHONPYCACHEPREFIX"] = str(args.work / "pycache")
     os.chmod(args.work, 0o755)
     os.chmod(args.work.parent, os.stat(args.work.parent).st_mode | 0o001)
     wanted = args.scenarios.split(",")

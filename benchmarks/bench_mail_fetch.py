@@ -1,38 +1,52 @@
 """xfer `mail.fetch` against a plain imaplib script and `mbsync` (Debian `isync`), same run.
 
-A real Dovecot (tests/servers/mail.py; needs root) serves N messages of SIZE bytes,
-written straight into the Maildirs and indexed once by a warm-up SELECT, either all
-in one account or spread over 20 accounts. Each client then fetches everything into
-a fresh Maildir under /dev/shm:
-  - xfer: one `mail.fetch` job per account (`batch` UIDs per UID FETCH, the host's
-    `max_connections` shared by all jobs);
+A real Dovecot (tests/servers/mail.py; needs root) serves MESSAGES messages of SIZE
+bytes, written straight into the Maildirs and indexed once by a warm-up read, either all
+in one account or spread over 20 accounts (10,000 messages: 500 each). Each client then
+fetches everything into a fresh Maildir under /dev/shm:
+  - xfer: `xfer run --quiet --report FILE jobs.yaml`, one `mail.fetch` job per account
+    (the host's `max_connections` shared by all jobs), in one process;
   - imaplib: one thread per account, one connection each, `UID FETCH a:b (BODY.PEEK[])`
     in chunks of 100, one file per message (no fsync, no state: a lower bound);
-  - mbsync: one Channel per account, `mbsync -a` (channels run one after another).
-Each client runs `--runs` times (into a fresh Maildir each time); the table shows the
-median wall time, its messages/s, and the CPU seconds (user+sys of the client process
-and its children) of that median run.
+  - mbsync: one Channel per account in one config, `mbsync -a`, one process (it runs
+    the channels one after another).
+Every client is a whole process timed from spawn to exit (harness.timed: start-up
+included, CPU user+sys and peak RSS from wait4), the order rotating every round after
+one untimed warm-up round; the table gives medians, and every run (with `uptime`'s load)
+goes to the JSON file. A run whose client fails or stores the wrong count is marked failed.
 
-    python benchmarks/bench_mail_fetch.py [--messages 10000] [--size 4096] [--connections 8] [--runs 3]
+Full run (the lead's, on a quiet machine):
 
-Runs are short on purpose (a shared 2-core machine varies by up to 2x between runs):
-compare numbers taken in the same run only."""
+    python benchmarks/bench_mail_fetch.py --rounds 5
+
+(= `--accounts 1,20 --messages 10000 --size 4096 --connections 8`), raw data in
+benchmarks/results-mail-fetch.json. Smoke: `--rounds 1 --messages 500 --json
+/tmp/smoke-fetch.json`.
+
+mbsync comes from Debian's isync package, which the tests do not need, so
+.ci/install-servers.sh does not install it; before a run:
+
+    apt-get install -y isync
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from harness import XFER, Run, median_of, rotated, timed, tool_env, write_raw  # noqa: E402
 
 from tests.servers.mail import MailServer, _ids, start_mail_server  # noqa: E402
 
@@ -89,46 +103,32 @@ def fill(server: MailServer, users: list[str], total: int, size: int) -> None:
         client.logout()
 
 
-def measure(argv: list[str], cwd: Path | None = None) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the child tree) of one command."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
 def count_files(dest: Path) -> int:
     return sum(len(files) for root, _, files in os.walk(dest) if os.path.basename(root) in ("new", "cur"))
 
 
-def run_xfer(server: MailServer, users: list[str], work: Path, connections: int) -> tuple[float, float, int]:
+def xfer_argv(server: MailServer, users: list[str], work: Path, connections: int) -> list[str]:
     jobs = "".join(
         f"  - name: {user}\n    kind: mail.fetch\n"
         f"    source: imap://{server.address(user)}:{server.users[user]}@127.0.0.1:{server.imap_port}/INBOX\n"
-        f"    dest: out/{user}\n    format: maildir\n"
+        f"    dest: {work / 'out' / user}\n    format: maildir\n"
         for user in users
     )
     (work / "jobs.yaml").write_text(
-        f"defaults:\n  max_connections: {connections}\n"
+        f"defaults:\n  max_connections: {connections}\n  state: {work / 'state.db'}\n"
         f"hosts:\n  127.0.0.1:\n    max_connections: {connections}\njobs:\n{jobs}"
     )
-    wall, cpu = measure([sys.executable, "-m", "engine", "run", str(work / "jobs.yaml"), "--quiet"], cwd=ROOT)
-    return wall, cpu, count_files(work / "out")
+    return [*XFER, "run", "--quiet", "--report", str(work / "report.json"), str(work / "jobs.yaml")]
 
 
-def run_imaplib(server: MailServer, users: list[str], work: Path) -> tuple[float, float, int]:
+def imaplib_argv(server: MailServer, users: list[str], work: Path) -> list[str]:
     accounts = [f"{server.address(user)}:{server.users[user]}" for user in users]
     script = work / "plain.py"
     script.write_text(IMAPLIB_SCRIPT)
-    wall, cpu = measure([sys.executable, str(script), "127.0.0.1", str(server.imap_port), str(work / "out"), *accounts])
-    return wall, cpu, count_files(work / "out")
+    return [sys.executable, str(script), "127.0.0.1", str(server.imap_port), str(work / "out"), *accounts]
 
 
-def run_mbsync(server: MailServer, users: list[str], work: Path) -> tuple[float, float, int] | None:
-    if shutil.which("mbsync") is None:
-        return None
+def mbsync_argv(server: MailServer, users: list[str], work: Path) -> list[str]:
     blocks = []
     for user in users:
         (work / "out" / user).mkdir(parents=True)
@@ -159,51 +159,86 @@ def run_mbsync(server: MailServer, users: list[str], work: Path) -> tuple[float,
     config = work / "mbsyncrc"
     config.write_text("".join(blocks))
     config.chmod(0o600)
-    wall, cpu = measure(["mbsync", "-q", "-c", str(config), "-a"])
-    return wall, cpu, count_files(work / "out")
+    return ["mbsync", "-q", "-c", str(config), "-a"]
 
 
-def main() -> None:
+ARGV = {"xfer": xfer_argv, "imaplib": imaplib_argv, "mbsync": mbsync_argv}
+
+
+def run_client(tool: str, round_no: int, server: MailServer, users: list[str], work: Path,
+               args: argparse.Namespace) -> Run:
+    scratch = work / f"{tool}-{round_no}"
+    scratch.mkdir()
+    try:
+        argv = xfer_argv(server, users, scratch, args.connections) if tool == "xfer" else ARGV[tool](server, users, scratch)
+        run = timed(tool, round_no, [argv], cwd=scratch, env=args.env, log=scratch / "tool.log")
+        stored = count_files(scratch / "out")
+        run.extra = {"accounts": len(users), "stored": stored, "msg_s": round(stored / run.wall, 1)}
+        if tool == "xfer" and (scratch / "report.json").exists():
+            report = json.loads((scratch / "report.json").read_text())
+            failed = report["totals"]["tasks_failed"] + report["totals"]["jobs_failed"]
+            if failed:
+                run.ok, run.note = False, f"xfer report: {failed} failed"
+        if stored != args.messages:
+            run.ok, run.note = False, (run.note + f" stored {stored} of {args.messages}").strip()
+        return run
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--messages", type=int, default=10_000, help="in all, spread over the accounts")
     parser.add_argument("--size", type=int, default=4096)
+    parser.add_argument("--accounts", default="1,20", help="comma-separated scenarios")
     parser.add_argument("--connections", type=int, default=8, help="xfer's per-host limit")
-    parser.add_argument("--runs", type=int, default=3, help="runs per client (the median is shown)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results-mail-fetch.json")
     args = parser.parse_args()
+    args.env = tool_env()
+    tools = [tool for tool in ARGV if tool != "mbsync" or shutil.which("mbsync")]
+    if "mbsync" not in tools:
+        print("mbsync not installed (apt-get install -y isync): left out", file=sys.stderr)
     base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
-    rows = ["| accounts | client | messages | seconds, median (min-max) | messages/s | CPU s |", "|---|---|---|---|---|---|"]
-    for accounts in (1, 20):
+    started = time.time()
+    runs: dict[str, list[Run]] = {}
+    for accounts in (int(n) for n in args.accounts.split(",")):
+        scenario = f"{accounts} account{'s' if accounts > 1 else ''}"
         work = Path(tempfile.mkdtemp(prefix="xfer-bench-fetch-", dir=base))
         server = start_mail_server(work / "server", users=accounts)
         try:
             users = sorted(server.users)
             fill(server, users, args.messages, args.size)
-            runs = [
-                ("xfer", lambda w: run_xfer(server, users, w, args.connections)),
-                ("imaplib", lambda w: run_imaplib(server, users, w)),
-                ("mbsync", lambda w: run_mbsync(server, users, w)),
-            ]
-            for name, run in runs:
-                results = []
-                for attempt in range(args.runs):
-                    scratch = work / f"{name}-{attempt}"
-                    scratch.mkdir()
-                    result = run(scratch)
-                    shutil.rmtree(scratch, ignore_errors=True)
-                    if result is None:
-                        break
-                    results.append(result)
-                if not results:
-                    rows.append(f"| {accounts} | {name} | - | not installed | | |")
-                    continue
-                wall, cpu, stored = sorted(results)[len(results) // 2]
-                spread = f" ({min(r[0] for r in results):.2f}-{max(r[0] for r in results):.2f})" if len(results) > 1 else ""
-                rows.append(f"| {accounts} | {name} | {stored} | {wall:.2f}{spread} | {stored / wall:.0f} | {cpu:.2f} |")
+            for tool in tools:  # untimed: bytecode cache, Dovecot's caches
+                run_client(tool, -1, server, users, work, args)
+            for round_no in range(args.rounds):
+                for tool in rotated(tools, round_no):
+                    run = run_client(tool, round_no, server, users, work, args)
+                    runs.setdefault(scenario, []).append(run)
+                    print(f"  {scenario:11} {tool:8} {run.wall:7.3f}s {run.extra['msg_s']:9,.0f} msg/s cpu {run.cpu:5.2f}s"
+                          f" load {run.load}" + ("" if run.ok else f"  FAILED {run.note}"), file=sys.stderr)
         finally:
             server.stop()
             shutil.rmtree(work, ignore_errors=True)
-    print("\n".join(rows))
+    summary: dict[str, Any] = {}
+    print("| accounts | client | seconds, median (min-max) | messages/s | CPU s | xfer / client |")
+    print("|---|---|---|---|---|---|")
+    for scenario, items in runs.items():
+        rows = summary[scenario] = {}
+        for tool in tools:
+            mine = [run for run in items if run.tool == tool]
+            wall = median_of(mine)
+            rows[tool] = {"wall": round(wall, 4), "msg_s": round(args.messages / wall, 1),
+                          "cpu": round(median_of(mine, "cpu"), 3), "failed": sum(not run.ok for run in mine)}
+        for tool in tools:
+            rows[tool]["xfer_time_ratio"] = round(rows["xfer"]["wall"] / rows[tool]["wall"], 3)
+            walls = [run.wall for run in items if run.tool == tool]
+            print(f"| {scenario} | {tool} | {rows[tool]['wall']:.2f} ({min(walls):.2f}-{max(walls):.2f}) "
+                  f"| {rows[tool]['msg_s']:,.0f} | {rows[tool]['cpu']:.2f} | {rows[tool]['xfer_time_ratio']:.2f} |")
+    write_raw(args.json, runs, summary, started, messages=args.messages, size=args.size,
+              connections=args.connections)
+    return 0 if all(run.ok for items in runs.values() for run in items) else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

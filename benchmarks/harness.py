@@ -27,10 +27,15 @@ _SCRIPT = Path(sys.executable).with_name("xfer")
 XFER = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "engine"]
 
 
-def tool_env(pycache: Path) -> dict[str, str]:
+#: Where the tools' Python bytecode is cached, kept from run to run.
+PYCACHE = Path("/dev/shm/xfer-bench-pycache")
+
+
+def tool_env(pycache: Path = PYCACHE) -> dict[str, str]:
     """The tools' environment. Python bytecode is cached (in `pycache`, outside the repo):
     an installed xfer has its .pyc files, and PYTHONDONTWRITEBYTECODE=1, set on these
-    machines, would otherwise add ~0.1 s of compiling to every xfer run."""
+    machines, would otherwise add ~0.1 s of compiling to every xfer run. The first run
+    into an empty cache still compiles: each benchmark warms up with an untimed run."""
     env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(pycache)
     return env
