@@ -11,7 +11,9 @@ connection, then the batch is stored — in UID order per folder (a turnstile), 
 without holding the connection while it waits its turn. A task that holds a connection
 also fetches the folder's next batches that no task has started yet (within the
 `AHEAD` window) and hands them over: each lease then serves several batches, so many
-accounts sharing a host's few slots do not log in again for every batch. POP3 is one
+accounts sharing a host's few slots do not log in again for every batch. Every batch
+(and POP3 retrieval) first reserves its size in the run's one memory budget
+(`engine.mailbox_store.budget`), shared by every mail.fetch job and folder. POP3 is one
 task: UIDL + LIST, then RETR of new messages in batches on that session.
 
 `delete_after` deletes, after every batch ended, exactly the messages recorded as
@@ -46,6 +48,7 @@ from engine.errors import PermanentError, UnsafePathError
 from engine.job import Job, Task, TaskContext
 from engine.mail.spec import StartTls
 from engine.mailbox_store.attachments import save_attachments
+from engine.mailbox_store.budget import run_budget
 from engine.mailbox_store.ledger import Ledger, digest
 from engine.mailbox_store.stores import Incoming, Store, open_store
 from engine.pathsafety import check_name
@@ -141,6 +144,7 @@ class LocalFolder:
         self.stored_now: list[str] = []
         self.deletable: list[str] = []
         self.turnstile = Turnstile()
+        self.reserving = Turnstile()  # batches reserve memory in batch order
         self.lock = asyncio.Lock()
         #: UIDs of each batch, by index (set when planned), the batches a task started
         #: fetching, and those fetched ahead by another batch's task, until taken.
@@ -150,6 +154,14 @@ class LocalFolder:
         #: Tasks of this folder waiting for or holding a connection (at most FETCHERS).
         self.fetchers = 0
         self.fetch_turn = asyncio.Condition()
+
+    async def reserve(self, index: int, nbytes: int) -> int:
+        """Reserve memory for batch `index` after the batches before it; what was taken."""
+        try:
+            await self.reserving.wait(index)
+            return await run_budget().take(nbytes)
+        finally:
+            await self.reserving.advance(index)
 
     def token(self, uid: int | str) -> str:
         return f"{self.validity}-{uid}" if self.validity is not None else str(uid)
@@ -208,6 +220,7 @@ class ImapBatch(Task[None]):
     async def run(self, conn: None, ctx: TaskContext) -> dict[str, Any] | None:
         folder = self.folder
         await folder.turnstile.wait(self.index - AHEAD)
+        taken = await folder.reserve(self.index, self.size)
         fetched: list[Fetched] | None = None
         count = nbytes = 0
         try:
@@ -222,6 +235,7 @@ class ImapBatch(Task[None]):
                     folder.job.count(count, nbytes, ctx)
             finally:
                 await folder.turnstile.advance(self.index)
+                await run_budget().give(taken)
         return {"stored": count, "bytes": nbytes}
 
     async def _obtain(self) -> list[Fetched]:
@@ -262,7 +276,9 @@ class ImapBatch(Task[None]):
         leaves the batch to its own task (which retries it) and this connection
         closed unless the server just refused, so a broken session is not reused."""
         folder, index = self.folder, self.index + 1
-        while index < len(folder.batches) and folder.turnstile.passes(index - AHEAD):
+        while (
+            index < len(folder.batches) and folder.turnstile.passes(index - AHEAD) and folder.reserving.passes(index + 1)
+        ):  # only batches whose memory is reserved
             if index not in folder.claimed:
                 folder.claimed.add(index)
                 handed = folder.ahead[index] = asyncio.get_running_loop().create_future()
@@ -330,8 +346,12 @@ class Pop3Fetch(Task[Pop3Connection]):
         stored = 0
         for start in range(0, len(wanted), spec.batch):
             chunk = wanted[start : start + spec.batch]
-            raws = await conn.retrieve([number for number, _, _ in chunk])
-            count, nbytes = await folder.save([(Incoming(uid, raw), len(raw)) for (_, uid, _), raw in zip(chunk, raws)])
+            taken = await run_budget().take(sum(size for _, _, size in chunk))
+            try:
+                raws = await conn.retrieve([number for number, _, _ in chunk])
+                count, nbytes = await folder.save([(Incoming(uid, raw), len(raw)) for (_, uid, _), raw in zip(chunk, raws)])
+            finally:
+                await run_budget().give(taken)
             job.count(count, nbytes, ctx)
             stored += count
         deleted = 0
