@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ GRACE = 0.5
 SLACK = 1.5
 
 
-def _stop_after_start(path: Path, tmp_path: Path, started: callable) -> float:  # type: ignore[valid-type]
+def _stop_after_start(path: Path, tmp_path: Path, started: Callable[[], bool]) -> float:
     """Run `xfer run`, SIGTERM it once `started()` is true; seconds from signal to exit."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine", "run", str(path), "--report", str(tmp_path / "r.json"), "--quiet"],
