@@ -17,7 +17,9 @@ request the client could not batch with the previous one), and how late chunks l
 Limits, stated: the client's own connect() to the delay line completes at once (only the
 server side waits), so a client that waits for connect() before its first write gains
 half a round trip per connection against a real WAN; a chunk is the unit, so a client that
-writes two commands back to back in separate send() calls is counted twice.
+writes two commands back to back in separate send() calls is counted twice; server
+replies on a control connection go out as whole lines (a reply split mid-line waits for
+its end, which vsftpd never does).
 
 Run as a helper process (the benchmark talks to it over stdin/stdout):
 
