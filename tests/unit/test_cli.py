@@ -88,8 +88,9 @@ def test_readme_job_examples_validate(tmp_path: Path, monkeypatch: pytest.Monkey
     blocks = re.findall(r"```yaml\n(.*?)```", readme, re.S)
     assert blocks
     monkeypatch.setenv("FTP_PASSWORD", "example-secret")
+    monkeypatch.setenv("ARCHIVE_PASSWORD", "example-secret")
     for index, block in enumerate(blocks):
-        text = block if block.lstrip().startswith(("defaults", "jobs")) else "jobs:\n" + block
+        text = block if block.lstrip().startswith(("defaults", "hosts", "jobs")) else "jobs:\n" + block
         path = tmp_path / f"readme{index}.yaml"
         path.write_text(text)
         result = xfer("validate", str(path))
