@@ -276,7 +276,7 @@ def up_to_date(row: StateRow | None, entry: RemoteEntry, local: Path | str) -> b
         return False
     if row is not None and row.local_mtime_ns is not None:
         return (
-            row.size == entry.size
+            (entry.size is None or row.size == entry.size)  # unknown (absurd) size: the times decide
             and same_remote_time(row.mtime, row.precision, entry)
             and row.local_mtime_ns == st.st_mtime_ns
         )

@@ -132,6 +132,8 @@ jobs:
     delete: true
 """)
         job = job_report(run_inprocess(path), "m")
+        again = job_report(run_inprocess(path), "m")
+    assert again["summary"]["downloaded"] == 0  # unchanged: not fetched again for its unknown size
     assert (tmp_path / "out/VIDEO_TS/VIDEO_TS.VOB").read_bytes() == content
     assert (tmp_path / "out/small.txt").read_text() == "small\n"
     assert not (tmp_path / "out/gone.txt").exists()
