@@ -1,15 +1,14 @@
-"""FTP and FTPS sessions over aioftp, as xfer connections.
+"""FTP and FTPS sessions, as xfer connections.
 
-One `FtpConnection` is one logged-in aioftp `Client`, used by one task at a time
-(aioftp cannot run two transfers on one client: issues #75, #157); the per-host limit
-is the pool of these. We use aioftp for the control channel (connect, AUTH TLS, login,
-replies) and open data connections ourselves, because the transfer path matters for
-speed: one `TYPE I` at login instead of one per file; EPSV and the transfer command in
-one write once EPSV has worked (the server answers RETR once our data connection is
-in); data connections as `asyncio.BufferedProtocol`s that receive into one reused
-buffer per session and hand each block straight to the caller (a download writes it
-to its file: no stream-buffer copies, no task switch per block); and active mode
-(PORT/EPRT), which aioftp's client lacks.
+One `FtpConnection` is one logged-in session, used by one task at a time (one FTP
+session runs one transfer at a time: aioftp issues #75, #157); the per-host limit is
+the pool of these. aioftp connects, reads the greeting and starts TLS (implicit, or
+explicit after AUTH TLS); from then on the control channel is ours
+(`ftp_control.ControlChannel`, replies parsed by `ftp_reply`), and so are the data
+connections (`ftp_data`), because the transfer path matters for speed: PBSZ/PROT,
+USER and PASS in one write; one `TYPE I` at login instead of one per file; EPSV and
+the transfer command in one write once EPSV has worked (the server answers RETR once
+our data connection is in); and active mode (PORT/EPRT), which aioftp's client lacks.
 
 Every library or socket error leaves this module translated (`_guard`):
 421 at connect/login -> ConnectionLimitError (the pool shrinks), other 4xx ->
@@ -29,27 +28,31 @@ import ssl
 from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Literal, TypeVar
+from typing import Literal
 
 import aioftp
 from aioftp.common import SSLSessionBoundContext
 
 from engine.errors import AuthError, ConnectionLimitError, PermanentError, TransientError, XferError
-from engine.protocols.ftp_listing import ListingError, RemoteEntry, parse_list_line, parse_mdtm, parse_mlsd_line
+from engine.protocols.ftp_control import ControlChannel
+from engine.protocols.ftp_data import BLOCK_SIZE, LocalFailure, P, Receiver, Sender
+from engine.protocols.ftp_listing import ListingError, RemoteEntry, parse_list_line, parse_mlsd_line
+from engine.protocols.ftp_reply import Reply, ReplyError, epsv_port, matches, mdtm_time, reply_text
 from engine.urls import Url
 
-#: Receive buffer of a data connection: the most one callback writes (bounds a stall).
-BLOCK_SIZE = 1024 * 1024
+__all__ = ["BLOCK_SIZE", "FtpConnection", "FtpConnector", "FtpSettings", "Listing"]
+
 #: Commands whose argument is a credential: never shown in messages.
 _SECRET_VERBS = frozenset({"USER", "PASS", "ACCT"})
-#: A 229 reply's port, `(|||port|)` (any delimiter); the last such group counts, as in aioftp.
-_EPSV_PORT = re.compile(r"\((.)\1\1(\d+)\1\)")
 #: Servers (host:port) that refused a transfer command sent in the same write as EPSV
 #: (425: no data connection yet); they get the command after the connection, for the run.
 _UNPIPELINED: set[str] = set()
 
+#: Greetings of servers known to lose commands sent ahead of their replies (lftp's
+#: `ftp:auto-sync-mode`): they get one command at a time at login.
+_SYNC_GREETING = re.compile(r"icrosoft FTP Service|MadGoat|MikroTik")
+
 TlsMode = Literal["none", "explicit", "implicit"]
-_P = TypeVar("_P", bound="_DataProtocol")
 
 
 @dataclass(frozen=True)
@@ -99,214 +102,6 @@ class FtpConnector:
         return await FtpConnection.open(self.url, self.settings)
 
 
-#: A reply as read: (code, [text after the code, continuation lines...]).
-Reply = tuple[str, list[str]]
-
-
-def _mdtm_time(reply: Reply | None) -> datetime | None:
-    """The time in an MDTM reply; None for a refusal or a reply we cannot read."""
-    if reply is None or reply[0] != "213":
-        return None
-    try:
-        return parse_mdtm(reply[1][-1])
-    except ListingError:
-        return None
-
-
-def _matches(code: str, masks: tuple[str, ...]) -> bool:
-    """Whether a reply code fits one of `masks` ("226", "2xx")."""
-    for mask in masks:
-        if mask == code:
-            return True
-        if mask.isdigit():
-            continue
-        if mask[1:] == "xx":
-            if mask[0] == code[:1]:
-                return True
-        elif all(m == c or not m.isdigit() for m, c in zip(mask, code)):
-            return True
-    return False
-
-
-def _epsv_port(text: str) -> int:
-    """The port in a 229 reply: aioftp's parser (an IndexError when there is none),
-    with its pattern compiled once."""
-    return int(_EPSV_PORT.findall(text)[-1][1])
-
-
-def _reply_text(info: list[str] | str) -> str:
-    lines = [info] if isinstance(info, str) else info
-    return " ".join(line.strip(" -") for line in lines if line.strip(" -"))
-
-
-class _LocalFailure(Exception):
-    """A local error (the file write) met inside a data-connection callback; carried
-    past the network error translation and re-raised as it was."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class _DataProtocol(asyncio.BufferedProtocol):
-    """What both ends of a data connection share: done when the connection is
-    closed, an idle watchdog (one timer per transfer, not one per read), and the first
-    error kept for `finished()`."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.loop = asyncio.get_running_loop()
-        self._closed = self.loop.create_future()
-        self._error: BaseException | None = None
-        self._active = False  # data moved since the watchdog last looked
-        self._paused = False  # waiting for a rate limit: not idle
-        self._timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._error is None:
-            self._error = exc
-        if not self._closed.done():
-            self._closed.set_result(None)
-
-    def abort(self, error: BaseException | None = None) -> None:
-        if self._error is None:
-            self._error = error
-        if self.transport is not None:
-            self.transport.abort()
-
-    def watch(self, timeout: float) -> None:
-        """Abort the transfer when no data moves for `timeout` seconds."""
-        if self._timer is None:
-            self._active = True
-            self._check(timeout)
-
-    def _check(self, timeout: float) -> None:
-        if self._closed.done():
-            return
-        if not self._active and not self._paused:
-            self.abort(TimeoutError(f"no data for {timeout:g}s"))
-            return
-        self._active = False
-        self._timer = self.loop.call_later(timeout, self._check, timeout)
-
-    @property
-    def done(self) -> bool:
-        """Whether the connection is closed already."""
-        return self._closed.done()
-
-    async def finished(self, timeout: float) -> None:
-        """Wait until the connection is closed (the watchdog starts only if it is not
-        yet: a small file has often arrived whole by now); raise what broke it."""
-        if not self._closed.done():
-            self.watch(timeout)
-            await self._closed
-        self.check()
-
-    def check(self) -> None:
-        """Raise what broke the connection, if anything did."""
-        if self._error is not None:
-            raise self._error
-
-    # Nothing is expected from the server on an upload channel: received bytes are dropped.
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return memoryview(bytearray(4096))
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self._active = True
-
-    def eof_received(self) -> bool:
-        return False  # close our side too: connection_lost ends the transfer
-
-
-class _Receiver(_DataProtocol):
-    """The receiving end: the kernel copies into one reused buffer and each block goes
-    to `sink` at once (a download writes it to its file: one `os.write` per block, no
-    stream buffer, no task switch per block). A sink returning an awaitable (a rate
-    limit) pauses reading until that is done."""
-
-    def __init__(self, sink: Callable[[memoryview], Awaitable[None] | None], buffer: memoryview) -> None:
-        super().__init__()
-        self._sink = sink
-        self._view = buffer
-        self.received = 0
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._view
-
-    def buffer_updated(self, nbytes: int) -> None:
-        if self._error is not None:
-            return  # aborted: whatever is still delivered goes nowhere
-        self._active = True
-        self.received += nbytes
-        try:
-            pending = self._sink(self._view[:nbytes])
-        except Exception as exc:
-            self.abort(_LocalFailure(exc))
-            return
-        if self.transport is None:
-            return
-        if pending is not None:
-            self.transport.pause_reading()
-            self._paused = True
-            asyncio.ensure_future(pending).add_done_callback(self._resume)
-        elif nbytes == len(self._view):
-            # A full buffer: more is waiting. Let the loop run the others before the
-            # next block, so one pass of the loop writes one block per connection
-            # (the transport would otherwise read on while the socket has data).
-            self.transport.pause_reading()
-            self.loop.call_soon(self._unpause)
-
-    def _unpause(self) -> None:
-        if not self._paused and self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
-
-    def _resume(self, waited: asyncio.Future[None]) -> None:
-        self._paused = False
-        self._active = True
-        if waited.cancelled() or self._closed.done():
-            return
-        if waited.exception() is not None:
-            self.abort(_LocalFailure(waited.exception()))  # type: ignore[arg-type]
-        elif self.transport is not None:
-            self.transport.resume_reading()
-
-
-class _Sender(_DataProtocol):
-    """The sending end, with the transport's flow control (pause/resume_writing)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._drained: asyncio.Future[None] | None = None
-
-    def pause_writing(self) -> None:
-        self._drained = self.loop.create_future()
-
-    def resume_writing(self) -> None:
-        self._active = True
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
-        self._drained = None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        self.resume_writing()
-
-    async def send(self, block: bytes) -> None:
-        if self._closed.done():
-            raise self._error or ConnectionResetError("data connection closed")
-        assert self.transport is not None
-        self.transport.write(block)
-        if self._drained is not None:
-            await self._drained
-            if self._closed.done() and self._error is not None:
-                raise self._error
-
-
 class _Guard:
     """`with conn._guard(command)`: a class rather than a generator-based context
     manager, as it runs once per file; the translation happens only on an error."""
@@ -339,6 +134,7 @@ class FtpConnection:
         self._use_epsv = True
         self._epsv_works = False  # an EPSV has worked here: transfer commands may follow it in one write
         self._receive_buffer: memoryview | None = None
+        self._control: ControlChannel | None = None  # once connected (and TLS is up)
         self.features: frozenset[str] = frozenset()
 
     # -- opening and closing -------------------------------------------------
@@ -354,28 +150,71 @@ class FtpConnection:
         conn = cls(client, url, settings)
         try:
             with conn._guard("connect"):
-                await client.connect(url.host, url.port)
+                greeting = " ".join(await client.connect(url.host, url.port))
             if settings.tls == "explicit":
                 with conn._guard("AUTH TLS"):
-                    await client.upgrade_to_tls(context)
-            with conn._guard("login"):
-                await client.login(url.user or "anonymous", url.secret() if url.user else "anonymous@")
-            conn._logged_in = True
-            await conn._setup()
+                    await client.command("AUTH TLS", "234")
+                    await client.stream.start_tls(context, url.host)  # type: ignore[arg-type]
+            conn._control = ControlChannel.take_over(client.stream, client.encoding, settings.timeout)
+            await conn._login(greeting)
         except BaseException:
             client.close()
             raise
         return conn
 
-    async def _setup(self) -> None:
-        """Learn the features once; make the session binary once for all transfers."""
+    async def _login(self, greeting: str) -> None:
+        """With TLS up (explicit or implicit alike), PBSZ 0 and PROT P (RFC 4217: the
+        data connections are protected too), USER and PASS in one write; once logged
+        in, FEAT (the features, learnt once) and TYPE I (binary once for all transfers)
+        in another. Servers whose greeting says they lose pipelined commands (lftp's
+        list, `ftp:auto-sync-mode`) get one command at a time.
+
+        PASS goes out without waiting for USER's 331, which is safe: a server that needs
+        no password answers USER with 230 and PASS with one more reply (503, or 230
+        again) that is read and dropped, so replies stay paired with commands; and the
+        password goes to the same server over the same connection, protected as it
+        would be after a 331. Nothing follows PASS in its write: pyftpdlib answers a
+        wrong password late (after its anti-guessing delay) but commands behind it at
+        once, so their replies would come first."""
+        user = self.url.user or "anonymous"
+        password = self._secret if self.url.user else "anonymous@"
+        protect = ["PBSZ 0", "PROT P"] if self.settings.tls != "none" else []
+        together = _SYNC_GREETING.search(greeting) is None
+
+        async def step(line: str, expected: str | tuple[str, ...], shown: str) -> tuple[aioftp.Code, list[str]]:
+            with self._guard(shown):
+                if not together:
+                    self._send(line)
+                return await self._expect(expected)
+
+        if together:
+            with self._guard("login"):
+                self._send(*protect, f"USER {user}", f"PASS {password}")
+        for line in protect:
+            await step(line, "200", line)
+        code, _ = await step(f"USER {user}", ("230", "331"), "login")
+        if code == "331":
+            await step(f"PASS {password}", "230", "login")
+        elif together:
+            await self.control.reply()  # PASS's, not needed
+        self._logged_in = True
+        if together:
+            with self._guard("FEAT"):
+                self._send("FEAT", "TYPE I")
         with contextlib.suppress(PermanentError):
-            _, info = await self._command("FEAT", "211")
+            _, info = await step("FEAT", "211", "FEAT")
             self.features = frozenset(line.strip().upper() for line in info[1:-1] if line.strip())
+        await step("TYPE I", "200", "TYPE I")
         if "UTF8" in self.features:
             with contextlib.suppress(PermanentError):
                 await self._command("OPTS UTF8 ON", "2xx")
-        await self._command("TYPE I", "200")
+
+    @property
+    def control(self) -> ControlChannel:
+        """The control channel (ConnectionError before the session is connected)."""
+        if self._control is None:
+            raise ConnectionError("not connected")
+        return self._control
 
     @property
     def has_mlsd(self) -> bool:
@@ -390,11 +229,8 @@ class FtpConnection:
         return "MDTM" in self.features
 
     def is_usable(self) -> bool:
-        if self._broken or self.client._stream is None:
-            return False
-        stream = self.client.stream
-        # An idle session the server closed (idle timeout, "421 bye") has EOF queued.
-        return not stream.writer.transport.is_closing() and not getattr(stream.reader, "_eof", False)
+        # An idle session the server closed (idle timeout, "421 bye") has seen its end.
+        return not self._broken and self._control is not None and not self._control.at_end
 
     async def close(self) -> None:
         if self.client._stream is None:
@@ -402,7 +238,7 @@ class FtpConnection:
         if self.is_usable():
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):
-                    await self.client.command("QUIT", "2xx")
+                    await self._command("QUIT", "2xx")
         with contextlib.suppress(Exception):
             self.client.close()
         self._broken = True
@@ -429,7 +265,7 @@ class FtpConnection:
         where = f"{self.endpoint}: {shown}"
         if isinstance(exc, aioftp.StatusCodeError):
             code = str(exc.received_codes[-1]) if exc.received_codes else "???"
-            text = self._scrub(_reply_text(exc.info))
+            text = self._scrub(reply_text(exc.info))
             message = f"{where}: {code} {text}".strip()
             if code == "421":
                 self._broken = True
@@ -460,26 +296,16 @@ class FtpConnection:
         elif isinstance(exc, OSError):
             self._broken = True
             raise TransientError(f"{where}: {exc.strerror or type(exc).__name__}") from None
-        elif isinstance(exc, aioftp.AIOFTPException):
+        elif isinstance(exc, (aioftp.AIOFTPException, ReplyError)):
             self._broken = True
             raise PermanentError(f"{where}: {self._scrub(str(exc))}") from None
 
     async def _command(
-        self, line: str | None, expected: str | tuple[str, ...], wait: str | tuple[str, ...] = ()
+        self, line: str | None, expected: str | tuple[str, ...], wait: str | tuple[str, ...] = (), shown: str = "reply"
     ) -> tuple[aioftp.Code, list[str]]:
-        """Send `line` (unless None), read replies while they match `wait`, check the
-        last against `expected`. Straight on the control stream, with one timeout for
-        the whole exchange: aioftp's `command` wraps every line read in `wait_for` (a
-        new task per line), which cost more than the transfer of a small file."""
-        with self._guard(line or "reply"):
-            async with asyncio.timeout(self.settings.timeout):
-                return await self._exchange(line, expected, wait)
-
-    async def _exchange(
-        self, line: str | None, expected: str | tuple[str, ...], wait: str | tuple[str, ...] = ()
-    ) -> tuple[aioftp.Code, list[str]]:
-        """`_command` without a timeout of its own, for use inside a larger one."""
-        with self._guard(line or "reply"):
+        """Send `line` (unless None: then its reply is read, and errors name `shown`),
+        read replies while they match `wait`, check the last against `expected`."""
+        with self._guard(line or shown):
             if line is not None:
                 self._send(line)
             return await self._expect(expected, wait)
@@ -491,46 +317,25 @@ class FtpConnection:
         returns ahead's reply as it came and line's reply, checked."""
         with self._guard(line):
             self._send(ahead, line)
-            early = await self._reply()
+            early = await self.control.reply()
             return early, await self._expect(expected)
 
     def _send(self, *lines: str) -> None:
         if any("\r" in line or "\n" in line for line in lines):
             raise aioftp.errors.InvalidCommand("Command must not contain CR/LF")
-        self.client.stream.writer.write("".join(line + "\r\n" for line in lines).encode(self.client.encoding))
+        self.control.write(lines)
 
     async def _expect(self, expected: str | tuple[str, ...], wait: str | tuple[str, ...] = ()) -> tuple[aioftp.Code, list[str]]:
         """Read replies while they match `wait`; check the last against `expected`."""
         waits = (wait,) if isinstance(wait, str) else wait
-        code, info = await self._reply()
-        while _matches(code, waits):
-            code, info = await self._reply()
+        control = self.control
+        code, info = await control.reply()
+        while matches(code, waits):
+            code, info = await control.reply()
         expects = (expected,) if isinstance(expected, str) else expected
-        if expects and not _matches(code, expects):
+        if expects and not matches(code, expects):
             raise aioftp.StatusCodeError(tuple(map(aioftp.Code, expects)), aioftp.Code(code), info)
         return aioftp.Code(code), info
-
-    async def _reply(self) -> Reply:
-        """One reply, multi-line ones joined as aioftp does: (code, [text after the code...])."""
-        reader = self.client.stream.reader
-        encoding = self.client.encoding
-        raw = await reader.readline()
-        if not raw:
-            raise ConnectionResetError
-        line = raw.decode(encoding).rstrip()
-        code, rest = line[:3], line[3:]
-        info = [rest]
-        if rest.startswith("-") or not code.isdigit():
-            while True:
-                raw = await reader.readline()
-                if not raw:
-                    raise ConnectionResetError
-                line = raw.decode(encoding).rstrip()
-                if line[:3] == code and line[3:4] != "-":
-                    info.append(line[3:])
-                    break
-                info.append(line)
-        return code, info
 
     # -- data connections ------------------------------------------------------
 
@@ -539,32 +344,29 @@ class FtpConnection:
         the data channel to resume it)."""
         if self.settings.tls == "none":
             return None
-        ssl_object = self.client.stream.writer.transport.get_extra_info("ssl_object")
+        ssl_object = self.control.transport.get_extra_info("ssl_object")
         if ssl_object is None:
             return None
         return SSLSessionBoundContext(ssl.PROTOCOL_TLS_CLIENT, context=ssl_object.context, session=ssl_object.session)
 
     async def _passive(
-        self, ahead: str | None, then: list[str], factory: Callable[[], _P]
-    ) -> tuple[asyncio.BaseTransport, _P, Reply | None, bool]:
+        self, ahead: str | None, then: list[str], factory: Callable[[], P]
+    ) -> tuple[asyncio.BaseTransport, P, Reply | None, bool]:
         """A passive data connection. `ahead` (a command, or None) goes out in the same
         write as EPSV/PASV, its reply is returned as it came. Once EPSV has worked on
         this session, the `then` commands (the transfer) go out in that write too: a
         server reads them only after its 229 and waits for our data connection before
         answering them. Returns whether `then` was sent."""
-        loop = asyncio.get_running_loop()
-        port = None
         early = None
         if self._use_epsv:
             pipelined = bool(then) and self._epsv_works and self.endpoint not in _UNPIPELINED
             self._send(*([ahead] if ahead else []), "EPSV", *(then if pipelined else []))
             if ahead is not None:
-                early = await self._reply()
-            code, info = await self._reply()
+                early = await self.control.reply()
+            code, info = await self.control.reply()
             if code == "229":
                 self._epsv_works = True
-                port = _epsv_port(info[-1])
-                transport, protocol = await loop.create_connection(factory, self.url.host, port)
+                transport, protocol = await self._connect(factory, epsv_port(info[-1]))
                 return transport, protocol, early, pipelined
             if pipelined:
                 self._broken = True  # replies to `then` are still on their way
@@ -573,20 +375,24 @@ class FtpConnection:
             self._use_epsv = False  # 5xx: an old server; PASV from now on
             ahead = None
         if ahead is None:
-            _, info = await self._exchange("PASV", "227")
+            _, info = await self._command("PASV", "227")
         else:
             early, (_, info) = await self._pair(ahead, "PASV", "227")
         # The address in the reply is ignored: a server must not point us elsewhere.
-        port = self.client.parse_pasv_response(info[-1])[1]
-        transport, protocol = await loop.create_connection(factory, self.url.host, port)
+        transport, protocol = await self._connect(factory, self.client.parse_pasv_response(info[-1])[1])
         return transport, protocol, early, False
 
-    async def _active(self, command: str, factory: Callable[[], _P]) -> tuple[asyncio.BaseTransport, _P]:
+    async def _connect(self, factory: Callable[[], P], port: int) -> tuple[asyncio.BaseTransport, P]:
+        """The passive data connection to `port` of the server, within the timeout."""
+        async with asyncio.timeout(self.settings.timeout):
+            return await asyncio.get_running_loop().create_connection(factory, self.url.host, port)
+
+    async def _active(self, command: str, factory: Callable[[], P]) -> tuple[asyncio.BaseTransport, P]:
         """Active mode: listen on the control connection's local address, tell the
         server (EPRT, else PORT), send `command`, accept the server's connection."""
         loop = asyncio.get_running_loop()
-        local = self.client.stream.writer.get_extra_info("sockname")[0]
-        peer = self.client.stream.writer.get_extra_info("peername")[0]
+        local = self.control.transport.get_extra_info("sockname")[0]
+        peer = self.control.transport.get_extra_info("peername")[0]
         family = socket.AF_INET6 if ipaddress.ip_address(local).version == 6 else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as listener:
             listener.bind((local, 0))
@@ -595,17 +401,18 @@ class FtpConnection:
             port = listener.getsockname()[1]
             try:
                 number = 2 if family == socket.AF_INET6 else 1
-                await self._exchange(f"EPRT |{number}|{local}|{port}|", "200")
+                await self._command(f"EPRT |{number}|{local}|{port}|", "200")
             except PermanentError:
                 if family == socket.AF_INET6:
                     raise
-                await self._exchange(f"PORT {local.replace('.', ',')},{port >> 8},{port & 0xFF}", "200")
-            await self._exchange(command, "1xx")
-            while True:
-                sock, address = await loop.sock_accept(listener)
-                if address[0] == peer:
-                    break
-                sock.close()  # not the server's data connection
+                await self._command(f"PORT {local.replace('.', ',')},{port >> 8},{port & 0xFF}", "200")
+            await self._command(command, "1xx")
+            async with asyncio.timeout(self.settings.timeout):
+                while True:
+                    sock, address = await loop.sock_accept(listener)
+                    if address[0] == peer:
+                        break
+                    sock.close()  # not the server's data connection
         try:
             return await loop.connect_accepted_socket(factory, sock)
         except BaseException:
@@ -613,8 +420,8 @@ class FtpConnection:
             raise
 
     async def _open(
-        self, command: str, offset: int, ahead: str | None, factory: Callable[[], _P]
-    ) -> tuple[asyncio.BaseTransport, _P, Reply | None]:
+        self, command: str, offset: int, ahead: str | None, factory: Callable[[], P]
+    ) -> tuple[asyncio.BaseTransport, P, Reply | None]:
         """Open a data connection, send `command` (after `REST offset`) and read its
         preliminary reply, then start TLS on the data channel when the control channel
         has it: servers such as vsftpd start the handshake only after their 150. The
@@ -628,7 +435,7 @@ class FtpConnection:
             try:
                 if not sent:
                     if offset:
-                        await self._exchange(then[0], "350")
+                        await self._command(then[0], "350")
                     self._send(command)
                 await self._expect("1xx")
             except BaseException as exc:
@@ -638,16 +445,17 @@ class FtpConnection:
                 raise
         else:
             if ahead is not None:
-                early = await self._exchange(ahead, ())
+                early = await self._command(ahead, ())
             if offset:
-                await self._exchange(then[0], "350")
+                await self._command(then[0], "350")
             transport, protocol = await self._active(command, factory)
         context = self._data_ssl()
         if context is not None:
             with self._guard("data connection TLS"):
                 try:
                     transport = await asyncio.get_running_loop().start_tls(
-                        transport, protocol, context, server_hostname=self.url.host  # type: ignore[arg-type]
+                        transport, protocol, context, server_hostname=self.url.host,  # type: ignore[arg-type]
+                        ssl_handshake_timeout=self.settings.timeout,
                     )
                 except BaseException:
                     transport.abort()
@@ -656,9 +464,9 @@ class FtpConnection:
         return transport, protocol, early
 
     async def _transfer(
-        self, command: str, factory: Callable[[], _P], offset: int = 0, ahead: str | None = None,
-        on_ahead: Callable[[Reply | None], None] | None = None, action: Callable[[_P], Awaitable[None]] | None = None,
-    ) -> _P:
+        self, command: str, factory: Callable[[], P], offset: int = 0, ahead: str | None = None,
+        on_ahead: Callable[[Reply | None], None] | None = None, action: Callable[[P], Awaitable[None]] | None = None,
+    ) -> P:
         """One data-connection exchange: open it (see `_open`), call `on_ahead` with
         the reply to `ahead`, run `action` (an upload) or wait until the server has sent
         everything, close it, check the final reply.
@@ -671,30 +479,28 @@ class FtpConnection:
         timeout = self.settings.timeout
         try:
             with self._guard(command):
-                # One timeout object for the setup and the final reply; while data
-                # moves, the protocol's idle watchdog stands in for it (a small file
-                # has often arrived whole by now: then nothing waits in between).
-                async with asyncio.timeout(timeout) as scope:
-                    _, protocol, early = await self._open(command, offset, ahead, factory)
-                    started = True
-                    if on_ahead is not None:
-                        on_ahead(early)
-                    if action is not None or not protocol.done:
-                        scope.reschedule(None)
-                        if action is not None:
-                            protocol.watch(timeout)
-                            await action(protocol)
-                        await protocol.finished(timeout)
-                    else:
-                        protocol.check()
-                    scope.reschedule(protocol.loop.time() + timeout)
-                    await self._expect("2xx", "1xx")
+                # Replies are bounded by the control channel's watchdog, the data
+                # connection's setup by its own timeouts and the transfer by the data
+                # protocol's watchdog (a small file has often arrived whole by now:
+                # then nothing waits in between).
+                _, protocol, early = await self._open(command, offset, ahead, factory)
+                started = True
+                if on_ahead is not None:
+                    on_ahead(early)
+                if action is not None or not protocol.done:
+                    if action is not None:
+                        protocol.watch(timeout)
+                        await action(protocol)
+                    await protocol.finished(timeout)
+                else:
+                    protocol.check()
+                await self._expect("2xx", "1xx")
         except BaseException as exc:
             if protocol is not None:
                 protocol.abort()
             if started or not isinstance(exc, XferError):
                 self._broken = True
-            if isinstance(exc, _LocalFailure):
+            if isinstance(exc, LocalFailure):
                 raise exc.error from None
             raise
         return protocol
@@ -711,7 +517,7 @@ class FtpConnection:
         mlsd = self.has_mlsd
         command = "MLSD" if mlsd else "LIST"
         chunks: list[bytes] = []
-        await self._transfer(command, lambda: _Receiver(lambda block: chunks.append(bytes(block)), self._buffer()))
+        await self._transfer(command, lambda: Receiver(lambda block: chunks.append(bytes(block)), self._buffer()))
         listing = Listing(exact_times=mlsd)
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         for raw in b"".join(chunks).split(b"\n"):
@@ -744,7 +550,7 @@ class FtpConnection:
         if not self.has_mdtm:
             return None
         try:
-            return _mdtm_time(await self._command(f"MDTM {path}", "213"))
+            return mdtm_time(await self._command(f"MDTM {path}", "213"))
         except PermanentError:
             return None
 
@@ -763,8 +569,8 @@ class FtpConnection:
         (MDTM; None when the server cannot say), asked in the same write as EPSV: no
         round trip of its own."""
         ahead = f"MDTM {path}" if on_mtime is not None and self.has_mdtm else None
-        on_ahead = None if on_mtime is None else (lambda early: on_mtime(_mdtm_time(early)))
-        receiver = await self._transfer(f"RETR {path}", lambda: _Receiver(write, self._buffer()), offset, ahead, on_ahead)
+        on_ahead = None if on_mtime is None else (lambda early: on_mtime(mdtm_time(early)))
+        receiver = await self._transfer(f"RETR {path}", lambda: Receiver(write, self._buffer()), offset, ahead, on_ahead)
         return receiver.received
 
     async def store(self, path: str, blocks: AsyncIterable[bytes]) -> int:
@@ -772,7 +578,7 @@ class FtpConnection:
         command = f"STOR {path}"
         sent = 0
 
-        async def send(sender: _Sender) -> None:
+        async def send(sender: Sender) -> None:
             nonlocal sent
             source = aiter(blocks)
             while True:
@@ -781,13 +587,13 @@ class FtpConnection:
                 except StopAsyncIteration:
                     break
                 except Exception as exc:  # reading the local file: not a network error
-                    raise _LocalFailure(exc) from exc
+                    raise LocalFailure(exc) from exc
                 await sender.send(block)
                 sent += len(block)
             assert sender.transport is not None
             sender.transport.close()  # after what is buffered; the server sees the end
 
-        await self._transfer(command, _Sender, action=send)
+        await self._transfer(command, Sender, action=send)
         return sent
 
     def _buffer(self) -> memoryview:

@@ -1,0 +1,131 @@
+"""The FTP control channel once aioftp has connected (and started TLS): our own
+`asyncio.Protocol` on its transport.
+
+aioftp reads replies through a StreamReader: per line a `readuntil`, a buffer copy
+and a task wake-up, and per read a timeout. Here `data_received` hands the bytes to
+the pure `ReplyParser` and puts whole replies in a queue; a waiting `reply()` is woken
+once per reply, or not at all when its reply came in the same segment as an earlier
+one (pipelined commands). Instead of a timeout per read, one watchdog timer per
+connection fails a wait that saw no byte for `timeout` seconds (between one and two
+`timeout`s, as the data connections' watchdog): it is re-armed once per `timeout`
+while replies are awaited, and sleeps while the session is idle.
+
+The end of the stream or a lost connection fails the waiting read (and every later
+one, once the queued replies are read) with what the StreamReader gave:
+`ConnectionResetError` for an end, the transport's error for a loss.
+`take_over` works on plain transports and on TLS ones (asyncio's and uvloop's
+`_SSLProtocolTransport` pass `set_protocol` to their application side)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterable
+
+from aioftp import StreamIO
+
+from engine.protocols.ftp_reply import Reply, ReplyError, ReplyParser
+
+
+class ControlChannel(asyncio.Protocol):
+    """Replies of one control connection, in order; commands written as they come."""
+
+    def __init__(self, transport: asyncio.Transport, encoding: str, timeout: float) -> None:
+        self.transport = transport
+        self.encoding = encoding
+        self.loop = asyncio.get_running_loop()
+        self._timeout = timeout
+        self._parser = ReplyParser(encoding)
+        self._replies: deque[Reply] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._error: BaseException | None = None  # the end of the stream, once reached
+        self._timer: asyncio.TimerHandle | None = None
+        self._active = False  # bytes came since the watchdog last looked
+
+    @classmethod
+    def take_over(cls, stream: StreamIO, encoding: str, timeout: float) -> ControlChannel:
+        """Read `stream`'s connection from now on (bytes its reader holds included)."""
+        reader = stream.reader
+        transport = stream.writer.transport
+        channel = cls(transport, encoding, timeout)  # type: ignore[arg-type]
+        held = bytes(getattr(reader, "_buffer", b""))
+        transport.set_protocol(channel)
+        if held:
+            channel.data_received(held)
+        if reader.exception() is not None:
+            channel.connection_lost(reader.exception())  # type: ignore[arg-type]
+        elif getattr(reader, "_eof", False):
+            channel.eof_received()
+        return channel
+
+    @property
+    def at_end(self) -> bool:
+        """Whether the server has closed (an idle session's "421 bye", a lost link)."""
+        return self._error is not None or self.transport.is_closing()
+
+    def write(self, lines: Iterable[str]) -> None:
+        """`lines` with their CR LF, in one write (no line may hold a CR or LF)."""
+        self.transport.write("".join(line + "\r\n" for line in lines).encode(self.encoding))
+
+    async def reply(self) -> Reply:
+        """The next reply; TimeoutError when none comes (see the module docstring)."""
+        while not self._replies:
+            if self._error is not None:
+                raise self._error
+            self._waiter = self.loop.create_future()
+            if self._timer is None:
+                self._active = False
+                self._timer = self.loop.call_later(self._timeout, self._watch)
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._replies.popleft()
+
+    def _watch(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # idle: the next wait arms the watchdog again
+        if not self._active:
+            waiter.set_exception(TimeoutError(f"no reply for {self._timeout:g}s"))
+            return
+        self._active = False
+        self._timer = self.loop.call_later(self._timeout, self._watch)
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _end(self, error: BaseException) -> None:
+        if self._error is None:
+            try:
+                self._replies.extend(self._parser.end())
+            except ReplyError as exc:
+                error = exc
+            self._error = error
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._wake()
+
+    # -- asyncio.Protocol ---------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self._active = True
+        try:
+            replies = self._parser.feed(data)
+        except ReplyError as exc:
+            self._end(exc)
+            self.transport.abort()
+            return
+        if replies:
+            self._replies.extend(replies)
+            self._wake()
+
+    def eof_received(self) -> bool:
+        self._end(ConnectionResetError("the server closed the control connection"))
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end(exc or ConnectionResetError("control connection closed"))
