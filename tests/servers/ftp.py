@@ -441,6 +441,7 @@ def start_vsftpd(
     max_clients: int = 0,
     tls: bool = False,
     tls_required: bool = True,
+    implicit_tls: bool = False,
     pasv_ports: range | None = None,
     extra_config: dict[str, str] | None = None,
 ) -> FtpServer:
@@ -451,6 +452,8 @@ def start_vsftpd(
     max_per_ip/max_clients: vsftpd's own limits, exceeding them gets a 421.
     tls: explicit FTPS with a trustme certificate (tls_required forces it for the
       user's login and data; anonymous may still use plain FTP).
+    implicit_tls: with tls, implicit FTPS instead: TLS from the first byte on the
+      listening port (vsftpd's implicit_ssl), the port 990 style.
     pasv_ports: a fixed passive port range; default: any free port from the kernel.
     extra_config: more vsftpd.conf lines, they win over ours.
     """
@@ -531,6 +534,8 @@ def start_vsftpd(
             ssl_tlsv1="YES",
             ssl_request_cert="NO",
         )
+        if implicit_tls:
+            config["implicit_ssl"] = "YES"
     config.update(extra_config or {})
     config_path = tmp / "vsftpd.conf"
     stderr_path = tmp / "vsftpd.stderr"
