@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 
+import pytest
+
 from engine.events import EventBus
 from engine.report import Report
 from engine.scheduler import RunOptions, Scheduler
@@ -92,23 +94,16 @@ def test_a_kind_concurrency_above_the_queue_bound_is_honoured(probe_kind: Any, t
     assert probe_kind.peak_running == 300
 
 
-def test_retries_mean_at_most_n_plus_1_attempts_when_an_item_takes_its_own_connection(
-    probe_kind: Any, tmp_path: Path
-) -> None:
+@pytest.mark.parametrize("nested", [True, False], ids=["item-takes-its-own-connection", "connection-worker"])
+def test_retries_mean_at_most_n_plus_1_attempts(probe_kind: Any, tmp_path: Path, nested: bool) -> None:
+    """`retries: 2` is three connects against a server that refuses every one, whether
+    the item takes its connection itself (retried there, not again around it) or runs
+    on a connection worker."""
     report, _ = run_jobs(
         tmp_path,
         "defaults: {retries: 2, retry_backoff: 0}\n"
-        "jobs: [{name: a, kind: test.probe, count: 1, nested: true, refuse: true, connect: 'ftp://127.0.0.1:9/'}]\n",
-    )
-    assert CountingConnector.connects == 3
-    assert report.exit_code == 1
-
-
-def test_retries_mean_at_most_n_plus_1_attempts_on_a_connection_worker(probe_kind: Any, tmp_path: Path) -> None:
-    report, _ = run_jobs(
-        tmp_path,
-        "defaults: {retries: 2, retry_backoff: 0}\n"
-        "jobs: [{name: a, kind: test.probe, count: 1, refuse: true, connect: 'ftp://127.0.0.1:9/'}]\n",
+        f"jobs: [{{name: a, kind: test.probe, count: 1, nested: {str(nested).lower()}, refuse: true, "
+        "connect: 'ftp://127.0.0.1:9/'}]\n",
     )
     assert CountingConnector.connects == 3
     assert report.jobs["a"].errors == ["probe-0: 421 closing"]
