@@ -37,7 +37,7 @@ from engine.errors import AuthError, ConnectionLimitError, PermanentError, Trans
 from engine.protocols.ftp_control import ControlChannel
 from engine.protocols.ftp_data import BLOCK_SIZE, LocalFailure, P, Receiver, Sender
 from engine.protocols.ftp_listing import ListingError, RemoteEntry, parse_list_line, parse_mlsd_line
-from engine.protocols.ftp_reply import Reply, ReplyError, epsv_port, matches, mdtm_time, reply_text
+from engine.protocols.ftp_reply import FtpProtocolError, Reply, epsv_port, matches, mdtm_time, reply_text
 from engine.urls import Url
 
 __all__ = ["BLOCK_SIZE", "FtpConnection", "FtpConnector", "FtpSettings", "Listing"]
@@ -296,7 +296,7 @@ class FtpConnection:
         elif isinstance(exc, OSError):
             self._broken = True
             raise TransientError(f"{where}: {exc.strerror or type(exc).__name__}") from None
-        elif isinstance(exc, (aioftp.AIOFTPException, ReplyError)):
+        elif isinstance(exc, (aioftp.AIOFTPException, FtpProtocolError)):
             self._broken = True
             raise PermanentError(f"{where}: {self._scrub(str(exc))}") from None
 
@@ -321,8 +321,6 @@ class FtpConnection:
             return early, await self._expect(expected)
 
     def _send(self, *lines: str) -> None:
-        if any("\r" in line or "\n" in line for line in lines):
-            raise aioftp.errors.InvalidCommand("Command must not contain CR/LF")
         self.control.write(lines)
 
     async def _expect(self, expected: str | tuple[str, ...], wait: str | tuple[str, ...] = ()) -> tuple[aioftp.Code, list[str]]:

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from aioftp import StreamIO
 
-from engine.protocols.ftp_reply import Reply, ReplyError, ReplyParser
+from engine.protocols.ftp_reply import FtpProtocolError, Reply, ReplyError, ReplyParser
 
 
 class ControlChannel(asyncio.Protocol):
@@ -63,9 +63,13 @@ class ControlChannel(asyncio.Protocol):
         """Whether the server has closed (an idle session's "421 bye", a lost link)."""
         return self._error is not None or self.transport.is_closing()
 
-    def write(self, lines: Iterable[str]) -> None:
-        """`lines` with their CR LF, in one write (no line may hold a CR or LF)."""
-        self.transport.write("".join(line + "\r\n" for line in lines).encode(self.encoding))
+    def write(self, lines: Sequence[str]) -> None:
+        """`lines` with their CR LF, in one write; FtpProtocolError if one holds a CR or
+        LF (a command smuggled into an argument)."""
+        joined = "".join(lines)
+        if "\r" in joined or "\n" in joined:
+            raise FtpProtocolError("a command must not contain CR or LF")
+        self.transport.write(("\r\n".join(lines) + "\r\n").encode(self.encoding))
 
     async def reply(self) -> Reply:
         """The next reply; TimeoutError when none comes (see the module docstring)."""

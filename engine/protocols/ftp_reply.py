@@ -28,7 +28,11 @@ MAX_REPLY = 256 * 1024
 _EPSV_PORT = re.compile(r"\((.)\1\1(\d+)\1\)")
 
 
-class ReplyError(ValueError):
+class FtpProtocolError(ValueError):
+    """What cannot be said on an FTP control channel: a command holding CR or LF."""
+
+
+class ReplyError(FtpProtocolError):
     """The server sent something that is not an FTP reply (too long to be one)."""
 
 
