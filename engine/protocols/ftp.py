@@ -381,16 +381,19 @@ class FtpConnection:
         return transport, protocol, early, False
 
     async def _connect(self, factory: Callable[[], P], port: int) -> tuple[asyncio.BaseTransport, P]:
-        """The passive data connection to `port` of the server, within the timeout."""
+        """The passive data connection to `port` of the server, within the timeout: at
+        the control connection's peer address (RFC 2428), not the host name resolved
+        again for each file (a lookup each, and perhaps another server of a pool)."""
+        loop = asyncio.get_running_loop()
         async with asyncio.timeout(self.settings.timeout):
-            return await asyncio.get_running_loop().create_connection(factory, self.url.host, port)
+            return await loop.create_connection(factory, self.control.peer or self.url.host, port)
 
     async def _active(self, command: str, factory: Callable[[], P]) -> tuple[asyncio.BaseTransport, P]:
         """Active mode: listen on the control connection's local address, tell the
         server (EPRT, else PORT), send `command`, accept the server's connection."""
         loop = asyncio.get_running_loop()
         local = self.control.transport.get_extra_info("sockname")[0]
-        peer = self.control.transport.get_extra_info("peername")[0]
+        peer = self.control.peer
         family = socket.AF_INET6 if ipaddress.ip_address(local).version == 6 else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as listener:
             listener.bind((local, 0))

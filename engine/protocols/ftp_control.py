@@ -41,6 +41,8 @@ class ControlChannel(asyncio.Protocol):
         self._error: BaseException | None = None  # the end of the stream, once reached
         self._timer: asyncio.TimerHandle | None = None
         self._active = False  # bytes came since the watchdog last looked
+        #: The server's address (its IP, as connected; "" if closed already).
+        self.peer: str = (transport.get_extra_info("peername") or ("",))[0]
 
     @classmethod
     def take_over(cls, stream: StreamIO, encoding: str, timeout: float) -> ControlChannel:

@@ -104,7 +104,9 @@ def test_too_long_is_an_error() -> None:
 _codes = st.sampled_from(["211", "229", "150", "226", "550", "421", "123", "abc", "21", ""])
 _text = st.text(st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=12).map(str.encode)
 _lines = st.one_of(
-    st.builds(lambda code, sep, text: code.encode() + sep + text, _codes, st.sampled_from([b" ", b"-", b"", b"  "]), _text),
+    st.builds(
+        lambda code, sep, text: code.encode() + sep + text, _codes, st.sampled_from([b" ", b"-", b"", b"  "]), _text
+    ),
     st.binary(max_size=10).filter(lambda raw: b"\n" not in raw),
 )
 
