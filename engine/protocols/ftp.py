@@ -10,12 +10,8 @@ USER and PASS in one write; one `TYPE I` at login instead of one per file; EPSV 
 the transfer command in one write once EPSV has worked (the server answers RETR once
 our data connection is in); and active mode (PORT/EPRT), which aioftp's client lacks.
 
-Every library or socket error leaves this module translated (`_guard`):
-421 at connect/login -> ConnectionLimitError (the pool shrinks), other 4xx ->
-TransientError, 530 -> AuthError, 550 and other 5xx -> PermanentError, TLS
-certificate failures -> PermanentError with a hint, lost connections -> TransientError.
-Messages name the command and the server's reply, never a USER/PASS/ACCT argument,
-and the password is scrubbed from any server text."""
+Every library or socket error leaves this module translated (`_guard`, by the table
+in `ftp_errors`): one xfer error the scheduler reads, no credential in any message."""
 
 from __future__ import annotations
 
@@ -33,17 +29,16 @@ from typing import Literal
 import aioftp
 from aioftp.common import SSLSessionBoundContext
 
-from engine.errors import AuthError, ConnectionLimitError, PermanentError, TransientError, XferError
+from engine.errors import PermanentError, XferError
 from engine.protocols.ftp_control import ControlChannel
 from engine.protocols.ftp_data import BLOCK_SIZE, LocalFailure, P, Receiver, Sender
 from engine.protocols.ftp_listing import ListingError, RemoteEntry, parse_list_line, parse_mlsd_line
-from engine.protocols.ftp_reply import FtpProtocolError, Reply, epsv_port, matches, mdtm_time, reply_text
+from engine.protocols.ftp_errors import translate
+from engine.protocols.ftp_reply import Reply, epsv_port, matches, mdtm_time
 from engine.urls import Url
 
 __all__ = ["BLOCK_SIZE", "FtpConnection", "FtpConnector", "FtpSettings", "Listing"]
 
-#: Commands whose argument is a credential: never shown in messages.
-_SECRET_VERBS = frozenset({"USER", "PASS", "ACCT"})
 #: Servers (host:port) that refused a transfer command sent in the same write as EPSV
 #: (425: no data connection yet); they get the command after the connection, for the run.
 _UNPIPELINED: set[str] = set()
@@ -245,60 +240,21 @@ class FtpConnection:
 
     # -- errors ----------------------------------------------------------------
 
-    def _shown(self, command: str) -> str:
-        verb, _, argument = command.partition(" ")
-        if verb.upper() in _SECRET_VERBS:
-            return verb.upper()
-        return f"{verb} {argument}".strip()
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._secret, "***") if len(self._secret) >= 3 else text
-
     def _guard(self, command: str) -> _Guard:
         """Translate whatever the library raises during `command` into xfer errors."""
         return _Guard(self, command)
 
     def _translate(self, exc: BaseException, command: str) -> None:
-        """Raise the xfer error for `exc`, met during `command`; return for an
-        exception that is not the library's or the network's (it goes on as it is)."""
-        shown = self._shown(command)
-        where = f"{self.endpoint}: {shown}"
-        if isinstance(exc, aioftp.StatusCodeError):
-            code = str(exc.received_codes[-1]) if exc.received_codes else "???"
-            text = self._scrub(reply_text(exc.info))
-            message = f"{where}: {code} {text}".strip()
-            if code == "421":
-                self._broken = True
-                if not self._logged_in:
-                    raise ConnectionLimitError(message) from None
-                raise TransientError(message) from None
-            if code == "530" or (code.startswith("5") and shown == "login"):
-                raise AuthError(message) from None
-            if code.startswith("4"):
-                raise TransientError(message) from None
-            if code.startswith("5"):
-                raise PermanentError(message) from None
-            self._broken = True  # an unexpected reply: we no longer know the session's state
-            raise PermanentError(f"{where}: unexpected reply {code} {text}".strip()) from None
-        elif isinstance(exc, ssl.SSLCertVerificationError):
-            self._broken = True
-            hint = "give the server's CA as ca_file, or set tls_verify: false in its host block"
-            raise PermanentError(f"{where}: TLS certificate verification failed: {exc.verify_message}; {hint}") from None
-        elif isinstance(exc, ssl.SSLError):
-            self._broken = True
-            raise TransientError(f"{where}: TLS error: {exc.reason or exc}") from None
-        elif isinstance(exc, TimeoutError):
-            self._broken = True
-            raise TimeoutError(f"{where}: no answer within {self.settings.timeout:g}s") from None
-        elif isinstance(exc, (ConnectionError, EOFError, asyncio.IncompleteReadError)):
-            self._broken = True
-            raise TransientError(f"{where}: connection lost ({type(exc).__name__})") from None
-        elif isinstance(exc, OSError):
-            self._broken = True
-            raise TransientError(f"{where}: {exc.strerror or type(exc).__name__}") from None
-        elif isinstance(exc, (aioftp.AIOFTPException, FtpProtocolError)):
-            self._broken = True
-            raise PermanentError(f"{where}: {self._scrub(str(exc))}") from None
+        """Raise the xfer error for `exc` (see ftp_errors), marking the session broken
+        where it says so; return for an exception that goes on as it is."""
+        found = translate(
+            exc, command, endpoint=self.endpoint, logged_in=self._logged_in,
+            timeout=self.settings.timeout, secret=self._secret,
+        )
+        if found is not None:
+            error, broken = found
+            self._broken = self._broken or broken
+            raise error from None
 
     async def _command(
         self, line: str | None, expected: str | tuple[str, ...], wait: str | tuple[str, ...] = (), shown: str = "reply"
