@@ -67,7 +67,9 @@ def test_implicit_ftps_verifies_certificates_by_default(tmp_path: Path) -> None:
 
         code, report, output = run_cli(_job(tmp_path, server, ""))
         assert code == 1, output
-        (error,) = job_report(report, "implicit")["errors"]
+        failed = job_report(report, "implicit")
+        (error,) = failed["errors"]
+        assert failed["retries"] == 0  # permanent: no retry can help
         assert "\n" not in error
         assert "certificate verification failed" in error and "tls_verify: false" in error
         assert server.password not in output and "Traceback" not in output
