@@ -27,6 +27,8 @@ from engine.retry import within, worth_retrying
 
 #: Seconds a worker keeps its connection while others wait for a global slot.
 GLOBAL_SHARE = 0.5
+#: Seconds between two progress events of one item.
+PROGRESS_INTERVAL = 0.1
 
 if TYPE_CHECKING:
     from engine.job import Connector, Task
@@ -37,20 +39,25 @@ if TYPE_CHECKING:
 class TaskContext:
     """What a running item may use (`engine.job.TaskContext`)."""
 
-    __slots__ = ("job", "attempt", "dry_run", "label", "_events", "unsent")
+    __slots__ = ("job", "attempt", "dry_run", "label", "_events", "unsent", "_due")
 
     def __init__(self, runtime: JobRuntime, label: str) -> None:
         self.job, self.label, self.dry_run = runtime.name, label, runtime.dry_run
         self._events = runtime.scheduler.events
         self.attempt = 1
         self.unsent = 0
+        self._due = time.monotonic() + PROGRESS_INTERVAL
 
     def progress(self, nbytes: int) -> None:
-        """Bytes moved, reported one call late: the last amount (a small file's only
-        one) rides on `task.finished` instead of an event of its own."""
-        if self.unsent:
+        """Bytes moved. Batched: one `task.progress` event at most every
+        `PROGRESS_INTERVAL` seconds per item (a big file moves thousands of blocks a
+        second); what is left rides on `task.finished` (a small file's only amount)."""
+        self.unsent += nbytes
+        now = time.monotonic()
+        if now >= self._due:
+            self._due = now + PROGRESS_INTERVAL
             self._events.emit("task.progress", job=self.job, task=self.label, bytes=self.unsent)
-        self.unsent = nbytes
+            self.unsent = 0
 
     def emit(self, name: str, **fields: Any) -> None:
         fields.setdefault("job", self.job)
