@@ -63,3 +63,15 @@ def test_every_outcome_adds_up() -> None:
         "PermanentError": 1, "AuthError": 1, "ConnectionLimitError": 1, "TransientError": 1, "timeout": 1,
     }
     assert summary["bytes"] == 2000
+
+
+def test_latency_mean_is_exact_and_buckets_count_every_message() -> None:
+    """The mean is the exact mean (HDR's own walks its buckets and rounds each value to
+    its bucket: 3 significant digits); the log buckets hold every recorded value."""
+    from engine.mail.latency import Latency
+
+    latency = Latency()
+    for seconds in (1.234567, 2.345678, 0.000321):
+        latency.record(seconds)
+    assert latency.summary()["mean_ms"] == round((1_234_567 + 2_345_678 + 321) / 3 / 1000, 3)
+    assert sum(count for _, count in latency.buckets()) == 3
