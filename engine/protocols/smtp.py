@@ -201,7 +201,7 @@ class SmtpConnector:
         self.local_hostname = local_hostname
         self.timeout = timeout
         self.endpoint = url.endpoint
-        self._context: ssl.SSLContext | None = None  # one for every session: building one costs ~40 ms
+        self._context: ssl.SSLContext | None = None  # built once, when a session first needs TLS (~40 ms)
         self.identity: Hashable = (
             "smtp", url.scheme, url.endpoint, url.login, starttls, host.tls_verify, host.ca_file, local_hostname,
         )
@@ -212,19 +212,24 @@ class SmtpConnector:
 
     async def connect(self) -> SmtpConnection:
         where = f"smtp {self.endpoint}"
-        tls_wanted = self.url.tls or self.starttls is not False
         client = aiosmtplib.SMTP(
             hostname=self.url.host,
             port=self.url.port,
             use_tls=self.url.tls,
-            start_tls=False if self.url.tls else self.starttls,
-            tls_context=self._tls_context() if tls_wanted else None,
+            start_tls=False,  # decided below, so a TLS context is built only when one is used
+            tls_context=self._tls_context() if self.url.tls else None,
             validate_certs=self.host.tls_verify,
             local_hostname=self.local_hostname,
             timeout=self.timeout,
         )
         try:
             await client.connect()
+            if not self.url.tls and self.starttls is not False:
+                await client.ehlo()
+                if client.supports_extension("starttls"):
+                    await client.starttls(tls_context=self._tls_context())
+                elif self.starttls:
+                    raise aiosmtplib.SMTPException("SMTP STARTTLS extension not supported by server.")
             if self.url.user:
                 self._check_cleartext(client, where)
                 await client.login(self.url.user, self.url.secret())
