@@ -14,7 +14,11 @@ also fetches the folder's next batches that no task has started yet (within the
 accounts sharing a host's few slots do not log in again for every batch. Every batch
 (and POP3 retrieval) first reserves its size in the run's one memory budget
 (`engine.mailbox_store.budget`), shared by every mail.fetch job and folder. POP3 is one
-task: UIDL + LIST, then RETR of new messages in batches on that session.
+task: UIDL + LIST, then RETR of new messages in batches on that session. A message
+over `STREAM_ABOVE` (16 MiB) is never held whole: it goes alone, in chunks (IMAP
+partial FETCH, POP3 RETR a block of lines at a time) into a spool file beside the store
+(`engine.mailbox_store.spool`), reserving one chunk of the budget; its attachments are
+not extracted (a job note says so).
 
 `delete_after` deletes, after every batch ended, exactly the messages recorded as
 stored (IMAP UID STORE \\Deleted + UID EXPUNGE; POP3 DELE + QUIT); skipped or failed
@@ -35,7 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, datetime, timezone
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
@@ -50,6 +54,7 @@ from engine.mail.spec import StartTls
 from engine.mailbox_store.attachments import save_attachments
 from engine.mailbox_store.budget import run_budget
 from engine.mailbox_store.ledger import Ledger, digest
+from engine.mailbox_store.spool import CHUNK, STREAM_ABOVE, Spool
 from engine.mailbox_store.stores import Incoming, Store, open_store
 from engine.pathsafety import check_name
 from engine.protocols.imap import Fetched, ImapConnection, ImapConnector
@@ -150,6 +155,7 @@ class LocalFolder:
         #: fetching, and those fetched ahead by another batch's task, until taken.
         self.batches: list[list[int]] = []
         self.claimed: set[int] = set()
+        self.streamed: set[int] = set()  # batches of one message fetched to disk by their own task
         self.ahead: dict[int, asyncio.Future[list[Fetched] | None]] = {}
         #: Tasks of this folder waiting for or holding a connection (at most FETCHERS).
         self.fetchers = 0
@@ -191,9 +197,26 @@ class LocalFolder:
                 self.stored_now.append(message.token)
         if self.job.spec.attachments is not None:
             target = self.job.ctx.resolve(self.job.spec.attachments)
-            for message, _ in fresh:
+            for message, size in fresh:
+                if message.spool is not None:  # parsing it would hold it whole in memory
+                    self.job.ctx.emit("job.note", data={
+                        "event": "attachments_skipped", "folder": self.name, "message": message.token, "size": size,
+                    })
+                    continue
                 self.job.attachments += len(await asyncio.to_thread(save_attachments, message.raw, target))
-        return len(fresh), sum(len(message.raw) for message, _ in fresh)
+        return len(fresh), sum(size for _, size in fresh)
+
+    async def spooled(self, token: str, size: int, fetch: Callable[[Spool], Awaitable[float | None]]) -> Incoming:
+        """A message too large for memory, fetched by `fetch` into a spool file of the
+        store (removed again if the fetch fails)."""
+        spool = await asyncio.to_thread(self.store.spool, token)
+        try:
+            received = await fetch(spool)
+            await asyncio.to_thread(spool.finish, received)
+        except BaseException:
+            await asyncio.to_thread(spool.discard)
+            raise
+        return Incoming(token, spool.header, received, spool.path)
 
 
 def local_name(folder: str, delimiter: str | None) -> str:
@@ -212,6 +235,8 @@ class ImapBatch(Task[None]):
     def __init__(self, folder: LocalFolder, connector: ImapConnector, index: int, uids: list[int], size: int):
         self.folder, self.connector_for_fetch, self.index, self.uids = folder, connector, index, uids
         self.size = size
+        #: One message over STREAM_ABOVE: fetched in chunks to disk, reserving one chunk.
+        self.streamed = len(uids) == 1 and size > STREAM_ABOVE
 
     @property
     def label(self) -> str:
@@ -220,7 +245,7 @@ class ImapBatch(Task[None]):
     async def run(self, conn: None, ctx: TaskContext) -> dict[str, Any] | None:
         folder = self.folder
         await folder.turnstile.wait(self.index - AHEAD)
-        taken = await folder.reserve(self.index, self.size)
+        taken = await folder.reserve(self.index, CHUNK if self.streamed else self.size)
         fetched: list[Fetched] | None = None
         count = nbytes = 0
         try:
@@ -230,7 +255,7 @@ class ImapBatch(Task[None]):
                 await folder.turnstile.wait(self.index)
                 if fetched is not None:
                     count, nbytes = await folder.save(
-                        [(Incoming(folder.token(m.uid), m.raw, m.received), m.size) for m in fetched]
+                        [(Incoming(folder.token(m.uid), m.raw, m.received, m.spool), m.size) for m in fetched]
                     )
                     folder.job.count(count, nbytes, ctx)
             finally:
@@ -264,8 +289,15 @@ class ImapBatch(Task[None]):
                 folder.fetch_turn.notify_all()
 
     async def _fetch(self, conn: ImapConnection) -> list[Fetched]:
-        if conn.uidvalidity != self.folder.validity:
-            raise PermanentError(f"{self.folder.name}: UIDVALIDITY changed during the run; the next run re-syncs")
+        folder = self.folder
+        if conn.uidvalidity != folder.validity:
+            raise PermanentError(f"{folder.name}: UIDVALIDITY changed during the run; the next run re-syncs")
+        if self.streamed:
+            uid = self.uids[0]
+            message = await folder.spooled(
+                folder.token(uid), self.size, lambda spool: conn.fetch_in_chunks(uid, spool.write, CHUNK)
+            )
+            return [Fetched(uid, self.size, message.received, message.raw, message.spool)]
         fetched = await conn.fetch_messages(self.uids)
         await self._fetch_ahead(conn)
         return fetched
@@ -279,7 +311,7 @@ class ImapBatch(Task[None]):
         while (
             index < len(folder.batches) and folder.turnstile.passes(index - AHEAD) and folder.reserving.passes(index + 1)
         ):  # only batches whose memory is reserved
-            if index not in folder.claimed:
+            if index not in folder.claimed and index not in folder.streamed:
                 folder.claimed.add(index)
                 handed = folder.ahead[index] = asyncio.get_running_loop().create_future()
                 async with folder.fetch_turn:
@@ -344,12 +376,21 @@ class Pop3Fetch(Task[Pop3Connection]):
             else:
                 wanted.append((number, uid, size))
         stored = 0
-        for start in range(0, len(wanted), spec.batch):
-            chunk = wanted[start : start + spec.batch]
-            taken = await run_budget().take(sum(size for _, _, size in chunk))
+        for chunk in pop3_batches(wanted, spec.batch):
+            streamed = chunk[0][2] > STREAM_ABOVE  # alone, and fetched to disk
+            taken = await run_budget().take(CHUNK if streamed else sum(size for _, _, size in chunk))
             try:
-                raws = await conn.retrieve([number for number, _, _ in chunk])
-                count, nbytes = await folder.save([(Incoming(uid, raw), len(raw)) for (_, uid, _), raw in zip(chunk, raws)])
+                if streamed:
+                    ((number, uid, size),) = chunk
+                    message = await folder.spooled(
+                        uid, size, lambda spool: conn.retrieve_in_chunks(number, spool.write, CHUNK)
+                    )
+                    count, nbytes = await folder.save([(message, size)])
+                else:
+                    raws = await conn.retrieve([number for number, _, _ in chunk])
+                    count, nbytes = await folder.save(
+                        [(Incoming(uid, raw), len(raw)) for (_, uid, _), raw in zip(chunk, raws)]
+                    )
             finally:
                 await run_budget().give(taken)
             job.count(count, nbytes, ctx)
@@ -391,6 +432,18 @@ def _since(header: bytes, day: date) -> bool:
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return when >= datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+
+def pop3_batches(wanted: list[tuple[int, str, int]], count: int) -> list[list[tuple[int, str, int]]]:
+    """(number, uid, size) in listing order, in runs of at most `count`; a message over
+    STREAM_ABOVE stands alone (it is streamed to disk)."""
+    out: list[list[tuple[int, str, int]]] = []
+    for message in wanted:
+        if message[2] > STREAM_ABOVE or not out or len(out[-1]) >= count or out[-1][0][2] > STREAM_ABOVE:
+            out.append([message])
+        else:
+            out[-1].append(message)
+    return out
 
 
 def batches(sizes: list[tuple[int, int]], count: int, limit: int = BATCH_BYTES) -> list[list[tuple[int, int]]]:
@@ -470,7 +523,10 @@ class MailFetch(Job):
             chunks = batches(todo, self.spec.batch)
             folder.batches = [[uid for uid, _ in chunk] for chunk in chunks]
             for index, chunk in enumerate(chunks):
-                yield ImapBatch(folder, connector, index, folder.batches[index], sum(size for _, size in chunk))
+                batch = ImapBatch(folder, connector, index, folder.batches[index], sum(size for _, size in chunk))
+                if batch.streamed:
+                    folder.streamed.add(index)
+                yield batch
         if self.spec.delete_after and not self.ctx.dry_run:
             await self.ctx.barrier()
             for folder in self.folders:

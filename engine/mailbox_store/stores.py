@@ -29,9 +29,11 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote
 
 from engine.errors import UnsafePathError
+from engine.mailbox_store.spool import CHUNK, Spool
 from engine.pathsafety import safe_mkdir, safe_target
 
 _FROM_LINE = re.compile(rb"^(>*From )", re.MULTILINE)
@@ -43,11 +45,14 @@ _counter = itertools.count(1)
 @dataclass(frozen=True)
 class Incoming:
     """A message to store: its source id (`token`, unique per account and folder), the
-    bytes as the server sent them, and when the server received it (epoch, or None)."""
+    bytes as the server sent them, and when the server received it (epoch, or None).
+    A message streamed to disk (`engine.mailbox_store.spool`) has only its header block
+    in `raw` and the whole of it, in local form, in the file `spool`."""
 
     token: str
     raw: bytes
     received: float | None = None
+    spool: str | None = None
 
 
 def to_lf(raw: bytes) -> bytes:
@@ -79,7 +84,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def recover(self, mark: int, tokens: list[str]) -> set[str]:
         """After a crash during a batch of `tokens`: the tokens safely stored; leaves
-        no partial message behind."""
+        no partial message behind (spool files included)."""
+
+    @abc.abstractmethod
+    def spool(self, token: str) -> Spool:
+        """A spool file for a message too large for memory, where `write` will take it from."""
 
     def close(self) -> None:
         """Release open files (a store is reopened on the next run)."""
@@ -98,9 +107,15 @@ class MaildirStore(Store):
     def _name(self, token: str) -> str:
         return f"{int(time.time())}.P{os.getpid()}Q{next(_counter)}.{self._host},U={quote(token, safe='')}"
 
+    def spool(self, token: str) -> Spool:
+        return Spool(os.path.join(self.path, "tmp", self._name(token)))  # recover() knows tmp/ names
+
     def write(self, batch: list[Incoming]) -> None:
         tmp_dir, new_dir = os.path.join(self.path, "tmp"), os.path.join(self.path, "new")  # str: no Path per file
         for message in batch:
+            if message.spool is not None:  # already in tmp/, whole and fsynced
+                os.rename(message.spool, os.path.join(new_dir, os.path.basename(message.spool)))
+                continue
             name = self._name(message.token)
             tmp = os.path.join(tmp_dir, name)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
@@ -152,15 +167,46 @@ class MboxStore(Store):
         except FileNotFoundError:
             return 0
 
+    def spool(self, token: str) -> Spool:
+        return Spool(str(self.path.with_name(f".{self.path.name}.spool,U={quote(token, safe='')}")))
+
+    def _spools(self) -> list[Path]:
+        return list(self.path.parent.glob(f".{self.path.name}.spool,U=*"))
+
     def write(self, batch: list[Incoming]) -> None:
-        box = self._open()
         with open(self.path, "ab") as guard:  # closing it releases the lock
             fcntl.lockf(guard, fcntl.LOCK_EX)
             for message in batch:
-                box.add(from_line(message) + b"\n" + _FROM_LINE.sub(rb">\1", to_lf(message.raw)))
-            box.flush()  # fsyncs the appended data
+                if message.spool is None:
+                    self._open().add(from_line(message) + b"\n" + _FROM_LINE.sub(rb">\1", to_lf(message.raw)))
+                else:
+                    self._append_spooled(guard, message)
+            if self._box is not None:
+                self._box.flush()  # fsyncs the appended data
+
+    def _append_spooled(self, out: BinaryIO, message: Incoming) -> None:
+        """Append a spooled message as `mailbox.mbox.add` would (From line, mboxrd-quoted
+        body, a blank line after), a chunk at a time, then remove its spool file."""
+        if self._box is not None:
+            self._box.flush()
+            self.close()  # its table of contents is stale after this append: reopened when needed
+        out.seek(0, os.SEEK_END)
+        out.write(from_line(message) + b"\n")
+        at_line_start, last = True, b"\n"
+        with open(message.spool, "rb") as source:  # type: ignore[arg-type]
+            while piece := source.readline(CHUNK):
+                if at_line_start and _FROM_LINE.match(piece):
+                    piece = b">" + piece
+                out.write(piece)
+                at_line_start, last = piece.endswith(b"\n"), piece[-1:]
+        out.write((b"" if last == b"\n" else b"\n") + b"\n")
+        out.flush()
+        os.fsync(out.fileno())
+        os.unlink(message.spool)  # type: ignore[arg-type]
 
     def recover(self, mark: int, tokens: list[str]) -> set[str]:
+        for stale in self._spools():
+            stale.unlink(missing_ok=True)
         self.close()
         if self.path.exists() and os.path.getsize(self.path) > mark:
             with open(self.path, "r+b") as handle:

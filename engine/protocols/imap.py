@@ -11,7 +11,7 @@ import imaplib
 import re
 import socket
 import time
-from collections.abc import Collection, Hashable, Iterable
+from collections.abc import Callable, Collection, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import NamedTuple
@@ -40,12 +40,14 @@ class Folder(NamedTuple):
 
 
 class Fetched(NamedTuple):
-    """One message from UID FETCH: uid, the server's size, INTERNALDATE (epoch) and bytes."""
+    """One message from UID FETCH: uid, the server's size, INTERNALDATE (epoch) and bytes
+    (for a message streamed to disk: its header block, the rest being in `spool`)."""
 
     uid: int
     size: int
     received: float | None
     raw: bytes
+    spool: str | None = None
 
 
 def translate(exc: BaseException, where: str, *, login: bool = False) -> BaseException:
@@ -201,6 +203,31 @@ class ImapConnection(ThreadedSession):
                 time.mktime(stamp) if stamp else None, literal,
             ))
         return sorted(found)
+
+    async def fetch_in_chunks(self, uid: int, write: Callable[[bytes], None], chunk: int) -> float | None:
+        """One message by partial FETCHes (`BODY.PEEK[]<offset.chunk>`), each handed to
+        `write` as it comes (in the session's thread): never whole in memory, for
+        messages too large to hold. Returns its INTERNALDATE."""
+        return await self.call(self._fetch_in_chunks, uid, write, chunk)
+
+    def _fetch_in_chunks(self, uid: int, write: Callable[[bytes], None], chunk: int) -> float | None:
+        received, offset = None, 0
+        while True:
+            items = f"(UID{' INTERNALDATE' if offset == 0 else ''} BODY.PEEK[]<{offset}.{chunk}>)"
+            found = self._fetch(str(uid), items)
+            meta, literal = next(((m, part) for m, part in found if part is not None), (b"", None))
+            if offset == 0:
+                if literal is None:
+                    raise PermanentError(f"UID {uid}: no such message (expunged meanwhile?)")
+                when = _INTERNALDATE.search(meta)
+                stamp = imaplib.Internaldate2tuple(when.group(0)) if when else None
+                received = time.mktime(stamp) if stamp else None
+            if not literal:
+                return received  # past the end: an empty string, not a literal
+            write(literal)
+            offset += len(literal)
+            if len(literal) < chunk:
+                return received
 
     def _fetch(self, uid_text: str, items: str) -> list[tuple[bytes, bytes | None]]:
         """(metadata, literal) per FETCH response; metadata joins the text before and

@@ -139,6 +139,35 @@ class Pop3Connection(ThreadedSession):
             out.append(b"\r\n".join(lines) + b"\r\n")
         return out
 
+    async def retrieve_in_chunks(self, number: int, write: Callable[[bytes], None], chunk: int) -> None:
+        """One message (RETR) handed to `write` about `chunk` bytes at a time (in the
+        session's thread): never whole in memory, for messages too large to hold.
+
+        poplib's `retr` collects every line of a message in a list, so this reads the
+        reply with the same private helpers it uses (`_putcmd`, `_getresp`, `_getline`:
+        unchanged since Python 2) and hands the lines on in blocks."""
+        await self.call(self._retrieve_in_chunks, number, write, chunk)
+
+    def _retrieve_in_chunks(self, number: int, write: Callable[[bytes], None], chunk: int) -> None:
+        client = self.client
+        client._putcmd(f"RETR {number}")  # type: ignore[attr-defined]
+        client._getresp()  # type: ignore[attr-defined]
+        block: list[bytes] = []
+        held = 0
+        while True:
+            line, _ = client._getline()  # type: ignore[attr-defined]
+            if line == b".":
+                break
+            if line.startswith(b".."):
+                line = line[1:]  # dot-stuffing undone, as retr() does
+            block.append(line)
+            held += len(line) + 2
+            if held >= chunk:
+                write(b"\r\n".join(block) + b"\r\n")
+                block, held = [], 0
+        if block:
+            write(b"\r\n".join(block) + b"\r\n")
+
     async def delete(self, uids: Collection[str]) -> int:
         """Delete exactly these messages (by UIDL) and commit with QUIT; returns how many."""
         return await self.call(self._delete, frozenset(uids))
