@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Coroutine, Hashable
 from typing import Any
 
 from engine.errors import ConnectionLimitError, PermanentError, describe
@@ -92,7 +92,7 @@ class HostPool:
         than a PermanentError discards it."""
         if error is not None and not isinstance(error, PermanentError):
             lease.discard()
-        await self._release(lease)
+        await self._release(lease, closing_later=isinstance(error, asyncio.CancelledError))
 
     async def _take_slot(self) -> None:
         """Wait for a free slot, first come first served.
@@ -186,7 +186,10 @@ class HostPool:
             self.shrinks.append(reason)
             self._events.emit("pool.shrink", host=self.endpoint, data={"limit": new_limit, "reason": reason})
 
-    async def _release(self, lease: Lease) -> None:
+    async def _release(self, lease: Lease, closing_later: bool = False) -> None:
+        """Keep the connection idle, or close it: at once, or (given back by a cancelled
+        task: a stop) in the background, where `Pools.close` waits for it within its
+        bound, so a cancelled task never waits on a polite QUIT."""
         to_close: Connection | None = lease.connection
         if lease.reusable and lease.connection.is_usable() and not self.pools.waiting:
             self._idle[id(lease.connection)] = (lease.identity, lease.connection)
@@ -194,7 +197,10 @@ class HostPool:
         self._give_back_slot()
         surplus = self._evict_for_room()
         for connection in ([to_close] if to_close else []) + surplus:
-            await self._close(connection, "discarded")
+            if closing_later:
+                self.pools.close_later(self._close(connection, "discarded"))
+            else:
+                await self._close(connection, "discarded")
 
     def take_oldest_idle(self) -> Connection | None:
         """An idle connection for the caller to close (another host needs its global slot)."""
@@ -229,6 +235,7 @@ class Pools:
         self.open = 0
         self.peak_open = 0
         self._openers: deque[asyncio.Future[None]] = deque()
+        self._closing: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"<Pools: {self.open} open, limit {self.max_open} | {self.waiting} waiting | {len(self._pools)} hosts>"
@@ -285,5 +292,11 @@ class Pools:
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self._pools.values())
 
+    def close_later(self, closing: Coroutine[Any, Any, None]) -> None:
+        """Close a connection in the background (`close` waits for it)."""
+        task = asyncio.get_running_loop().create_task(closing)
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
     async def close(self) -> None:
-        await asyncio.gather(*(pool.close() for pool in self._pools.values()))
+        await asyncio.gather(*(pool.close() for pool in self._pools.values()), *self._closing)

@@ -38,8 +38,9 @@ from engine.spec import JobFile
 from engine.state import StateStore
 from engine.urls import Url
 
-#: Seconds that closing the pools may take once a run was stopped.
-CLOSE_AFTER_STOP = 1.0
+#: Seconds that closing the pools politely (QUIT, LOGOUT) may take once a run was
+#: stopped; connections still closing then are cut (a stop must end soon after the grace).
+CLOSE_AFTER_STOP = 0.25
 
 
 @dataclass(frozen=True)
