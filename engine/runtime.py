@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.kinds import job_class
 from engine.retry import mark_spent, worth_retrying
-from engine.workers import Hold, connection_worker, local_worker
+from engine.workers import Hold, worker
 
 if TYPE_CHECKING:
     from engine.job import Connector, Job, Task
@@ -125,7 +125,6 @@ class JobRuntime:
         if queue.ready < len(queue.items) and queue.workers < self._bound(queue):
             queue.workers += 1
             queue.ready += 1
-            worker = local_worker if connector is None else connection_worker
             self.scheduler.spawn(worker(self, queue))
 
     def _bound(self, queue: ItemQueue) -> int:

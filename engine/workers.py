@@ -128,36 +128,29 @@ class Hold:
         await self.release(exc)
 
 
-async def connection_worker(runtime: JobRuntime, queue: ItemQueue) -> None:
-    """Run `queue`'s items on one held connection until the queue is empty."""
-    hold = Hold(runtime, queue.connector)  # type: ignore[arg-type]
-    scheduler = runtime.scheduler
-    try:
-        while queue.items and not scheduler.stopping:
-            task = runtime.take(queue)
-            queue.ready -= 1
-            await _run_item(runtime, task, hold)
-            queue.ready += 1
-            lease = hold.lease
-            if lease is not None and (not lease.connection.is_usable() or hold.contended()):
-                await hold.release(None)
-    finally:
-        queue.workers -= 1
-        queue.ready -= 1
-        await hold.release(None)
-
-
-async def local_worker(runtime: JobRuntime, queue: ItemQueue) -> None:
-    """Run `queue`'s items that need no connection of their own, one after the other."""
+async def worker(runtime: JobRuntime, queue: ItemQueue) -> None:
+    """Run `queue`'s items one after the other until it is empty: on one held
+    connection (given back when someone waits for it, or broken), or with none for
+    local items."""
+    hold = Hold(runtime, queue.connector) if queue.connector is not None else None
+    busy = False  # running an item: not counted as ready
     try:
         while queue.items and not runtime.scheduler.stopping:
             task = runtime.take(queue)
             queue.ready -= 1
-            await _run_item(runtime, task, None)
+            busy = True
+            await _run_item(runtime, task, hold)
             queue.ready += 1
+            busy = False
+            lease = hold.lease if hold is not None else None
+            if lease is not None and (not lease.connection.is_usable() or hold.contended()):  # type: ignore[union-attr]
+                await hold.release(None)  # type: ignore[union-attr]
     finally:
         queue.workers -= 1
-        queue.ready -= 1
+        if not busy:
+            queue.ready -= 1
+        if hold is not None:
+            await hold.release(None)
 
 
 async def _run_item(runtime: JobRuntime, task: Task[Any], hold: Hold | None) -> None:
