@@ -14,7 +14,7 @@ from engine import speccache
 from engine.errors import SpecError
 
 if TYPE_CHECKING:
-    from engine.spec import JobFile
+    from engine.jobfile import JobFile
 
 
 def _read(path: Path) -> bytes:
