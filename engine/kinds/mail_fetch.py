@@ -39,12 +39,10 @@ from collections.abc import AsyncIterator
 from datetime import date, datetime, timezone
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import PermanentError, UnsafePathError
 from engine.job import Job, Task, TaskContext
-from engine.mail.sending import StartTls
 from engine.mailbox_store.attachments import save_attachments
 from engine.mailbox_store.budget import run_budget
 from engine.mailbox_store.ledger import Ledger, digest

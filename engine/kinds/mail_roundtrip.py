@@ -10,10 +10,9 @@ delete the copies of the test messages — only those."""
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import PermanentError
 from engine.job import Job, Task, TaskContext

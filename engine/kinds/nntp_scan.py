@@ -31,9 +31,7 @@ import abc
 import re
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import date, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import PermanentError
 from engine.job import Job, Task, TaskContext

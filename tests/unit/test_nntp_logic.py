@@ -17,11 +17,11 @@ from engine.news.excerpt import excerpt
 from engine.news.jsonl import JsonlOutput
 from engine.news.match import body_passes, headers_pass
 from engine.news.match_spec import Match
-from engine.specvalidate import to_record
 from engine.news.overview import OverviewFormat, decode_text, records_from_columns
 from engine.news.ranges import chunks, dated_since, parse_articles, scan_range
 from engine.news.search import QueryError, fts_query, search
 from engine.news.sequencer import Sequencer
+from engine.specvalidate import to_record
 
 INN_FORMAT = ["Subject:", "From:", "Date:", "Message-ID:", "References:", "Bytes:", "Lines:", "Xref:full"]
 
