@@ -18,7 +18,7 @@ from engine.errors import SpecError
 if TYPE_CHECKING:
     import asyncio
 
-    from engine.spec import JobFile
+    from engine.jobfile import JobFile
 
 def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop when asked or available ('auto'), else the standard loop."""

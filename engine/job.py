@@ -9,7 +9,11 @@ its own). Connections are interchangeable when their connector's `identity` is e
 (same protocol, host, user and TLS settings); the pool of an endpoint never holds
 more of them than that host's limit, whoever asked.
 
-A kind is: `plan` items, `run` one item on a connection, `summary` at the end.
+A kind is: `plan` items, `run` one item on a connection, `summary` at the end. It
+lives in two modules (`engine/kinds/__init__.py`): `engine/kinds/<kind>.py` with the
+Job, and `engine/kinds/_spec_<kind>.py` with its spec model (pydantic, imported only
+to validate a file). The Job gets its spec as a read-only record with the model's
+fields (`engine/records.py`), never the model: keep run-time logic in the kind module.
 
 Rules for job code:
 - never hold a connection (`ctx.with_connection`) across a `yield` in `plan`: the
@@ -122,7 +126,8 @@ class JobContext(Protocol):
 
 
 class Job(abc.ABC):
-    """A job kind: `kind` and `Spec` identify it; `plan` streams its tasks."""
+    """A job kind: `kind` identifies it; `plan` streams its tasks. A kind registered
+    from outside `engine/kinds` (`engine.kinds.register`) names its spec model as `Spec`."""
 
     kind: ClassVar[str]
     Spec: ClassVar[type[JobSpec]]

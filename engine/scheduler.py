@@ -34,7 +34,7 @@ from engine.job import Connector
 from engine.pool import HostPool, Pools
 from engine.retry import backoff_delay
 from engine.runtime import JobRuntime
-from engine.spec import JobFile
+from engine.jobfile import JobFile
 from engine.state import StateStore
 from engine.urls import Url
 

@@ -1,23 +1,25 @@
 """The job-file schema as typed models.
 
 A job file has `defaults`, `hosts` and `jobs`. Each job kind contributes its own model
-(a subclass of `JobSpec` in `engine/kinds/<kind>.py`); `engine/specload.py` puts them
-together and loads files. This module imports no kind, so kinds can import it.
+(a subclass of `JobSpec` in `engine/kinds/_spec_<kind>.py`); `engine/specload.py` puts
+them together and loads files. This module imports no kind, so spec modules can import it.
 
-Models build their pydantic schemas on first validation, not when the class is
-created (`defer_build`): a run whose job file comes from the cache
-(`engine/speccache.py`) builds none."""
+These models are for validation only: a validated file is turned into plain records
+(`engine/records.py`) held by a `JobFile` (`engine/jobfile.py`, re-exported here), and
+runtime code never imports this module, so a run whose job file comes from the cache
+(`engine/speccache.py`) imports no pydantic. Models build their pydantic schemas on
+first validation, not when the class is created (`defer_build`)."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from engine.urls import Url, netrc_credentials, parse_url
+from engine.jobfile import JobFile  # noqa: F401 - re-exported for callers of the old place
+from engine.urls import Url, parse_url
 
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _SIZE_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?(?:/s)?\s*$", re.IGNORECASE)
@@ -116,52 +118,6 @@ def size_field() -> Any:
     from pydantic import BeforeValidator
 
     return Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
-
-
-@dataclass
-class JobFile:
-    """One loaded job file: its models plus where it lives (relative paths start there)."""
-
-    path: Path
-    defaults: Defaults
-    hosts: dict[str, HostConfig]
-    jobs: list[JobSpec]
-    base_dir: Path = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.base_dir = self.path.resolve().parent
-
-    def host_config(self, url: Url) -> HostConfig:
-        """The host block for `url` (`host:port` first, then `host`), or an empty one."""
-        return self.hosts.get(url.endpoint) or self.hosts.get(url.host) or _NO_HOST_BLOCK
-
-    def host_limit(self, url: Url) -> int:
-        return self.host_config(url).max_connections or self.defaults.max_connections_per_host
-
-    def with_credentials(self, url: Url) -> Url:
-        """`url` with credentials from the URL, else the host block, else ~/.netrc."""
-        if url.user and url.password is not None:
-            return url
-        host = self.host_config(url)
-        user = url.user or host.user
-        password = url.password or host.password
-        if password is None:
-            netrc_user, netrc_password = netrc_credentials(url.host)
-            if netrc_user and (user is None or user == netrc_user):
-                user, password = netrc_user, netrc_password
-        return url.with_credentials(user, password)
-
-    def resolve(self, relative: Path | str) -> Path:
-        path = Path(relative).expanduser()
-        return path if path.is_absolute() else self.base_dir / path
-
-    @property
-    def state_path(self) -> Path:
-        return self.resolve(self.defaults.state or Path(".xfer/state.db"))
-
-
-#: The settings of a host without a block of its own (all defaults, nothing validated).
-_NO_HOST_BLOCK = HostConfig.model_construct()
 
 
 def __getattr__(name: str) -> Any:

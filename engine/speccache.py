@@ -8,9 +8,12 @@ pydantic validation and no schema building (about 0.1 s of CPU on every cron run
 - **Environment**: an entry lists the variables the file read (`${VAR}`) and a keyed
   digest of their values; a hit needs the same values. The digest key is random,
   kept in the cache directory, so an entry alone says nothing about those values.
-- **Secrets** never land in the cache: every password (a `SecretStr`, in a host block
+- **Secrets** never land in the cache: every password (a `Secret`, in a host block
   or in a URL) is stored as the place in the file it came from, and read again from
-  the file (parsed, not validated) when the entry is used.
+  the file (parsed, not validated) when the entry is used. A secret whose place is
+  not found that way (one under a renamed key) makes the file uncacheable.
+- **What**: the file's records (`engine/records.py`), pickled: a hit imports neither
+  PyYAML (unless the file has secrets) nor pydantic nor any spec model.
 - **Where**: `$XDG_CACHE_HOME/xfer/jobs` (default `~/.cache/xfer/jobs`), a directory
   of the user's own that others cannot write (entries are pickles; a directory that
   fails that check is not used); `XFER_CACHE=off` turns the cache off. The newest
@@ -31,12 +34,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import engine
+from engine.records import Record, model_of
+from engine.urls import Secret, Url, parse_url
 
 if TYPE_CHECKING:
-    from engine.spec import JobFile
+    from engine.jobfile import JobFile
 
 MAX_ENTRIES = 256
-_FORMAT = 1
+_FORMAT = 2
 #: Packages whose code decides what a valid file loads as, besides xfer's own.
 _VALIDATING_PACKAGES = ("pydantic", "pydantic_core", "yaml")
 
@@ -119,7 +124,7 @@ class Entry:
 
     def job_file(self, path: Path, raw: bytes) -> JobFile | None:
         """The file's models, its secrets read again from `raw`; None if that fails."""
-        from engine.spec import JobFile
+        from engine.jobfile import JobFile
 
         try:
             values = _read_secrets(raw, str(path), self.secret_places) if self.secret_places else []
@@ -150,7 +155,7 @@ def lookup(raw: bytes) -> Entry | None:
 def store(raw: bytes, file: JobFile, data: Any, env_used: set[str]) -> None:
     """Remember a validated file (quietly nothing when it cannot be cached)."""
     directory = _directory()
-    if directory is None or not all(type(job).__module__.startswith("engine.") for job in file.jobs):
+    if directory is None or not all(model_of(job).startswith("engine.") for job in file.jobs):  # type: ignore[arg-type]
         return
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -190,19 +195,15 @@ def _prune(directory: Path) -> None:
 
 
 def _find_secrets(value: Any, path: tuple[Any, ...], found: dict[int, SecretPlace]) -> None:
-    """Every SecretStr under `value`, by id, with its place (YAML keys, list indexes)."""
-    from pydantic import BaseModel, SecretStr
-
-    from engine.urls import Url
-
-    if isinstance(value, SecretStr):
+    """Every Secret under `value`, by id, with its place (YAML keys, list indexes)."""
+    if isinstance(value, Secret):
         found[id(value)] = (path, "value")
     elif isinstance(value, Url):
         if value.password is not None:
             found[id(value.password)] = (path, "url")
-    elif isinstance(value, BaseModel):
-        for name, info in type(value).model_fields.items():
-            _find_secrets(getattr(value, name), (*path, info.alias or name), found)
+    elif isinstance(value, Record):
+        for name, item in vars(value).items():
+            _find_secrets(item, (*path, name), found)
     elif isinstance(value, dict):
         for key, item in value.items():
             _find_secrets(item, (*path, key), found)
@@ -212,17 +213,16 @@ def _find_secrets(value: Any, path: tuple[Any, ...], found: dict[int, SecretPlac
 
 
 def _secret_at(data: Any, place: SecretPlace) -> Any:
-    """The secret at `place` in loaded YAML data, as the models hold it."""
-    from pydantic import SecretStr
-
-    from engine.urls import parse_url
-
+    """The secret at `place` in loaded YAML data, as the records hold it."""
     path, how = place
-    for step in path:
-        data = data[step]
+    try:
+        for step in path:
+            data = data[step]
+    except (KeyError, IndexError, TypeError):
+        raise _Uncacheable(f"nothing at {path}") from None
     if not isinstance(data, str):
         raise _Uncacheable(f"no text at {path}")
-    return parse_url(data).password if how == "url" else SecretStr(data)
+    return parse_url(data).password if how == "url" else Secret(data)
 
 
 def _read_secrets(raw: bytes, source: str, places: list[SecretPlace]) -> list[Any]:
@@ -243,7 +243,7 @@ def _pickle_without_secrets(file: JobFile, data: Any) -> tuple[list[SecretPlace]
     index_of: dict[int, int] = {}
 
     def persistent_id(obj: Any) -> int | None:
-        if type(obj).__name__ != "SecretStr":
+        if type(obj) is not Secret:
             return None
         if id(obj) not in found:
             raise _Uncacheable("a secret outside the places searched")

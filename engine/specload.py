@@ -2,8 +2,9 @@
 
 An unchanged valid file comes from `engine/speccache.py`: no YAML parsing, no
 validation, no schema built; `xfer validate` of it imports neither pydantic nor any
-kind. Validation itself (`engine/specvalidate.py`: PyYAML, pydantic, the named kinds)
-is imported only when a file must be parsed."""
+kind, and `xfer run` of it no pydantic (runs use records, `engine/records.py`).
+Validation itself (`engine/specvalidate.py`: PyYAML, pydantic, the spec models of the
+named kinds) is imported only when a file must be parsed."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from engine import speccache
 from engine.errors import SpecError
 
 if TYPE_CHECKING:
-    from engine.spec import JobFile
+    from engine.jobfile import JobFile
 
 
 def _read(path: Path) -> bytes:

@@ -3,7 +3,8 @@
 The file model is the discriminated union (on `kind`) of the spec models of the kinds
 the file names, found through the kind registry; only those kinds are imported.
 An invalid file gives one `SpecError` with a line per problem, each naming file, line,
-column and key (unknown keys first, with a "did you mean")."""
+column and key (unknown keys first, with a "did you mean"). A valid one is turned into
+records at once (`to_record`): runs never see a pydantic model."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, Field, ValidationError, create_model
+from pydantic import BaseModel, Field, SecretStr, ValidationError, create_model
 
 from engine.errors import SpecError
+from engine.jobfile import JobFile
 from engine.kinds import kind_names, spec_classes
-from engine.spec import Defaults, HostConfig, JobFile, StrictModel
+from engine.records import Record
+from engine.spec import Defaults, HostConfig, StrictModel
+from engine.urls import Secret
 from engine.yamlload import key_mark, load_yaml, locate
 
 #: Problems listed for one file; the rest are counted.
@@ -176,6 +180,22 @@ def _check_file(loaded: Any, data: Any, source: str) -> None:
         _raise_all(lines, source)
 
 
+def to_record(value: Any) -> Any:
+    """`value` with every model turned into a `Record` and every `SecretStr` into a
+    `Secret`, in lists, tuples and dicts too; other values as they are."""
+    if isinstance(value, BaseModel):
+        model = type(value)
+        fields = {name: to_record(getattr(value, name)) for name in model.model_fields}
+        return Record(f"{model.__module__}.{model.__qualname__}", fields)
+    if isinstance(value, SecretStr):
+        return Secret(value.get_secret_value())
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_record(item) for item in value)
+    if isinstance(value, dict):
+        return {key: to_record(item) for key, item in value.items()}
+    return value
+
+
 def parse(text: str, source: str, path: Path | None = None, env_used: set[str] | None = None) -> tuple[JobFile, Any]:
     """The job file and the loaded YAML data; the names of the environment variables
     read are added to `env_used`. Raises SpecError naming source:line:col and key."""
@@ -186,5 +206,10 @@ def parse(text: str, source: str, path: Path | None = None, env_used: set[str] |
         raise SpecError(f"{source}:1:1: expected a mapping with 'jobs:' at the top")
     loaded = _validate(data, source)
     _check_file(loaded, data, source)
-    file = JobFile(path=path or Path(source), defaults=loaded.defaults, hosts=loaded.hosts, jobs=list(loaded.jobs))
+    file = JobFile(
+        path=path or Path(source),
+        defaults=to_record(loaded.defaults),
+        hosts=to_record(loaded.hosts),
+        jobs=[to_record(job) for job in loaded.jobs],
+    )
     return file, data

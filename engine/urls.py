@@ -1,7 +1,8 @@
 """Job URLs (`ftp://user@host:21/path`, `imaps://...`) as typed values.
 
-A `Url` keeps its password as a `SecretStr` so that printing, logging or reporting a
-URL never shows it; `str(url)` is the URL without the password."""
+A `Url` keeps its password as a `Secret` so that printing, logging or reporting a
+URL never shows it; `str(url)` is the URL without the password. (`Secret` is ours,
+not pydantic's `SecretStr`: a run from a cached job file imports no pydantic.)"""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ import os
 import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
-
-from pydantic import SecretStr
 
 from engine.errors import PermanentError
 
@@ -40,6 +40,41 @@ _FINGERPRINT_KEY = secrets.token_bytes(32)
 TLS_SCHEMES = frozenset({"ftps", "nntps", "smtps", "pop3s", "imaps"})
 
 
+class Secret:
+    """A password: shown as `**********` by `str`, `repr` and in reports; the clear
+    text only through `get_secret_value()` (the same API as pydantic's `SecretStr`)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __str__(self) -> str:
+        return "**********" if self._value else ""
+
+    def __repr__(self) -> str:
+        return f"Secret('{self}')"
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        """How the spec models (which hold Urls) take a Secret: as it is."""
+        from pydantic_core import core_schema
+
+        return core_schema.is_instance_schema(cls)
+
+
 @dataclass(frozen=True, slots=True)
 class Url:
     scheme: str
@@ -47,7 +82,7 @@ class Url:
     port: int
     path: str = "/"
     user: str | None = None
-    password: SecretStr | None = None
+    password: Secret | None = None
 
     @property
     def endpoint(self) -> str:
@@ -59,7 +94,7 @@ class Url:
     def tls(self) -> bool:
         return self.scheme in TLS_SCHEMES
 
-    def with_credentials(self, user: str | None, password: SecretStr | None) -> Url:
+    def with_credentials(self, user: str | None, password: Secret | None) -> Url:
         return replace(self, user=user, password=password)
 
     @property
@@ -101,7 +136,7 @@ def parse_url(text: str, schemes: frozenset[str] | set[str] | None = None) -> Ur
         port = parts.port or DEFAULT_PORTS[scheme]
     except ValueError:
         raise ValueError("URL port must be a number from 1 to 65535") from None
-    password = SecretStr(unquote(parts.password)) if parts.password is not None else None
+    password = Secret(unquote(parts.password)) if parts.password is not None else None
     return Url(
         scheme=scheme,
         host=parts.hostname,
@@ -112,7 +147,7 @@ def parse_url(text: str, schemes: frozenset[str] | set[str] | None = None) -> Ur
     )
 
 
-def netrc_credentials(host: str, netrc_path: Path | None = None) -> tuple[str | None, SecretStr | None]:
+def netrc_credentials(host: str, netrc_path: Path | None = None) -> tuple[str | None, Secret | None]:
     """Login and password for `host` from ~/.netrc (or $NETRC), or (None, None).
 
     A password is taken only from a file of the user's own that nobody else can read
@@ -135,4 +170,4 @@ def netrc_credentials(host: str, netrc_path: Path | None = None) -> tuple[str | 
             f"{path}: not used for {host}: it holds passwords and {whose} (mode {info.st_mode & 0o777:04o}); "
             f"make it yours and private: chmod 600 {path}"
         )
-    return login or None, SecretStr(password) if password else None
+    return login or None, Secret(password) if password else None

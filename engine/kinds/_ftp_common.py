@@ -1,4 +1,5 @@
-"""What `ftp.mirror` and `ftp.pull` share: the spec options, the connector, the
+"""What `ftp.mirror` and `ftp.pull` share at run time (their spec options are in
+`engine/kinds/_spec_ftp.py`): the connector, the
 state table, the remote walk, the up-to-date check and the download task.
 
 State (`ftp_files`, one row per job, direction and relative path): the remote size
@@ -24,9 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
-
-from pydantic import Field, field_validator
+from typing import Any
 
 from engine.errors import PermanentError, TransientError, UnsafePathError, describe
 from engine.job import Job, JobContext, Task, TaskContext
@@ -34,8 +33,7 @@ from engine.pathsafety import check_name, open_new, safe_target
 from engine.protocols.ftp import FtpConnection, FtpConnector, FtpSettings
 from engine.protocols.ftp_listing import RemoteEntry
 from engine.ratelimit import TokenBucket, consume_all, host_bucket
-from engine.kinds._pathfilter import PathFilter, check_patterns
-from engine.spec import JobSpec, parse_size
+from engine.kinds._pathfilter import PathFilter
 from engine.urls import Url
 
 PART_SUFFIX = ".part"
@@ -61,40 +59,6 @@ _SCHEMA = [
         PRIMARY KEY (job, direction, path)
     )""",
 ]
-
-
-# ------------------------------------------------------------------ spec options
-
-
-class FtpJobSpec(JobSpec):
-    """Keys every FTP kind has."""
-
-    tls: Literal["explicit", "implicit"] | None = Field(
-        None, description="ftps:// only: explicit AUTH TLS (default) or implicit TLS from the start (port 990)"
-    )
-    preserve_mtime: bool = Field(True, description="give local files the server's modification time")
-    rate_limit: int | None = Field(None, description="bytes/s for this job's transfers, e.g. '5M'")
-    symlinks: Literal["skip", "follow"] = Field("skip", description="remote symlinks: ignore them, or fetch what they point to")
-    exclude: list[str] = Field([], description="glob patterns never transferred (they win over include)")
-
-    @field_validator("rate_limit", mode="before")
-    @classmethod
-    def _rate(cls, value: Any) -> Any:
-        if value is None:
-            return None
-        size = parse_size(value)
-        if size <= 0:
-            raise ValueError("must be > 0")
-        return size
-
-    @field_validator("exclude")
-    @classmethod
-    def _patterns(cls, value: list[str]) -> list[str]:
-        return check_patterns(value)
-
-    def check_tls(self, url: Url) -> None:
-        if self.tls is not None and url.scheme != "ftps":
-            raise ValueError(f"tls: {self.tls} needs an ftps:// URL")
 
 
 def make_connector(ctx: JobContext, url: Url, tls: str | None) -> FtpConnector:

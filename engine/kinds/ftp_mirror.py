@@ -28,9 +28,7 @@ import zipfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import Field, field_validator, model_validator
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import PermanentError, TransientError, UnsafePathError, describe
 from engine.job import Task, TaskContext
@@ -39,60 +37,29 @@ from engine.kinds._ftp_common import (
     FileState,
     FileTask,
     FtpDownloadJob,
-    FtpJobSpec,
     make_buckets,
     make_connector,
     remote_join,
 )
 from engine.kinds._ftp_prune import PruneRules, delete_unseen
-from engine.kinds._pathfilter import PathFilter, check_patterns
+from engine.kinds._pathfilter import PathFilter
 from engine.pathsafety import check_name, is_inside, safe_mkdir
 from engine.protocols.ftp import BLOCK_SIZE, FtpConnection, FtpConnector
 from engine.ratelimit import TokenBucket, consume_all
-from engine.spec import url_field
+
+if TYPE_CHECKING:
+    from engine.kinds._spec_ftp_mirror import FtpMirrorSpec
 
 _ARCHIVE_SUFFIX = {"zip": ".zip", "tgz": ".tar.gz", "tbz2": ".tar.bz2"}
 
 
-class FtpMirrorSpec(FtpJobSpec):
-    kind: Literal["ftp.mirror"]
-    remote: url_field("ftp", "ftps")  # type: ignore[valid-type]
-    local: Path = Field(description="the local tree (relative to the job file's folder)")
-    direction: Literal["download", "upload"] = "download"
-    recursive: bool = True
-    max_depth: int | None = Field(None, ge=0, description="directory levels below the top (0: the top only)")
-    include: list[str] = Field([], description="glob patterns; when given, only matching files are transferred")
-    delete: bool = Field(False, description="download only: remove local files the server no longer has")
-    archive: Literal["zip", "tgz", "tbz2"] | None = Field(None, description="also pack the mirrored tree into one archive")
-    archive_path: Path | None = Field(None, description="where the archive goes (default: LOCAL.zip / .tar.gz / .tar.bz2)")
-    atomic_upload: bool = Field(True, description="upload to NAME.part, then rename (RNFR/RNTO)")
-
-    @field_validator("include")
-    @classmethod
-    def _include(cls, value: list[str]) -> list[str]:
-        return check_patterns(value)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> FtpMirrorSpec:
-        self.check_tls(self.remote)
-        if self.max_depth is not None and not self.recursive:
-            raise ValueError("max_depth needs recursive: true (recursive: false already means the top only)")
-        if self.direction == "upload":
-            for key in ("delete", "archive"):
-                if getattr(self, key):
-                    raise ValueError(f"{key} works with direction: download only")
-        if self.archive_path is not None and self.archive is None:
-            raise ValueError("archive_path needs archive: zip, tgz or tbz2")
-        return self
-
-    @property
-    def depth_limit(self) -> int | None:
-        return self.max_depth if self.recursive else 0
+def depth_limit(spec: FtpMirrorSpec) -> int | None:
+    """Directory levels walked below the top (None: all; `recursive: false`: 0)."""
+    return spec.max_depth if spec.recursive else 0
 
 
 class FtpMirrorJob(FtpDownloadJob):
     kind = "ftp.mirror"
-    Spec = FtpMirrorSpec
     spec: FtpMirrorSpec
 
     def plan(self) -> AsyncIterator[Task[Any]]:
@@ -102,7 +69,7 @@ class FtpMirrorJob(FtpDownloadJob):
 
     async def _plan_download(self) -> AsyncIterator[Task[Any]]:
         spec = self.spec
-        self._setup_downloads(spec.remote, spec.local, PathFilter(spec.include, spec.exclude), spec.depth_limit)
+        self._setup_downloads(spec.remote, spec.local, PathFilter(spec.include, spec.exclude), depth_limit(spec))
         async for item in self.walker.items():
             if item.entry.type == "dir":
                 self.state.seen(item.relative, "dir")
@@ -149,7 +116,7 @@ class FtpMirrorJob(FtpDownloadJob):
 
     def _in_scope(self, relative: str) -> bool:
         """Whether the walk covered `relative` (a depth limit leaves deeper files alone)."""
-        limit = self.spec.depth_limit
+        limit = depth_limit(self.spec)
         return limit is None or relative.count("/") <= limit
 
     async def _delete_unseen(self) -> None:
@@ -212,7 +179,7 @@ class FtpMirrorJob(FtpDownloadJob):
     def _local_files(self) -> Iterator[tuple[str, Path, os.stat_result]]:
         """Wanted local files, depth-first, one directory in memory at a time."""
         follow = self.spec.symlinks == "follow"
-        limit = self.spec.depth_limit
+        limit = depth_limit(self.spec)
         visited: set[tuple[int, int]] = set()
         stack: list[tuple[str, int]] = [("", 0)]
         while stack:

@@ -16,43 +16,19 @@ again (same state and `.part`/resume rules as `ftp.mirror`)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import Field, field_validator, model_validator
+from typing import TYPE_CHECKING, Any
 
 from engine.job import Task
-from engine.kinds._ftp_common import FtpDownloadJob, FtpJobSpec, WalkItem, as_utc
-from engine.kinds._pathfilter import PathFilter, check_patterns
+from engine.kinds._ftp_common import FtpDownloadJob, WalkItem, as_utc
+from engine.kinds._pathfilter import PathFilter
 from engine.kinds._versions import version_key
-from engine.spec import url_field
 
-
-class FtpPullSpec(FtpJobSpec):
-    kind: Literal["ftp.pull"]
-    remote: url_field("ftp", "ftps")  # type: ignore[valid-type]
-    local: Path = Field(description="where the files go (relative to the job file's folder)")
-    files: list[str] = Field(["*"], min_length=1, description="names or glob patterns, relative to remote")
-    recursive: bool = False
-    pick: Literal["all", "newest"] = "all"
-    pick_by: Literal["version", "mtime"] | None = Field(None, description="how pick: newest orders (default: version)")
-
-    @field_validator("files")
-    @classmethod
-    def _files(cls, value: list[str]) -> list[str]:
-        return check_patterns(value)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> FtpPullSpec:
-        self.check_tls(self.remote)
-        if self.pick_by is not None and self.pick != "newest":
-            raise ValueError("pick_by needs pick: newest")
-        return self
+if TYPE_CHECKING:
+    from engine.kinds._spec_ftp_pull import FtpPullSpec
 
 
 class FtpPullJob(FtpDownloadJob):
     kind = "ftp.pull"
-    Spec = FtpPullSpec
     spec: FtpPullSpec
 
     async def plan(self) -> AsyncIterator[Task[Any]]:

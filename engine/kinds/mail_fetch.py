@@ -43,14 +43,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, datetime, timezone
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
-from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import Field, field_validator, model_validator
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import PermanentError, UnsafePathError
 from engine.job import Job, Task, TaskContext
-from engine.mail.spec import StartTls
 from engine.mailbox_store.attachments import save_attachments
 from engine.mailbox_store.budget import run_budget
 from engine.mailbox_store.ledger import Ledger, digest
@@ -59,8 +55,10 @@ from engine.mailbox_store.stores import Incoming, Store, open_store
 from engine.pathsafety import check_name
 from engine.protocols.imap import Fetched, ImapConnection, ImapConnector
 from engine.protocols.pop3 import Pop3Connection, Pop3Connector
-from engine.spec import JobSpec, size_field, url_field
 from engine.urls import Url
+
+if TYPE_CHECKING:
+    from engine.kinds._spec_mail_fetch import MailFetchSpec
 
 #: A batch task fetches at most this many bytes (a big message still goes alone).
 BATCH_BYTES = 16 * 1024 * 1024
@@ -69,50 +67,6 @@ AHEAD = 8
 #: Tasks of one folder that may wait for or hold a connection at once; each one also
 #: fetches the batches after its own, so a folder needs few logins.
 FETCHERS = 2
-
-
-class MailFetchSpec(JobSpec):
-    kind: Literal["mail.fetch"]
-    source: url_field("pop3", "pop3s", "imap", "imaps")  # type: ignore[valid-type]
-    folders: list[str] | None = Field(
-        None, description="IMAP folders to fetch, or ['*'] for all (default: the URL path, else INBOX)"
-    )
-    starttls: StartTls = Field("auto", description="POP3 STLS / IMAP STARTTLS: true, false or auto")
-    dest: Path = Field(description="local directory: one Maildir or NAME.mbox per folder")
-    format: Literal["maildir", "mbox"] = "maildir"
-    delete_after: bool = Field(False, description="delete from the server what was safely stored")
-    since: date | None = Field(None, description="only messages received on or after this day")
-    max_size: size_field() | None = Field(None, description="skip (and keep on the server) larger messages")  # type: ignore[valid-type]
-    attachments: Path | None = Field(None, description="also save attachments of fetched messages here")
-    batch: int = Field(100, ge=1, le=1000, description="IMAP messages per UID FETCH (one task)")
-    command_timeout: float = Field(60.0, gt=0, description="seconds one protocol command may take")
-
-    @field_validator("folders")
-    @classmethod
-    def _folders(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        if not value:
-            raise ValueError("give at least one folder, or leave folders out")
-        for name in value:
-            if not name or any(ch in name for ch in "\r\n\0"):
-                raise ValueError(f"folder {name!r}: a folder name is one non-empty line")
-        if "*" in value and len(value) > 1:
-            raise ValueError("'*' means every folder: give it alone")
-        return value
-
-    @model_validator(mode="after")
-    def _coherent(self) -> MailFetchSpec:
-        pop3 = self.source.scheme.startswith("pop3")
-        if pop3 and (self.folders is not None or self.source.path.strip("/")):
-            raise ValueError("POP3 has one mailbox: no folders (use imap:// for folders)")
-        if self.source.tls and self.starttls is True:
-            raise ValueError(f"{self.source.scheme}:// is implicit TLS: starttls must be auto or false")
-        return self
-
-    @property
-    def folder_names(self) -> list[str]:
-        return self.folders or [self.source.path.strip("/") or "INBOX"]
 
 
 class Turnstile:
@@ -463,9 +417,13 @@ def batches(sizes: list[tuple[int, int]], count: int, limit: int = BATCH_BYTES) 
     return out
 
 
+def folder_names(spec: MailFetchSpec) -> list[str]:
+    """The folders to fetch: `folders`, else the URL path, else INBOX."""
+    return spec.folders or [spec.source.path.strip("/") or "INBOX"]
+
+
 class MailFetch(Job):
     kind = "mail.fetch"
-    Spec = MailFetchSpec
     spec: MailFetchSpec
 
     def __init__(self, spec: Any, ctx: Any) -> None:
@@ -534,7 +492,7 @@ class MailFetch(Job):
                     yield ImapDelete(folder, self._connector(folder.name))
 
     async def _folder_list(self) -> list[tuple[str, str | None]]:
-        names = self.spec.folder_names
+        names = folder_names(self.spec)
         if names != ["*"]:
             return [(name, None) for name in names]
         listed = await self.ctx.with_connection(self._connector("INBOX"), ImapConnection.folders, "list folders")

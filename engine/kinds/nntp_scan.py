@@ -31,11 +31,7 @@ import abc
 import re
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import date, datetime
-from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import Field, field_validator, model_validator
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import PermanentError
 from engine.job import Job, Task, TaskContext
@@ -43,7 +39,7 @@ from engine.news import excerpt as excerpts
 from engine.news.database import SqliteOutput
 from engine.news.jsonl import Encoded, JsonlOutput
 from engine.news.marks import NewsState
-from engine.news.match import Match
+from engine.news.match import body_passes, headers_pass
 from engine.news.overview import HDR_FIELDS, OverviewFormat, decode_text, records_from_columns
 from engine.news.overview_json import OverviewEncoder
 from engine.news.ranges import as_utc, chunks, dated_since, parse_articles, renumbered, scan_range
@@ -51,84 +47,30 @@ from engine.news.search import register_cli as _register_search
 from engine.news.sequencer import Sequencer
 from engine.news.threads import ThreadInfo, thread
 from engine.protocols.nntp import GroupInfo, NntpConnection, NntpConnector, split_hdr_lines
-from engine.spec import JobSpec, url_field
 from engine.urls import Url
+
+if TYPE_CHECKING:
+    from engine.kinds._spec_nntp_scan import NntpScanSpec
 
 #: Articles per OVER task, and per task when bodies are fetched too.
 HEADER_CHUNK = 2000
 BODY_CHUNK = 200
 
-_GROUP_NAME = re.compile(r"^[^\s\x00-\x1f\x7f]+$")
+GROUP_NAME = re.compile(r"^[^\s\x00-\x1f\x7f]+$")
 _WILDCARD = re.compile(r"[*?\[]")
-_MESSAGE_ID = re.compile(r"^<[^<>\s]+>$")
 
 
-class NntpScanSpec(JobSpec):
-    kind: Literal["nntp.scan"]
-    server: url_field("nntp", "nntps")  # type: ignore[valid-type]
-    groups: list[str] = Field(min_length=1, description="group names and wildmat patterns (comp.lang.*)")
-    last: int | None = Field(None, ge=1, description="only the newest N article numbers of each group")
-    since: datetime | date | None = Field(None, description="only articles dated at or after this")
-    articles: str | None = Field(None, description="an explicit 'first-last' number range")
-    chunk: int | None = Field(None, ge=1, le=100_000, description="articles per task (default 2000, 200 with bodies)")
-    match: Match | None = None
-    fetch: Literal["none", "matched", "all"] = "none"
-    excerpt: int | None = Field(None, ge=1, description="keep the first N meaningful body lines")
-    threads: bool = Field(False, description="write thread id and depth (jwz threading)")
-    kill_threads: list[str] = Field(default_factory=list, description="Message-IDs whose threads are dropped")
-    jsonl: Path | None = None
-    sqlite: Path | None = None
-    active_ttl: float = Field(3600.0, ge=0, description="seconds a LIST ACTIVE answer stays cached")
+def incremental(spec: NntpScanSpec) -> bool:
+    """Whether the scan goes on from where the last one stopped (no range given)."""
+    return spec.last is None and spec.since is None and spec.articles is None
 
-    @field_validator("groups")
-    @classmethod
-    def _groups(cls, groups: list[str]) -> list[str]:
-        for group in groups:
-            if not _GROUP_NAME.match(group):
-                raise ValueError(f"group {group!r}: no spaces or control characters in group names")
-        return groups
 
-    @field_validator("articles")
-    @classmethod
-    def _articles(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_articles(value)
-        return value
-
-    @field_validator("kill_threads")
-    @classmethod
-    def _kill(cls, ids: list[str]) -> list[str]:
-        for message_id in ids:
-            if not _MESSAGE_ID.match(message_id):
-                raise ValueError(f"{message_id!r} is not a Message-ID like '<id@host>'")
-        return ids
-
-    @model_validator(mode="after")
-    def _coherent(self) -> NntpScanSpec:
-        if sum(option is not None for option in (self.last, self.since, self.articles)) > 1:
-            raise ValueError("give at most one of last, since, articles (none: incremental)")
-        if self.jsonl is None and self.sqlite is None:
-            raise ValueError("give an output: jsonl, sqlite, or both")
-        if self.fetch == "matched" and self.match is None:
-            raise ValueError("fetch: matched needs a match filter")
-        if self.fetch == "all" and self.match is not None:
-            raise ValueError("with a match filter use fetch: matched (fetch: all means every article)")
-        if self.excerpt is not None and self.fetch == "none":
-            raise ValueError("excerpt needs bodies: set fetch to matched or all")
-        return self
-
-    @property
-    def incremental(self) -> bool:
-        return self.last is None and self.since is None and self.articles is None
-
-    @property
-    def needs_bodies(self) -> bool:
-        return self.fetch != "none" or (self.match is not None and self.match.body is not None)
+def needs_bodies(spec: NntpScanSpec) -> bool:
+    return spec.fetch != "none" or (spec.match is not None and spec.match.body is not None)
 
 
 class NntpScan(Job):
     kind = "nntp.scan"
-    Spec = NntpScanSpec
 
     def __init__(self, spec: NntpScanSpec, ctx: Any) -> None:
         super().__init__(spec, ctx)
@@ -137,7 +79,7 @@ class NntpScan(Job):
         host = ctx.host_config(self.url)
         self.connector = NntpConnector(self.url, host)
         self.server = self.url.endpoint
-        self.chunk_size = spec.chunk or (BODY_CHUNK if spec.needs_bodies else HEADER_CHUNK)
+        self.chunk_size = spec.chunk or (BODY_CHUNK if needs_bodies(spec) else HEADER_CHUNK)
         self.since = as_utc(spec.since) if spec.since is not None else None
         self.killed = frozenset(spec.kill_threads)
         self.groups: dict[str, GroupInfo] = {}
@@ -159,7 +101,7 @@ class NntpScan(Job):
         blocks are encoded straight to JSON lines, with no dict per article."""
         spec = self.spec
         return (
-            self.jsonl is not None and self.sqlite is None and not spec.threads and not spec.needs_bodies
+            self.jsonl is not None and self.sqlite is None and not spec.threads and not needs_bodies(spec)
             and spec.match is None and self.since is None and not self.killed
         )
 
@@ -212,7 +154,7 @@ class NntpScan(Job):
             cached = self.state.cached_groups(entry, self.spec.active_ttl)
             if cached is None:
                 active = await self._with_connection(lambda conn, p=entry: conn.list_active(p), f"LIST ACTIVE {entry}")
-                cached = sorted(group.name for group in active if _GROUP_NAME.match(group.name))
+                cached = sorted(group.name for group in active if GROUP_NAME.match(group.name))
                 self.state.cache_groups(entry, cached)
             if not cached:
                 self.ctx.emit("job.note", data={"pattern": entry, "note": "no group matches"})
@@ -221,7 +163,7 @@ class NntpScan(Job):
 
     def _range_for(self, info: GroupInfo) -> tuple[int, int] | None:
         assert self.state is not None
-        mark = self.state.mark(info.name) if self.spec.incremental and not self.ctx.force else None
+        mark = self.state.mark(info.name) if incremental(self.spec) and not self.ctx.force else None
         if mark is not None and renumbered(mark, info.last):
             self.ctx.emit(
                 "job.note",
@@ -233,7 +175,7 @@ class NntpScan(Job):
     def _open_outputs(self) -> None:
         assert self.state is not None
         if self.spec.jsonl is not None:
-            self.jsonl = JsonlOutput(self.ctx.resolve(self.spec.jsonl), append=self.spec.incremental)
+            self.jsonl = JsonlOutput(self.ctx.resolve(self.spec.jsonl), append=incremental(self.spec))
             if self.jsonl.recover(self.state.output_size(str(self.jsonl.path))):
                 self.ctx.emit("job.note", data={"path": str(self.jsonl.path), "note": "cut back to the last committed run"})
             self.jsonl.open()
@@ -248,12 +190,12 @@ class NntpScan(Job):
             return False
         if self.killed and (record["message_id"] in self.killed or self.killed.intersection(record["references"])):
             return False
-        return self.spec.match is None or self.spec.match.headers_pass(record)
+        return self.spec.match is None or headers_pass(self.spec.match, record)
 
     def add_body(self, record: dict[str, Any], raw: bytes) -> bool:
         """Attach the body (as the spec asks); False when the body filter rejects it."""
         body = decode_text(raw).replace("\r\n", "\n") if raw else ""
-        if self.spec.match is not None and not self.spec.match.body_passes(body):
+        if self.spec.match is not None and not body_passes(self.spec.match, body):
             return False
         if self.spec.fetch != "none":
             record["body"] = body
@@ -292,7 +234,7 @@ class NntpScan(Job):
             size = self.jsonl.commit(_annotator(places) if places is not None else None)
             if self.jsonl.append:
                 self.state.set_output_size(str(self.jsonl.path), size)
-        if self.spec.incremental:
+        if incremental(self.spec):
             self.state.set_marks(self.written_high)
         self.state.commit()
 
@@ -400,7 +342,7 @@ class ChunkTask(_NewsTask):
         records = await self._headers(conn, ctx)
         scanned = len(records)
         records = [record for record in records if job.keep_headers(record)]
-        if job.spec.needs_bodies and records:
+        if needs_bodies(job.spec) and records:
             bodies = await conn.bodies([record["number"] for record in records])
             ctx.progress(sum(len(body) for body in bodies.values()))
             job.counts["bodies"] += len(bodies)

@@ -1,18 +1,13 @@
-"""Job-file pieces both mail kinds use: the SMTP envelope, STARTTLS choice, sizes."""
+"""Spec models both mail kinds use: the SMTP envelope and message sizes (validation
+only; what the kinds use at run time is in `engine/mail/sending.py`)."""
 
 from __future__ import annotations
 
-import random
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, field_validator
 
-from engine.protocols.smtp import SmtpConnector
-from engine.spec import JobFile, StrictModel, parse_size
-from engine.urls import Url
-
-#: `starttls:` in a job file: true (required), false (never), auto (when offered).
-StartTls = bool | Literal["auto"]
+from engine.spec import StrictModel, parse_size
 
 
 def _address(value: Any) -> Any:
@@ -50,25 +45,3 @@ def _size_mix(value: Any) -> Any:
 
 
 SizeMix = Annotated[list[tuple[int, float]], BeforeValidator(_size_mix)]
-
-
-class SizeChooser:
-    """Draws message sizes from a mix, reproducibly (seeded) so runs compare."""
-
-    def __init__(self, mix: list[tuple[int, float]], seed: int = 0) -> None:
-        self.sizes = [size for size, _ in mix]
-        self.weights = [weight for _, weight in mix]
-        self._rng = random.Random(seed)
-
-    def next(self) -> int:
-        if len(self.sizes) == 1:
-            return self.sizes[0]
-        return self._rng.choices(self.sizes, self.weights)[0]
-
-
-def smtp_connector(file: JobFile, url: Url, starttls: StartTls, timeout: float) -> SmtpConnector:
-    """The connector for a job's `smtp:` URL, with credentials from URL, host block or netrc."""
-    url = file.with_credentials(url)
-    return SmtpConnector(
-        url, file.host_config(url), starttls=None if starttls == "auto" else starttls, timeout=timeout
-    )

@@ -12,9 +12,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
+from typing import TYPE_CHECKING
 
 from engine.errors import PlaintextAuthRefused
-from engine.spec import HostConfig
+
+if TYPE_CHECKING:
+    from engine.spec import HostConfig
 
 
 def client_context(host: HostConfig) -> ssl.SSLContext:

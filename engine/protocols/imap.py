@@ -14,13 +14,15 @@ import time
 from collections.abc import Callable, Collection, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from engine.errors import AuthError, PermanentError, TransientError
 from engine.protocols._threaded import ThreadedSession, WatchedSockets, open_session, socket_error
 from engine.protocols._tls import check_credentials_socket, client_context
-from engine.spec import HostConfig
 from engine.urls import Url
+
+if TYPE_CHECKING:
+    from engine.spec import HostConfig
 
 DEFAULT_TIMEOUT = 60.0
 #: Response codes (RFC 5530) that mean "try again later", not "wrong password".

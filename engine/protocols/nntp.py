@@ -26,14 +26,17 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.errors import AuthError, ConnectionLimitError, PermanentError, TransientError
+from engine.jobfile import NO_HOST_BLOCK
 from engine.news.overview import parse_number
 from engine.protocols._threaded import ThreadedSession, WatchedSockets, open_session
 from engine.protocols._tls import cleartext_allowed, cleartext_refused, client_context
-from engine.spec import HostConfig
 from engine.urls import Url
+
+if TYPE_CHECKING:
+    from engine.spec import HostConfig
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -328,7 +331,7 @@ class NntpConnector:
 
     def __init__(self, url: Url, host: HostConfig | None = None) -> None:
         self.url = url
-        self.host = host or HostConfig()
+        self.host = host or NO_HOST_BLOCK
         self.endpoint = url.endpoint
         self.identity: Hashable = (
             "nntp", url.scheme, url.endpoint, url.login, self.host.tls_verify, str(self.host.ca_file or ""),

@@ -13,12 +13,15 @@ import socket
 from collections.abc import Callable, Collection, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from email.parser import BytesHeaderParser
+from typing import TYPE_CHECKING
 
 from engine.errors import AuthError, PermanentError, TransientError
 from engine.protocols._threaded import ThreadedSession, WatchedSockets, open_session, socket_error
 from engine.protocols._tls import check_credentials_socket, client_context
-from engine.spec import HostConfig
 from engine.urls import Url
+
+if TYPE_CHECKING:
+    from engine.spec import HostConfig
 
 #: Response codes (RFC 3206) that mean "try again later", not "wrong password".
 _TEMPORARY = (b"[SYS/TEMP]", b"[IN-USE]", b"[LOGIN-DELAY]")

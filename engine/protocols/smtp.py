@@ -19,13 +19,17 @@ import contextlib
 import ssl
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
 import aiosmtplib
 
 from engine.errors import AuthError, ConnectionLimitError, PermanentError, TransientError, XferError
 from engine.protocols._pipeline import exchange, message_body, transaction_head
 from engine.protocols._tls import cleartext_allowed, cleartext_refused, client_context, is_certificate_error
-from engine.spec import HostConfig
 from engine.urls import Url
+
+if TYPE_CHECKING:
+    from engine.spec import HostConfig
 
 #: Seconds for one SMTP command (the pool bounds connecting separately).
 DEFAULT_COMMAND_TIMEOUT = 60.0

@@ -8,6 +8,7 @@ import pytest
 
 from engine.errors import AuthError, ConnectionLimitError, PermanentError, SpecError, TransientError
 from engine.protocols.nntp import NoSuchArticle, NoSuchGroup, translate
+from engine.kinds.nntp_scan import incremental, needs_bodies
 from engine.spec import parse_job_text
 
 with warnings.catch_warnings():
@@ -19,7 +20,7 @@ BASE = "jobs:\n  - name: n\n    kind: nntp.scan\n    server: nntp://news.example
 
 def test_minimal_job_is_valid() -> None:
     job = parse_job_text(BASE + "    jsonl: out.jsonl\n", "t.yaml").jobs[0]
-    assert job.incremental and not job.needs_bodies and job.server.port == 119  # type: ignore[attr-defined]
+    assert incremental(job) and not needs_bodies(job) and job.server.port == 119  # type: ignore[arg-type, attr-defined]
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
 from engine.spec import parse_job_text
 from engine.errors import PermanentError
-from engine.urls import netrc_credentials, parse_url
+from engine.urls import Secret, netrc_credentials, parse_url
 
 
 def test_url_parts_and_default_ports() -> None:
@@ -64,7 +63,7 @@ def test_credentials_from_host_block_then_netrc(tmp_path: Path, monkeypatch: pyt
     assert (from_netrc.user, from_netrc.secret()) == ("carol", "fromnetrc")
     explicit = file.with_credentials(parse_url("ftp://erin:inurl@ftp.example.org/"))
     assert (explicit.user, explicit.secret()) == ("erin", "inurl")
-    assert isinstance(file.hosts["ftp.example.org"].password, SecretStr)
+    assert isinstance(file.hosts["ftp.example.org"].password, Secret)
     assert "fromhost" not in repr(file.hosts)
 
 
