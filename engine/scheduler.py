@@ -92,8 +92,7 @@ class Scheduler:
         return task
 
     def pool_for(self, runtime: JobRuntime, connector: Connector[Any]) -> HostPool:
-        """The host's pool, looked up once per job and endpoint (host blocks are
-        pydantic models: building the default one for every item was costly)."""
+        """The host's pool, looked up once per job and endpoint (not once per item)."""
         url: Url = connector.url  # type: ignore[attr-defined]
         key = (id(runtime), url.endpoint)
         pool = self._pool_of.get(key)
