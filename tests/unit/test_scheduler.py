@@ -168,23 +168,9 @@ def run_scheduler_text(tmp_path: Path, text: str) -> tuple[Report, Scheduler]:
 
 
 def test_sigterm_stops_planning_and_exits_143(probe_kind: Any, tmp_path: Path) -> None:
-    path = tmp_path / "jobs.yaml"
-    text = "defaults: {grace_period: 5}\njobs: [{name: a, kind: test.probe, count: 2000, sleep: 0.2}]\n"
-    path.write_text(text)
-    file = parse_job_text(text, str(path), path)
-    events = EventBus()
-    report = Report()
-    events.subscribe(report)
-
-    async def main() -> None:
-        scheduler = Scheduler([file], events, RunOptions())
-        asyncio.get_running_loop().call_later(0.3, scheduler.stop, signal.SIGTERM)
-        try:
-            await scheduler.run()
-        finally:
-            scheduler.close()
-
-    asyncio.run(main())
+    report = stop_after(
+        tmp_path, "defaults: {grace_period: 5}\njobs: [{name: a, kind: test.probe, count: 2000, sleep: 0.2}]\n", 0.3
+    )
     job = report.jobs["a"]
     assert report.exit_code == 143
     assert 0 < job.counts["ok"] < 2000
