@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
+import os
 from collections.abc import Iterable
 from functools import cache
 from typing import TYPE_CHECKING, get_args
@@ -32,7 +32,16 @@ _outside: set[str] = set()
 
 @cache
 def _module_names() -> tuple[str, ...]:
-    return tuple(sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")))
+    """The kind modules of this package, from a directory listing (pkgutil's walk
+    imports ~10 ms of machinery on every start)."""
+    names = set()
+    for folder in __path__:
+        with os.scandir(folder) as entries:
+            names.update(
+                entry.name[:-3] for entry in entries
+                if entry.name.endswith(".py") and not entry.name.startswith("_") and entry.is_file()
+            )
+    return tuple(sorted(names))
 
 
 def _module_for(kind: str) -> str:
