@@ -65,7 +65,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from engine.spec import parse_size  # noqa: E402
+from xfer.spec import parse_size  # noqa: E402
 from tests.servers.ftp import FtpServer, VSFTPD_BINARY, _children, _vsftpd_pids, start_vsftpd  # noqa: E402
 
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -420,10 +420,10 @@ def scenario_rss(args: argparse.Namespace, results: Results) -> None:
 
 def scenario_lag(args: argparse.Namespace, results: Results) -> None:
     """Worst event-loop stall while xfer writes the large files, per destination."""
-    from engine.events import EventBus
-    from engine.report import Report
-    from engine.scheduler import RunOptions, Scheduler
-    from engine.spec import load_job_file
+    from xfer.events import EventBus
+    from xfer.report import Report
+    from xfer.scheduler import RunOptions, Scheduler
+    from xfer.spec import load_job_file
     import uvloop
 
     work: Path = args.work

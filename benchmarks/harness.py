@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 #: `xfer` as a user runs it: the venv's console script (or `python -m engine` without one).
 _SCRIPT = Path(sys.executable).with_name("xfer")
-XFER = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "engine"]
+XFER = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "xfer"]
 
 
 #: Where the tools' Python bytecode is cached, kept from run to run.

@@ -1,5 +1,5 @@
 """`python -m engine` is the `xfer` command."""
 
-from engine.cli import main
+from xfer.cli import main
 
 raise SystemExit(main())

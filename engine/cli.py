@@ -12,13 +12,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine import __version__
-from engine.errors import SpecError
+from xfer import __version__
+from xfer.errors import SpecError
 
 if TYPE_CHECKING:
     import asyncio
 
-    from engine.jobfile import JobFile
+    from xfer.jobfile import JobFile
 
 def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop when asked or available ('auto'), else the standard loop."""
@@ -35,7 +35,7 @@ def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def _load_all(paths: Sequence[str]) -> list[JobFile]:
     """Every file loaded, or one SpecError with the problems of every invalid file."""
-    from engine.specload import load_job_file
+    from xfer.specload import load_job_file
 
     files, problems = [], []
     for path in paths:
@@ -60,7 +60,7 @@ def _check_only(files: list[JobFile], only: list[str] | None) -> set[str] | None
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Each file's verdict: `ok` with its job count, or its problems (exit 2)."""
-    from engine.specload import count_jobs
+    from xfer.specload import count_jobs
 
     status = 0
     for path in args.files:
@@ -75,7 +75,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _print_problems(exc: SpecError) -> int:
     """Print a line per problem; the exit code for bad input."""
-    from engine.report import EXIT_BAD_INPUT
+    from xfer.report import EXIT_BAD_INPUT
 
     for line in str(exc).splitlines():
         print(f"xfer: {line}", file=sys.stderr)
@@ -86,7 +86,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """What would run, from the files alone: jobs, their servers and host limits."""
     from rich.console import Console
 
-    from engine.kinds import job_class
+    from xfer.kinds import job_class
 
     files = _load_all(args.files)
     only = _check_only(files, args.only)
@@ -124,9 +124,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     import gc
     import time
 
-    from engine.events import EventBus
-    from engine.report import Report
-    from engine.scheduler import RunOptions, Scheduler
+    from xfer.events import EventBus
+    from xfer.report import Report
+    from xfer.scheduler import RunOptions, Scheduler
 
     files = _load_all(args.files)
     only = _check_only(files, args.only)
@@ -140,7 +140,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if live:
         from rich.console import Console
 
-        from engine.outputs.progress import LiveProgress
+        from xfer.outputs.progress import LiveProgress
 
         console = Console(stderr=True)
 
@@ -158,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     await scheduler.run()
             else:
                 if shown:
-                    from engine.outputs.plain import PlainLog
+                    from xfer.outputs.plain import PlainLog
 
                     events.subscribe(PlainLog(report))
                 await scheduler.run()
@@ -175,11 +175,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         print(json.dumps(report.as_dict(), indent=2, default=str))
     elif live:
-        from engine.outputs.progress import print_summary
+        from xfer.outputs.progress import print_summary
 
         print_summary(report, console)
     elif shown:
-        from engine.outputs.plain import print_plain_summary
+        from xfer.outputs.plain import print_plain_summary
 
         print_plain_summary(report, sys.stdout)
     return report.exit_code
@@ -223,8 +223,8 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     plan.set_defaults(handler=cmd_plan)
 
     if plugins:
-        from engine.inspect.cli import register as register_mail_inspect
-        from engine.kinds import register_cli
+        from xfer.inspect.cli import register as register_mail_inspect
+        from xfer.kinds import register_cli
 
         register_mail_inspect(commands)
         register_cli(commands)

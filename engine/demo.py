@@ -90,7 +90,7 @@ def smtp_sink() -> Iterator[tuple[int, list[int]]]:
 def main(argv: list[str] | None = None) -> int:
     import logging
 
-    from engine.cli import main as xfer_main
+    from xfer.cli import main as xfer_main
 
     parser = argparse.ArgumentParser(prog="python -m engine.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", default="jobs/demo.yaml", help="the demo job file (default: %(default)s)")

@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from engine.spec import HostConfig, JobFile, JobSpec
-    from engine.state import StateStore
-    from engine.urls import Url
+    from xfer.spec import HostConfig, JobFile, JobSpec
+    from xfer.state import StateStore
+    from xfer.urls import Url
 
 ConnT = TypeVar("ConnT", bound="Connection")
 T = TypeVar("T")
@@ -127,7 +127,7 @@ class JobContext(Protocol):
 
 class Job(abc.ABC):
     """A job kind: `kind` identifies it; `plan` streams its tasks. A kind registered
-    from outside `engine/kinds` (`engine.kinds.register`) names its spec model as `Spec`."""
+    from outside `engine/kinds` (`xfer.kinds.register`) names its spec model as `Spec`."""
 
     kind: ClassVar[str]
     Spec: ClassVar[type[JobSpec]]

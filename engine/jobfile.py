@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.records import Record
-from engine.urls import Url, netrc_credentials
+from xfer.records import Record
+from xfer.urls import Url, netrc_credentials
 
 if TYPE_CHECKING:  # records carry the fields of these models
-    from engine.spec import Defaults, HostConfig, JobSpec
+    from xfer.spec import Defaults, HostConfig, JobSpec
 
 
 @dataclass
@@ -61,7 +61,7 @@ class JobFile:
 #: The settings of a host without a block of its own: `HostConfig()` as a record
 #: (tests/unit/test_records.py checks that the two agree).
 NO_HOST_BLOCK: HostConfig = Record(  # type: ignore[assignment]
-    "engine.spec.HostConfig",
+    "xfer.spec.HostConfig",
     {
         "max_connections": None,
         "user": None,

@@ -19,7 +19,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from engine.errors import UnsafePathError
+from xfer.errors import UnsafePathError
 
 _FORBIDDEN_CHARS = {"\0": "NUL", "\r": "CR", "\n": "LF", "\\": "backslash", "/": "slash"}
 

@@ -20,9 +20,9 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Coroutine, Hashable
 from typing import Any
 
-from engine.errors import ConnectionLimitError, PermanentError, describe
-from engine.events import EventBus
-from engine.job import Connection, Connector
+from xfer.errors import ConnectionLimitError, PermanentError, describe
+from xfer.events import EventBus
+from xfer.job import Connection, Connector
 
 
 class Lease:

@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from engine import __version__
-from engine.events import Event
+from xfer import __version__
+from xfer.events import Event
 
 #: Tasks listed one by one in the report; past that only failures are listed.
 MAX_LISTED_TASKS = 10_000

@@ -12,10 +12,10 @@ import random
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from engine.errors import ConnectionLimitError, is_transient
+from xfer.errors import ConnectionLimitError, is_transient
 
 if TYPE_CHECKING:
-    from engine.spec import Defaults
+    from xfer.spec import Defaults
 
 T = TypeVar("T")
 

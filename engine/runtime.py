@@ -17,16 +17,16 @@ from collections.abc import Awaitable, Callable, Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from engine.kinds import job_class
-from engine.retry import mark_spent, worth_retrying
-from engine.workers import Hold, worker
+from xfer.kinds import job_class
+from xfer.retry import mark_spent, worth_retrying
+from xfer.workers import Hold, worker
 
 if TYPE_CHECKING:
-    from engine.job import Connector, Job, Task
-    from engine.scheduler import Scheduler
-    from engine.spec import HostConfig, JobFile, JobSpec
-    from engine.state import StateStore
-    from engine.urls import Url
+    from xfer.job import Connector, Job, Task
+    from xfer.scheduler import Scheduler
+    from xfer.spec import HostConfig, JobFile, JobSpec
+    from xfer.state import StateStore
+    from xfer.urls import Url
 
 T = TypeVar("T")
 

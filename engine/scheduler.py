@@ -28,15 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import describe
-from engine.events import EventBus
-from engine.job import Connector
-from engine.pool import HostPool, Pools
-from engine.retry import backoff_delay
-from engine.runtime import JobRuntime
-from engine.jobfile import JobFile
-from engine.state import StateStore
-from engine.urls import Url
+from xfer.errors import describe
+from xfer.events import EventBus
+from xfer.job import Connector
+from xfer.pool import HostPool, Pools
+from xfer.retry import backoff_delay
+from xfer.runtime import JobRuntime
+from xfer.jobfile import JobFile
+from xfer.state import StateStore
+from xfer.urls import Url
 
 #: Seconds that closing the pools politely (QUIT, LOGOUT) may take once a run was
 #: stopped; connections still closing then are cut (a stop must end soon after the grace).

@@ -18,8 +18,8 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from engine.jobfile import JobFile  # noqa: F401 - re-exported for callers of the old place
-from engine.urls import Url, parse_url
+from xfer.jobfile import JobFile  # noqa: F401 - re-exported for callers of the old place
+from xfer.urls import Url, parse_url
 
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _SIZE_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?(?:/s)?\s*$", re.IGNORECASE)
@@ -124,7 +124,7 @@ def __getattr__(name: str) -> Any:
     """`load_job_file` and `parse_job_text` live in `engine.specload` (which imports
     the kind registry); callers that import them from here still find them."""
     if name in ("load_job_file", "parse_job_text"):
-        from engine import specload
+        from xfer import specload
 
         return getattr(specload, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

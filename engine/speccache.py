@@ -33,12 +33,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import engine
-from engine.records import Record, model_of
-from engine.urls import Secret, Url, parse_url
+import xfer
+from xfer.records import Record, model_of
+from xfer.urls import Secret, Url, parse_url
 
 if TYPE_CHECKING:
-    from engine.jobfile import JobFile
+    from xfer.jobfile import JobFile
 
 MAX_ENTRIES = 256
 _FORMAT = 2
@@ -72,7 +72,7 @@ def _private(directory: Path) -> bool:
 def _code_in_use() -> list[tuple[str, int, int]]:
     """Path, size and mtime of the code that validated a file: xfer's modules loaded
     so far (the kinds named, their protocols) and the validating packages."""
-    engine_dir = os.path.dirname(engine.__file__)
+    engine_dir = os.path.dirname(xfer.__file__)
     paths = {
         module.__file__
         for module in list(sys.modules.values())
@@ -108,7 +108,7 @@ def _env_digest(directory: Path, names: list[str]) -> bytes:
 
 
 def _entry_path(directory: Path, raw: bytes) -> Path:
-    version = f"{_FORMAT}\0{sys.version}\0{engine.__version__}\0".encode()
+    version = f"{_FORMAT}\0{sys.version}\0{xfer.__version__}\0".encode()
     return directory / hashlib.sha256(version + raw).hexdigest()
 
 
@@ -124,7 +124,7 @@ class Entry:
 
     def job_file(self, path: Path, raw: bytes) -> JobFile | None:
         """The file's models, its secrets read again from `raw`; None if that fails."""
-        from engine.jobfile import JobFile
+        from xfer.jobfile import JobFile
 
         try:
             values = _read_secrets(raw, str(path), self.secret_places) if self.secret_places else []
@@ -155,7 +155,7 @@ def lookup(raw: bytes) -> Entry | None:
 def store(raw: bytes, file: JobFile, data: Any, env_used: set[str]) -> None:
     """Remember a validated file (quietly nothing when it cannot be cached)."""
     directory = _directory()
-    if directory is None or not all(model_of(job).startswith("engine.") for job in file.jobs):  # type: ignore[arg-type]
+    if directory is None or not all(model_of(job).startswith("xfer.") for job in file.jobs):  # type: ignore[arg-type]
         return
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -226,7 +226,7 @@ def _secret_at(data: Any, place: SecretPlace) -> Any:
 
 
 def _read_secrets(raw: bytes, source: str, places: list[SecretPlace]) -> list[Any]:
-    from engine.yamlload import load_yaml
+    from xfer.yamlload import load_yaml
 
     data = load_yaml(raw.decode("utf-8"), source)
     return [_secret_at(data, place) for place in places]

@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine import speccache
-from engine.errors import SpecError
+from xfer import speccache
+from xfer.errors import SpecError
 
 if TYPE_CHECKING:
-    from engine.jobfile import JobFile
+    from xfer.jobfile import JobFile
 
 
 def _read(path: Path) -> bytes:
@@ -31,7 +31,7 @@ def _read(path: Path) -> bytes:
 
 def parse_job_text(text: str, source: str, path: Path | None = None) -> JobFile:
     """Validate job-file text (never cached); raise SpecError naming source:line:col and key."""
-    from engine.specvalidate import parse
+    from xfer.specvalidate import parse
 
     return parse(text, source, path)[0]
 
@@ -45,7 +45,7 @@ def load_job_file(path: Path | str) -> JobFile:
         cached = entry.job_file(path, raw)
         if cached is not None:
             return cached
-    from engine.specvalidate import parse
+    from xfer.specvalidate import parse
 
     env_used: set[str] = set()
     file, data = parse(raw.decode("utf-8"), str(path), path, env_used)

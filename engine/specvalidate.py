@@ -15,13 +15,13 @@ from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, create_model
 
-from engine.errors import SpecError
-from engine.jobfile import JobFile
-from engine.kinds import kind_names, spec_classes
-from engine.records import Record
-from engine.spec import Defaults, HostConfig, StrictModel
-from engine.urls import Secret
-from engine.yamlload import key_mark, load_yaml, locate
+from xfer.errors import SpecError
+from xfer.jobfile import JobFile
+from xfer.kinds import kind_names, spec_classes
+from xfer.records import Record
+from xfer.spec import Defaults, HostConfig, StrictModel
+from xfer.urls import Secret
+from xfer.yamlload import key_mark, load_yaml, locate
 
 #: Problems listed for one file; the rest are counted.
 MAX_ERRORS = 20

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from engine.errors import PermanentError
+from xfer.errors import PermanentError
 
 #: Schemes xfer speaks, with their default ports.
 DEFAULT_PORTS: dict[str, int] = {

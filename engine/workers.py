@@ -22,8 +22,8 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import PermanentError, describe
-from engine.retry import within, worth_retrying
+from xfer.errors import PermanentError, describe
+from xfer.retry import within, worth_retrying
 
 #: Seconds a worker keeps its connection while others wait for a global slot.
 GLOBAL_SHARE = 0.5
@@ -31,9 +31,9 @@ GLOBAL_SHARE = 0.5
 PROGRESS_INTERVAL = 0.1
 
 if TYPE_CHECKING:
-    from engine.job import Connector, Task
-    from engine.pool import HostPool, Lease
-    from engine.runtime import ItemQueue, JobRuntime
+    from xfer.job import Connector, Task
+    from xfer.pool import HostPool, Lease
+    from xfer.runtime import ItemQueue, JobRuntime
 
 
 class TaskContext:

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from engine.errors import SpecError
+from xfer.errors import SpecError
 
 _ENV_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 

@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 import pytest
 
-import engine.kinds
-from engine.job import Job, Task
-from engine.spec import JobSpec
+import xfer.kinds
+from xfer.job import Job, Task
+from xfer.spec import JobSpec
 
 
 class ProbeSpec(JobSpec):
@@ -44,7 +44,7 @@ class ProbeTask(Task[Any]):
         return await self._work(ctx)
 
     async def _work(self, ctx: Any) -> dict[str, Any]:
-        from engine.errors import PermanentError, TransientError
+        from xfer.errors import PermanentError, TransientError
 
         self.attempts[self.index] = self.attempts.get(self.index, 0) + 1
         ProbeJob.running += 1
@@ -87,14 +87,14 @@ class ProbeJob(Job):
 @pytest.fixture
 def probe_kind() -> Iterator[type[ProbeJob]]:
     """Registers `test.probe` for the duration of a test."""
-    engine.kinds.register(ProbeJob)
+    xfer.kinds.register(ProbeJob)
     ProbeJob.attempts = {}
     ProbeJob.running = ProbeJob.peak_running = ProbeJob.completed = 0
     CountingConnector.reset()
     try:
         yield ProbeJob
     finally:
-        engine.kinds.unregister("test.probe")
+        xfer.kinds.unregister("test.probe")
 
 
 class CountingConnection:
@@ -122,14 +122,14 @@ class CountingConnector:
     connects = 0
 
     def __init__(self, url: str = "ftp://127.0.0.1:9/", refuse: bool = False) -> None:
-        from engine.urls import parse_url
+        from xfer.urls import parse_url
 
         self.url = parse_url(url)
         self.identity = ("counting", self.url.endpoint)
         self.refuse = refuse
 
     async def connect(self) -> CountingConnection:
-        from engine.errors import TransientError
+        from xfer.errors import TransientError
 
         CountingConnector.connects += 1
         if self.refuse:

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.cli import main
-from engine.events import Event, EventBus
-from engine.report import Report
-from engine.scheduler import RunOptions, Scheduler
-from engine.spec import JobFile
+from xfer.cli import main
+from xfer.events import Event, EventBus
+from xfer.report import Report
+from xfer.scheduler import RunOptions, Scheduler
+from xfer.spec import JobFile
 
 
 def run_job(tmp_path: Path, text: str) -> tuple[int, dict[str, Any], str]:

@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.inspect.message import Inspection, inspect_message
-from engine.inspect.reading import MailboxError, read_messages
-from engine.inspect.signals import W_MALFORMED, Signal
-from engine.report import EXIT_BAD_INPUT, EXIT_OK
+from xfer.inspect.message import Inspection, inspect_message
+from xfer.inspect.reading import MailboxError, read_messages
+from xfer.inspect.signals import W_MALFORMED, Signal
+from xfer.report import EXIT_BAD_INPUT, EXIT_OK
 
 if TYPE_CHECKING:
     from rich.table import Table

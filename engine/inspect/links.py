@@ -11,7 +11,7 @@ from email.message import EmailMessage, Message
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
-from engine.inspect.headers import clean
+from xfer.inspect.headers import clean
 
 #: Bodies beyond this many characters are cut: a link 5 MB into a text part is
 #: not what a reader clicks, and the HTML parser should not chew through a bomb.

@@ -11,9 +11,9 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import Any, TypeVar, cast
 
-from engine.inspect.headers import Headers, clean
-from engine.inspect.links import message_links
-from engine.inspect.signals import W_MALFORMED, Mail, Signal, evaluate, score
+from xfer.inspect.headers import Headers, clean
+from xfer.inspect.links import message_links
+from xfer.inspect.signals import W_MALFORMED, Mail, Signal, evaluate, score
 
 T = TypeVar("T")
 

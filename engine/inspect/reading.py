@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import XferError
+from xfer.errors import XferError
 
 MAILDIR_SUBDIRS = ("cur", "new", "tmp")
 

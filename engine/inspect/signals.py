@@ -14,9 +14,9 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from engine.inspect.headers import Headers
-from engine.inspect.hosts import latin_skeleton, mixed_script_labels, org_domain, parse_ip, unicode_host
-from engine.inspect.links import Link
+from xfer.inspect.headers import Headers
+from xfer.inspect.hosts import latin_skeleton, mixed_script_labels, org_domain, parse_ip, unicode_host
+from xfer.inspect.links import Link
 
 W_MALFORMED = 1  #: a header the parser flagged or could not read (spamware often writes broken headers)
 W_BULK_MAILER = 1  #: X-Mailer/User-Agent of a mass-mailing tool (newsletters use them too)

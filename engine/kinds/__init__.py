@@ -21,8 +21,8 @@ from functools import cache
 from typing import TYPE_CHECKING, get_args
 
 if TYPE_CHECKING:
-    from engine.job import Job
-    from engine.spec import JobSpec
+    from xfer.job import Job
+    from xfer.spec import JobSpec
 
 _loaded: dict[str, type[Job]] = {}
 #: Kinds added from outside this package (`register`): their Job class names its
@@ -59,7 +59,7 @@ def job_class(kind: str) -> type[Job]:
         module_name = _module_for(kind)
         if module_name not in _module_names():
             raise KeyError(kind)
-        from engine.job import Job
+        from xfer.job import Job
 
         module = importlib.import_module(f"{__name__}.{module_name}")
         for value in vars(module).values():
@@ -89,7 +89,7 @@ def spec_class(kind: str) -> type[JobSpec]:
     module_name = _module_for(kind)
     if module_name not in _module_names():
         raise KeyError(kind)
-    from engine.spec import JobSpec
+    from xfer.spec import JobSpec
 
     module = importlib.import_module(f"{__name__}._spec_{module_name}")
     for value in vars(module).values():

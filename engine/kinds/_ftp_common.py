@@ -27,14 +27,14 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from engine.errors import PermanentError, TransientError, UnsafePathError, describe
-from engine.job import Job, JobContext, Task, TaskContext
-from engine.pathsafety import check_name, open_new, safe_target
-from engine.protocols.ftp import FtpConnection, FtpConnector, FtpSettings
-from engine.protocols.ftp_listing import RemoteEntry
-from engine.ratelimit import TokenBucket, consume_all, host_bucket
-from engine.kinds._pathfilter import PathFilter
-from engine.urls import Url
+from xfer.errors import PermanentError, TransientError, UnsafePathError, describe
+from xfer.job import Job, JobContext, Task, TaskContext
+from xfer.pathsafety import check_name, open_new, safe_target
+from xfer.protocols.ftp import FtpConnection, FtpConnector, FtpSettings
+from xfer.protocols.ftp_listing import RemoteEntry
+from xfer.ratelimit import TokenBucket, consume_all, host_bucket
+from xfer.kinds._pathfilter import PathFilter
+from xfer.urls import Url
 
 PART_SUFFIX = ".part"
 #: Local errors after which a `.part` is removed: keeping it would keep the disk full.

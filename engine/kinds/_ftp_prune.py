@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.kinds._ftp_common import PART_SUFFIX, FileState
-from engine.pathsafety import is_inside
+from xfer.kinds._ftp_common import PART_SUFFIX, FileState
+from xfer.pathsafety import is_inside
 
 #: Notes handed from the thread to the loop at once, and rows forgotten per loop turn.
 BATCH = 512

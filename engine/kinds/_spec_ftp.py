@@ -6,9 +6,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from engine.kinds._pathfilter import check_patterns
-from engine.spec import JobSpec, parse_size
-from engine.urls import Url
+from xfer.kinds._pathfilter import check_patterns
+from xfer.spec import JobSpec, parse_size
+from xfer.urls import Url
 
 
 class FtpJobSpec(JobSpec):

@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from engine.kinds._pathfilter import check_patterns
-from engine.kinds._spec_ftp import FtpJobSpec
-from engine.spec import url_field
+from xfer.kinds._pathfilter import check_patterns
+from xfer.kinds._spec_ftp import FtpJobSpec
+from xfer.spec import url_field
 
 
 class FtpPullSpec(FtpJobSpec):

@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from engine.mail.sending import StartTls
-from engine.spec import JobSpec, size_field, url_field
+from xfer.mail.sending import StartTls
+from xfer.spec import JobSpec, size_field, url_field
 
 
 class MailFetchSpec(JobSpec):

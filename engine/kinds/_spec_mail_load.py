@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from engine.mail.sending import StartTls
-from engine.mail.spec import Envelope, SizeMix
-from engine.spec import JobSpec, url_field
+from xfer.mail.sending import StartTls
+from xfer.mail.spec import Envelope, SizeMix
+from xfer.spec import JobSpec, url_field
 
 
 class MailLoadSpec(JobSpec):

@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from engine.mail.message import TOKEN_HEADER
-from engine.mail.sending import StartTls
-from engine.mail.spec import Envelope
-from engine.spec import JobSpec, size_field, url_field
+from xfer.mail.message import TOKEN_HEADER
+from xfer.mail.sending import StartTls
+from xfer.mail.spec import Envelope
+from xfer.spec import JobSpec, size_field, url_field
 
 _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # printable ASCII except ':' (RFC 5322)
 _RESERVED = {"message-id", TOKEN_HEADER.lower()}

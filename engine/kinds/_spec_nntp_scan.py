@@ -9,10 +9,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from engine.kinds.nntp_scan import GROUP_NAME
-from engine.news.match_spec import Match
-from engine.news.ranges import parse_articles
-from engine.spec import JobSpec, url_field
+from xfer.kinds.nntp_scan import GROUP_NAME
+from xfer.news.match_spec import Match
+from xfer.news.ranges import parse_articles
+from xfer.spec import JobSpec, url_field
 
 _MESSAGE_ID = re.compile(r"^<[^<>\s]+>$")
 

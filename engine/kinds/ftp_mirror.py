@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import PermanentError, TransientError, UnsafePathError, describe
-from engine.job import Task, TaskContext
-from engine.kinds._ftp_common import (
+from xfer.errors import PermanentError, TransientError, UnsafePathError, describe
+from xfer.job import Task, TaskContext
+from xfer.kinds._ftp_common import (
     PART_SUFFIX,
     FileState,
     FileTask,
@@ -41,14 +41,14 @@ from engine.kinds._ftp_common import (
     make_connector,
     remote_join,
 )
-from engine.kinds._ftp_prune import PruneRules, delete_unseen
-from engine.kinds._pathfilter import PathFilter
-from engine.pathsafety import check_name, is_inside, safe_mkdir
-from engine.protocols.ftp import BLOCK_SIZE, FtpConnection, FtpConnector
-from engine.ratelimit import TokenBucket, consume_all
+from xfer.kinds._ftp_prune import PruneRules, delete_unseen
+from xfer.kinds._pathfilter import PathFilter
+from xfer.pathsafety import check_name, is_inside, safe_mkdir
+from xfer.protocols.ftp import BLOCK_SIZE, FtpConnection, FtpConnector
+from xfer.ratelimit import TokenBucket, consume_all
 
 if TYPE_CHECKING:
-    from engine.kinds._spec_ftp_mirror import FtpMirrorSpec
+    from xfer.kinds._spec_ftp_mirror import FtpMirrorSpec
 
 _ARCHIVE_SUFFIX = {"zip": ".zip", "tgz": ".tar.gz", "tbz2": ".tar.bz2"}
 

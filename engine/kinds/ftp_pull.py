@@ -18,13 +18,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from engine.job import Task
-from engine.kinds._ftp_common import FtpDownloadJob, WalkItem, as_utc
-from engine.kinds._pathfilter import PathFilter
-from engine.kinds._versions import version_key
+from xfer.job import Task
+from xfer.kinds._ftp_common import FtpDownloadJob, WalkItem, as_utc
+from xfer.kinds._pathfilter import PathFilter
+from xfer.kinds._versions import version_key
 
 if TYPE_CHECKING:
-    from engine.kinds._spec_ftp_pull import FtpPullSpec
+    from xfer.kinds._spec_ftp_pull import FtpPullSpec
 
 
 class FtpPullJob(FtpDownloadJob):

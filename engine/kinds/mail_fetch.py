@@ -45,20 +45,20 @@ from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import PermanentError, UnsafePathError
-from engine.job import Job, Task, TaskContext
-from engine.mailbox_store.attachments import save_attachments
-from engine.mailbox_store.budget import run_budget
-from engine.mailbox_store.ledger import Ledger, digest
-from engine.mailbox_store.spool import CHUNK, STREAM_ABOVE, Spool
-from engine.mailbox_store.stores import Incoming, Store, open_store
-from engine.pathsafety import check_name
-from engine.protocols.imap import Fetched, ImapConnection, ImapConnector
-from engine.protocols.pop3 import Pop3Connection, Pop3Connector
-from engine.urls import Url
+from xfer.errors import PermanentError, UnsafePathError
+from xfer.job import Job, Task, TaskContext
+from xfer.mailbox_store.attachments import save_attachments
+from xfer.mailbox_store.budget import run_budget
+from xfer.mailbox_store.ledger import Ledger, digest
+from xfer.mailbox_store.spool import CHUNK, STREAM_ABOVE, Spool
+from xfer.mailbox_store.stores import Incoming, Store, open_store
+from xfer.pathsafety import check_name
+from xfer.protocols.imap import Fetched, ImapConnection, ImapConnector
+from xfer.protocols.pop3 import Pop3Connection, Pop3Connector
+from xfer.urls import Url
 
 if TYPE_CHECKING:
-    from engine.kinds._spec_mail_fetch import MailFetchSpec
+    from xfer.kinds._spec_mail_fetch import MailFetchSpec
 
 #: A batch task fetches at most this many bytes (a big message still goes alone).
 BATCH_BYTES = 16 * 1024 * 1024

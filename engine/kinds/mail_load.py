@@ -20,17 +20,17 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import PlaintextAuthRefused
-from engine.job import Job, Task, TaskContext
-from engine.mail.html import write_load_report
-from engine.mail.loadstats import LoadStats
-from engine.mail.message import load_message, new_run_id, token_for
-from engine.mail.sending import SizeChooser, smtp_connector
-from engine.protocols.smtp import SmtpConnection, SmtpConnector
-from engine.urls import Url
+from xfer.errors import PlaintextAuthRefused
+from xfer.job import Job, Task, TaskContext
+from xfer.mail.html import write_load_report
+from xfer.mail.loadstats import LoadStats
+from xfer.mail.message import load_message, new_run_id, token_for
+from xfer.mail.sending import SizeChooser, smtp_connector
+from xfer.protocols.smtp import SmtpConnection, SmtpConnector
+from xfer.urls import Url
 
 if TYPE_CHECKING:
-    from engine.kinds._spec_mail_load import MailLoadSpec
+    from xfer.kinds._spec_mail_load import MailLoadSpec
 
 
 class SendMessage(Task[SmtpConnection]):

@@ -14,19 +14,19 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import PermanentError
-from engine.job import Job, Task, TaskContext
-from engine.mail.compare import OK, fingerprint
-from engine.mail.message import TOKEN_HEADER, filler_text, message_id, new_run_id, render, roundtrip_message, token_for
-from engine.mail.sending import StartTls, smtp_connector
-from engine.mail.tracking import NOT_ACCEPTED, Sent, Tracker
-from engine.protocols.imap import ImapConnection, ImapConnector
-from engine.protocols.pop3 import Pop3Connection, Pop3Connector
-from engine.protocols.smtp import SendResult, SmtpConnection, SmtpConnector
-from engine.urls import Url
+from xfer.errors import PermanentError
+from xfer.job import Job, Task, TaskContext
+from xfer.mail.compare import OK, fingerprint
+from xfer.mail.message import TOKEN_HEADER, filler_text, message_id, new_run_id, render, roundtrip_message, token_for
+from xfer.mail.sending import StartTls, smtp_connector
+from xfer.mail.tracking import NOT_ACCEPTED, Sent, Tracker
+from xfer.protocols.imap import ImapConnection, ImapConnector
+from xfer.protocols.pop3 import Pop3Connection, Pop3Connector
+from xfer.protocols.smtp import SendResult, SmtpConnection, SmtpConnector
+from xfer.urls import Url
 
 if TYPE_CHECKING:
-    from engine.kinds._spec_mail_roundtrip import MailRoundtripSpec
+    from xfer.kinds._spec_mail_roundtrip import MailRoundtripSpec
 
 
 Mailbox = Pop3Connection | ImapConnection

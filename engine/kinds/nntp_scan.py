@@ -33,24 +33,24 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import PermanentError
-from engine.job import Job, Task, TaskContext
-from engine.news import excerpt as excerpts
-from engine.news.database import SqliteOutput
-from engine.news.jsonl import Encoded, JsonlOutput
-from engine.news.marks import NewsState
-from engine.news.match import body_passes, headers_pass
-from engine.news.overview import HDR_FIELDS, OverviewFormat, decode_text, records_from_columns
-from engine.news.overview_json import OverviewEncoder
-from engine.news.ranges import as_utc, chunks, dated_since, parse_articles, renumbered, scan_range
-from engine.news.search import register_cli as _register_search
-from engine.news.sequencer import Sequencer
-from engine.news.threads import ThreadInfo, thread
-from engine.protocols.nntp import GroupInfo, NntpConnection, NntpConnector, split_hdr_lines
-from engine.urls import Url
+from xfer.errors import PermanentError
+from xfer.job import Job, Task, TaskContext
+from xfer.news import excerpt as excerpts
+from xfer.news.database import SqliteOutput
+from xfer.news.jsonl import Encoded, JsonlOutput
+from xfer.news.marks import NewsState
+from xfer.news.match import body_passes, headers_pass
+from xfer.news.overview import HDR_FIELDS, OverviewFormat, decode_text, records_from_columns
+from xfer.news.overview_json import OverviewEncoder
+from xfer.news.ranges import as_utc, chunks, dated_since, parse_articles, renumbered, scan_range
+from xfer.news.search import register_cli as _register_search
+from xfer.news.sequencer import Sequencer
+from xfer.news.threads import ThreadInfo, thread
+from xfer.protocols.nntp import GroupInfo, NntpConnection, NntpConnector, split_hdr_lines
+from xfer.urls import Url
 
 if TYPE_CHECKING:
-    from engine.kinds._spec_nntp_scan import NntpScanSpec
+    from xfer.kinds._spec_nntp_scan import NntpScanSpec
 
 #: Articles per OVER task, and per task when bodies are fetched too.
 HEADER_CHUNK = 2000

@@ -13,9 +13,9 @@ import time
 from collections import Counter
 from typing import Any
 
-from engine.errors import describe
-from engine.mail.latency import Latency, TimeSeries
-from engine.protocols.smtp import SendResult, smtp_code
+from xfer.errors import describe
+from xfer.mail.latency import Latency, TimeSeries
+from xfer.protocols.smtp import SendResult, smtp_code
 
 #: Distinct error texts kept per error kind, to say what went wrong without a log.
 _SAMPLES_PER_KIND = 3

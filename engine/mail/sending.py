@@ -7,9 +7,9 @@ from __future__ import annotations
 import random
 from typing import Literal
 
-from engine.jobfile import JobFile
-from engine.protocols.smtp import SmtpConnector
-from engine.urls import Url
+from xfer.jobfile import JobFile
+from xfer.protocols.smtp import SmtpConnector
+from xfer.urls import Url
 
 #: `starttls:` in a job file: true (required), false (never), auto (when offered).
 StartTls = bool | Literal["auto"]

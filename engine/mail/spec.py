@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, field_validator
 
-from engine.spec import StrictModel, parse_size
+from xfer.spec import StrictModel, parse_size
 
 
 def _address(value: Any) -> Any:

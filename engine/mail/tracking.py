@@ -14,9 +14,9 @@ from datetime import datetime, timezone
 from email.parser import BytesHeaderParser
 from typing import Any
 
-from engine.mail.compare import DUPLICATED, MISSING, OK, Comparison, Fingerprint, compare
-from engine.mail.latency import Latency
-from engine.mail.message import TOKEN_HEADER
+from xfer.mail.compare import DUPLICATED, MISSING, OK, Comparison, Fingerprint, compare
+from xfer.mail.latency import Latency
+from xfer.mail.message import TOKEN_HEADER
 
 NOT_ACCEPTED = "not accepted"
 

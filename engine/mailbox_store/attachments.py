@@ -17,7 +17,7 @@ import tempfile
 from email.parser import BytesParser
 from pathlib import Path
 
-from engine.pathsafety import check_name
+from xfer.pathsafety import check_name
 
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
 _MAX_NAME_BYTES = 200

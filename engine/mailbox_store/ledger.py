@@ -22,8 +22,8 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 
-from engine.mailbox_store.stores import header_block
-from engine.state import StateStore
+from xfer.mailbox_store.stores import header_block
+from xfer.state import StateStore
 
 _NAMESPACE = "mail_fetch"
 _VERSION = 1

@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
-from engine.errors import UnsafePathError
-from engine.mailbox_store.spool import CHUNK, Spool
-from engine.pathsafety import safe_mkdir, safe_target
+from xfer.errors import UnsafePathError
+from xfer.mailbox_store.spool import CHUNK, Spool
+from xfer.pathsafety import safe_mkdir, safe_target
 
 _FROM_LINE = re.compile(rb"^(>*From )", re.MULTILINE)
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")  # two line ends in a row, in any mix of CRLF and LF

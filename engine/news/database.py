@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from engine.news.threads import ThreadInfo
+from xfer.news.threads import ThreadInfo
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS articles (

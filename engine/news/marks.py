@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 
-from engine.state import StateStore
+from xfer.state import StateStore
 
 _NAMESPACE = "nntp"
 _VERSION = 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from engine.news.match_spec import Match, Terms
+    from xfer.news.match_spec import Match, Terms
 
 
 def terms_pass(terms: Terms, text: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator, model_validator
 
-from engine.spec import StrictModel
+from xfer.spec import StrictModel
 
 
 class Terms(StrictModel):

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from json.encoder import encode_basestring as _quote  # type: ignore[attr-defined]
 from typing import Any
 
-from engine.news.jsonl import Encoded, encode_record
-from engine.news.overview import STANDARD_FIELDS, OverviewFormat
+from xfer.news.jsonl import Encoded, encode_record
+from xfer.news.overview import STANDARD_FIELDS, OverviewFormat
 
 #: Field orders encoded here: RFC 3977's seven, then INN's usual Xref.
 _FAST_FIELDS = (STANDARD_FIELDS, (*STANDARD_FIELDS, "xref"))

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.news.database import connect
+from xfer.news.database import connect
 
 _TOKEN = re.compile(r'"([^"]*)"|(\()|(\))|([^\s()"]+)')
 _OPERATORS = {"AND", "OR", "NOT"}

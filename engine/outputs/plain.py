@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from typing import IO
 
-from engine.events import Event
-from engine.report import JobReport, Report
+from xfer.events import Event
+from xfer.report import JobReport, Report
 
 
 def human_bytes(count: float) -> str:

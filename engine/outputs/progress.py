@@ -12,10 +12,10 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from engine.events import Event
-from engine.outputs.plain import SUMMARY_COLUMNS, human_bytes, log_line, rate_and_eta, summary_lines, summary_rows
-from engine.pool import HostPool
-from engine.report import Report
+from xfer.events import Event
+from xfer.outputs.plain import SUMMARY_COLUMNS, human_bytes, log_line, rate_and_eta, summary_lines, summary_rows
+from xfer.pool import HostPool
+from xfer.report import Report
 
 
 class LiveProgress:

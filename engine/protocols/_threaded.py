@@ -26,8 +26,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from engine.errors import PermanentError, TransientError, XferError
-from engine.protocols._tls import is_certificate_error
+from xfer.errors import PermanentError, TransientError, XferError
+from xfer.protocols._tls import is_certificate_error
 
 T = TypeVar("T")
 _LOGOUT_TIMEOUT = 2.0

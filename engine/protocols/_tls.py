@@ -14,10 +14,10 @@ import socket
 import ssl
 from typing import TYPE_CHECKING
 
-from engine.errors import PlaintextAuthRefused
+from xfer.errors import PlaintextAuthRefused
 
 if TYPE_CHECKING:
-    from engine.spec import HostConfig
+    from xfer.spec import HostConfig
 
 
 def client_context(host: HostConfig) -> ssl.SSLContext:

@@ -29,13 +29,13 @@ from typing import Literal
 import aioftp
 from aioftp.common import SSLSessionBoundContext
 
-from engine.errors import PermanentError, XferError
-from engine.protocols.ftp_control import ControlChannel
-from engine.protocols.ftp_data import BLOCK_SIZE, LocalFailure, P, Receiver, Sender
-from engine.protocols.ftp_listing import ListingError, RemoteEntry, parse_list_line, parse_mlsd_line
-from engine.protocols.ftp_errors import translate
-from engine.protocols.ftp_reply import Reply, epsv_port, matches, mdtm_time
-from engine.urls import Url
+from xfer.errors import PermanentError, XferError
+from xfer.protocols.ftp_control import ControlChannel
+from xfer.protocols.ftp_data import BLOCK_SIZE, LocalFailure, P, Receiver, Sender
+from xfer.protocols.ftp_listing import ListingError, RemoteEntry, parse_list_line, parse_mlsd_line
+from xfer.protocols.ftp_errors import translate
+from xfer.protocols.ftp_reply import Reply, epsv_port, matches, mdtm_time
+from xfer.urls import Url
 
 __all__ = ["BLOCK_SIZE", "FtpConnection", "FtpConnector", "FtpSettings", "Listing"]
 

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 from aioftp import StreamIO
 
-from engine.protocols.ftp_reply import FtpProtocolError, Reply, ReplyError, ReplyParser
+from xfer.protocols.ftp_reply import FtpProtocolError, Reply, ReplyError, ReplyParser
 
 
 class ControlChannel(asyncio.Protocol):

@@ -15,8 +15,8 @@ import ssl
 
 import aioftp
 
-from engine.errors import AuthError, ConnectionLimitError, PermanentError, TransientError
-from engine.protocols.ftp_reply import FtpProtocolError, reply_text
+from xfer.errors import AuthError, ConnectionLimitError, PermanentError, TransientError
+from xfer.protocols.ftp_reply import FtpProtocolError, reply_text
 
 #: Commands whose argument is a credential: never shown in messages.
 _SECRET_VERBS = frozenset({"USER", "PASS", "ACCT"})

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from engine.protocols.ftp_listing import ListingError, parse_mdtm
+from xfer.protocols.ftp_listing import ListingError, parse_mdtm
 
 #: A reply as read: (code, [text after the code, continuation lines...]).
 Reply = tuple[str, list[str]]

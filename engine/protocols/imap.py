@@ -16,13 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import TYPE_CHECKING, NamedTuple
 
-from engine.errors import AuthError, PermanentError, TransientError
-from engine.protocols._threaded import ThreadedSession, WatchedSockets, open_session, socket_error
-from engine.protocols._tls import check_credentials_socket, client_context
-from engine.urls import Url
+from xfer.errors import AuthError, PermanentError, TransientError
+from xfer.protocols._threaded import ThreadedSession, WatchedSockets, open_session, socket_error
+from xfer.protocols._tls import check_credentials_socket, client_context
+from xfer.urls import Url
 
 if TYPE_CHECKING:
-    from engine.spec import HostConfig
+    from xfer.spec import HostConfig
 
 DEFAULT_TIMEOUT = 60.0
 #: Response codes (RFC 5530) that mean "try again later", not "wrong password".

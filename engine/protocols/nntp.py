@@ -28,15 +28,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from engine.errors import AuthError, ConnectionLimitError, PermanentError, TransientError
-from engine.jobfile import NO_HOST_BLOCK
-from engine.news.overview import parse_number
-from engine.protocols._threaded import ThreadedSession, WatchedSockets, open_session
-from engine.protocols._tls import cleartext_allowed, cleartext_refused, client_context
-from engine.urls import Url
+from xfer.errors import AuthError, ConnectionLimitError, PermanentError, TransientError
+from xfer.jobfile import NO_HOST_BLOCK
+from xfer.news.overview import parse_number
+from xfer.protocols._threaded import ThreadedSession, WatchedSockets, open_session
+from xfer.protocols._tls import cleartext_allowed, cleartext_refused, client_context
+from xfer.urls import Url
 
 if TYPE_CHECKING:
-    from engine.spec import HostConfig
+    from xfer.spec import HostConfig
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING
 
 import aiosmtplib
 
-from engine.errors import AuthError, ConnectionLimitError, PermanentError, TransientError, XferError
-from engine.protocols._pipeline import exchange, message_body, transaction_head
-from engine.protocols._tls import cleartext_allowed, cleartext_refused, client_context, is_certificate_error
-from engine.urls import Url
+from xfer.errors import AuthError, ConnectionLimitError, PermanentError, TransientError, XferError
+from xfer.protocols._pipeline import exchange, message_body, transaction_head
+from xfer.protocols._tls import cleartext_allowed, cleartext_refused, client_context, is_certificate_error
+from xfer.urls import Url
 
 if TYPE_CHECKING:
-    from engine.spec import HostConfig
+    from xfer.spec import HostConfig
 
 #: Seconds for one SMTP command (the pool bounds connecting separately).
 DEFAULT_COMMAND_TIMEOUT = 60.0

@@ -32,7 +32,7 @@ SLACK = 1.5
 def _stop_after_start(path: Path, tmp_path: Path, started: Callable[[], bool]) -> float:
     """Run `xfer run`, SIGTERM it once `started()` is true; seconds from signal to exit."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "run", str(path), "--report", str(tmp_path / "r.json"), "--quiet"],
+        [sys.executable, "-m", "xfer", "run", str(path), "--report", str(tmp_path / "r.json"), "--quiet"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 60

@@ -60,7 +60,7 @@ jobs:
         )
         dest = tmp_path / "out"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", "run", str(path), "--quiet"],
+            [sys.executable, "-m", "xfer", "run", str(path), "--quiet"],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 120

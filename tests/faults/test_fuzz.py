@@ -21,11 +21,11 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from engine.errors import SpecError
-from engine.news.overview import OverviewFormat
-from engine.protocols.nntp import split_hdr_lines
-from engine.protocols.ftp_listing import ListingError, parse_list_line, parse_mdtm, parse_mlsd_line
-from engine.spec import parse_job_text
+from xfer.errors import SpecError
+from xfer.news.overview import OverviewFormat
+from xfer.protocols.nntp import split_hdr_lines
+from xfer.protocols.ftp_listing import ListingError, parse_list_line, parse_mdtm, parse_mlsd_line
+from xfer.spec import parse_job_text
 
 #: Digit runs long enough for int()'s 4,300-digit limit (hypothesis rarely draws them).
 _LONG_DIGITS = st.integers(1, 6000).map(lambda n: "7" * n)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from engine.cli import main
+from xfer.cli import main
 from tests.servers.common import free_port
 
 

@@ -37,7 +37,7 @@ def _sigterm_run(path: Path, proxy: FaultProxy, tmp_path: Path) -> dict[str, Any
     """Start `xfer run`, SIGTERM it once it has talked to the server for a while."""
     report_path = tmp_path / "stopped.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "run", str(path), "--report", str(report_path), "--quiet"],
+        [sys.executable, "-m", "xfer", "run", str(path), "--report", str(report_path), "--quiet"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 60

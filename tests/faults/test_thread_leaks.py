@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from engine.protocols.imap import ImapConnector
-from engine.protocols.nntp import NntpConnector
-from engine.protocols.pop3 import Pop3Connector
-from engine.spec import HostConfig
-from engine.urls import parse_url
+from xfer.protocols.imap import ImapConnector
+from xfer.protocols.nntp import NntpConnector
+from xfer.protocols.pop3 import Pop3Connector
+from xfer.spec import HostConfig
+from xfer.urls import parse_url
 
 ROUNDS = 100
 SCRIPT = Path(__file__).with_name("hanging_server.py")

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.spec import load_job_file
+from xfer.spec import load_job_file
 from tests.jobrun import run_scheduler
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ def run_cli(path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[
     report_path = path.with_suffix(".report.json")
     report_path.unlink(missing_ok=True)
     proc = subprocess.run(
-        [sys.executable, "-m", "engine", "run", str(path), "--report", str(report_path), *args],
+        [sys.executable, "-m", "xfer", "run", str(path), "--report", str(report_path), *args],
         capture_output=True,
         text=True,
         cwd=REPO,

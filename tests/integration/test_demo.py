@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def run_demo(jobs: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "engine.demo", "--jobs", str(jobs)],
+        [sys.executable, "-m", "xfer.demo", "--jobs", str(jobs)],
         capture_output=True, text=True, cwd=REPO, timeout=300,
     )
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from engine.protocols.ftp_listing import RemoteEntry, parse_list_line, parse_mlsd_line
+from xfer.protocols.ftp_listing import RemoteEntry, parse_list_line, parse_mlsd_line
 from tests.integration.ftp_helpers import fill, job_report, run_inprocess, write_jobs
 from tests.servers.ftp import FtpServer, ftp_server, running_pyftpdlib  # noqa: F401 - fixture
 

@@ -123,7 +123,7 @@ def test_part_of_another_version_is_not_resumed(filled: FtpServer, tmp_path: Pat
     run_inprocess(path)
     (filled.root / "top.txt").write_text("a new, longer version of top\n")
     (tmp_path / "out/top.txt.part").write_text("a new")  # looks like a prefix, but...
-    from engine.state import StateStore
+    from xfer.state import StateStore
 
     state = StateStore(tmp_path / ".xfer/state.db")
     state.execute("UPDATE ftp_files SET pending = 'stale|x' WHERE path = 'top.txt'")

@@ -7,10 +7,10 @@ import os
 import time
 from pathlib import Path
 
-from engine.events import EventBus
-from engine.report import Report
-from engine.scheduler import RunOptions, Scheduler
-from engine.spec import load_job_file
+from xfer.events import EventBus
+from xfer.report import Report
+from xfer.scheduler import RunOptions, Scheduler
+from xfer.spec import load_job_file
 from tests.integration.ftp_helpers import write_jobs
 from tests.servers.ftp import FtpServer, pyftpd  # noqa: F401 - fixture
 

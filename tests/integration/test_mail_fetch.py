@@ -18,8 +18,8 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from engine.kinds.mail_fetch import FETCHERS
-from engine.mailbox_store.stores import unquote_mboxrd
+from xfer.kinds.mail_fetch import FETCHERS
+from xfer.mailbox_store.stores import unquote_mboxrd
 from tests.jobrun import job_named, run_job
 from tests.servers.mail import MailServer, mail_server, start_mail_server  # noqa: F401  (fixture)
 
@@ -216,7 +216,7 @@ def test_kill_9_mid_fetch_leaves_no_partial_message_and_rerun_completes(tmp_path
         text = job_yaml(server, [("bulk", "user1", "imap:Bulk", fmt)]).replace("batch: 7", "batch: 10")
         (tmp_path / "jobs.yaml").write_text(text)
         local = tmp_path / "bulk" / ("Bulk" if fmt == "maildir" else "Bulk.mbox")
-        child = subprocess.Popen([sys.executable, "-m", "engine", "run", str(tmp_path / "jobs.yaml"), "--quiet"],
+        child = subprocess.Popen([sys.executable, "-m", "xfer", "run", str(tmp_path / "jobs.yaml"), "--quiet"],
                                  cwd=Path(__file__).resolve().parents[2])
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and child.poll() is None:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from engine.kinds import mail_fetch
-from engine.mailbox_store import budget
-from engine.protocols.imap import ImapConnection
+from xfer.kinds import mail_fetch
+from xfer.mailbox_store import budget
+from xfer.protocols.imap import ImapConnection
 from tests.integration.test_mail_fetch import assert_same, imap_fill, job_yaml, local_messages, message
 from tests.jobrun import job_named, run_job
 from tests.servers.mail import MailServer, mail_server  # noqa: F401  (fixture)

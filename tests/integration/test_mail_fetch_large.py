@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.mailbox_store.spool import STREAM_ABOVE
-from engine.mailbox_store.stores import unquote_mboxrd
-from engine.specload import load_job_file
+from xfer.mailbox_store.spool import STREAM_ABOVE
+from xfer.mailbox_store.stores import unquote_mboxrd
+from xfer.specload import load_job_file
 from tests.jobrun import run_scheduler
 from tests.servers.mail import MailServer, mail_server  # noqa: F401 - fixture
 

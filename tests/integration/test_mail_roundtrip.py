@@ -13,11 +13,11 @@ from typing import Any
 import aiosmtplib
 import pytest
 
-from engine.errors import AuthError
-from engine.protocols.imap import ImapConnector
-from engine.protocols.pop3 import Pop3Connector
-from engine.spec import HostConfig
-from engine.urls import parse_url
+from xfer.errors import AuthError
+from xfer.protocols.imap import ImapConnector
+from xfer.protocols.pop3 import Pop3Connector
+from xfer.spec import HostConfig
+from xfer.urls import parse_url
 from tests.jobrun import job_named, run_job
 from tests.servers.mail import MailServer, mail_server  # noqa: F401  (fixture)
 

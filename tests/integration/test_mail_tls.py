@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from engine.cli import main
+from xfer.cli import main
 from tests.servers.mail import MailServer, mail_server_tls  # noqa: F401  (fixture)
 
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from engine.errors import PermanentError
-from engine.kinds import nntp_scan
-from engine.news import sequencer
-from engine.spec import load_job_file
+from xfer.errors import PermanentError
+from xfer.kinds import nntp_scan
+from xfer.news import sequencer
+from xfer.spec import load_job_file
 from tests.jobrun import run_scheduler
 from tests.servers.inn import NewsServer, make_article, start_news_server
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from engine.scheduler import Scheduler
-from engine.spec import load_job_file
+from xfer.scheduler import Scheduler
+from xfer.spec import load_job_file
 from tests.jobrun import run_scheduler
 from tests.servers.inn import NewsServer, make_article, start_news_server
 
@@ -214,7 +214,7 @@ def test_threads_excerpts_kill_and_since(news, tmp_path: Path) -> None:  # type:
     assert [r["excerpt"] for r in read_jsonl(tmp_path / "l.jsonl")] == [["line 1", "line 2"]]
     assert {r["message_id"] for r in read_jsonl(tmp_path / "s.jsonl")} == set(rows) - {"<root@c>"} | {"<spam2@c>"}
     hits = subprocess.run(
-        [sys.executable, "-m", "engine", "news", "search", str(tmp_path / "t.db"), "asyncio OR orphan"],
+        [sys.executable, "-m", "xfer", "news", "search", str(tmp_path / "t.db"), "asyncio OR orphan"],
         capture_output=True, text=True, check=True,
     ).stdout
     assert "xfer.crafted:2" in hits and "xfer.crafted:4" in hits and "xfer.crafted:3" not in hits
@@ -235,7 +235,7 @@ def test_password_never_in_output(tmp_path: Path) -> None:
                 f"    groups: [xfer.auth]\n    jsonl: {tmp_path / 'a.jsonl'}\n"
             )
             done = subprocess.run(
-                [sys.executable, "-m", "engine", "run", str(job), "--json", "--report", str(tmp_path / "r.json")],
+                [sys.executable, "-m", "xfer", "run", str(job), "--json", "--report", str(tmp_path / "r.json")],
                 capture_output=True, text=True,
             )
             assert (done.returncode == 0) is ok, done.stdout + done.stderr
@@ -261,7 +261,7 @@ def test_job_examples_run(news, tmp_path: Path, example: str, monkeypatch: pytes
     (tmp_path / example).write_text(text)
     monkeypatch.setenv("NEWS_SERVER", f"nntp://{server.host}:{server.reader_port}")
     done = subprocess.run(
-        [sys.executable, "-m", "engine", "run", str(tmp_path / example), "--json"], capture_output=True, text=True
+        [sys.executable, "-m", "xfer", "run", str(tmp_path / example), "--json"], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     outputs = list((tmp_path / "news").glob("*.jsonl"))

@@ -85,7 +85,7 @@ def test_password_over_tls_never_in_output(tls_news, tmp_path: Path) -> None:  #
                    port=server.tls_auth_port).replace("  retries: 3\n", "  retries: 0\n")
         )
         done = subprocess.run(
-            [sys.executable, "-m", "engine", "run", str(job), "--json", "--report", str(tmp_path / "r.json")],
+            [sys.executable, "-m", "xfer", "run", str(job), "--json", "--report", str(tmp_path / "r.json")],
             capture_output=True, text=True,
         )
         assert (done.returncode == 0) is ok, done.stdout[-2000:] + done.stderr[-2000:]

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from engine.errors import PlaintextAuthRefused
-from engine.protocols.imap import ImapConnector
-from engine.protocols.nntp import NntpConnector
-from engine.protocols.pop3 import Pop3Connector
-from engine.spec import HostConfig
-from engine.urls import parse_url
+from xfer.errors import PlaintextAuthRefused
+from xfer.protocols.imap import ImapConnector
+from xfer.protocols.nntp import NntpConnector
+from xfer.protocols.pop3 import Pop3Connector
+from xfer.spec import HostConfig
+from xfer.urls import parse_url
 from tests.jobrun import job_named, run_job
 from tests.servers.common import wait_port
 from tests.servers.inn import spawn_auth_reader, start_news_server

@@ -41,7 +41,7 @@ def test_signal_mid_mirror(tmp_path: Path, signum: signal.Signals, code: int) ->
         )
         report_path = tmp_path / "report.json"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", "run", str(jobs), "--report", str(report_path)],
+            [sys.executable, "-m", "xfer", "run", str(jobs), "--report", str(report_path)],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.protocols.ftp_listing import parse_list_line, parse_mdtm, parse_mlsd_line
+from xfer.protocols.ftp_listing import parse_list_line, parse_mdtm, parse_mlsd_line
 from tests.servers.ftp import (
     FtpServer,
     ftp_server,

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from engine.errors import PermanentError
-from engine.protocols.smtp import SendResult, SmtpConnection, SmtpConnector, smtp_code
-from engine.spec import HostConfig
-from engine.urls import parse_url
+from xfer.errors import PermanentError
+from xfer.protocols.smtp import SendResult, SmtpConnection, SmtpConnector, smtp_code
+from xfer.spec import HostConfig
+from xfer.urls import parse_url
 from tests.integration.test_mail_load import Sink, sink  # noqa: F401  (fixture)
 from tests.servers.common import free_port, wait_port
 from tests.servers.mail import MailServer, mail_server  # noqa: F401  (fixture)

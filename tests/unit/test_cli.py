@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-import engine
+from xfer import __version__
 
 
 def xfer(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+    return subprocess.run([sys.executable, "-m", "xfer", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
 def test_version_and_help() -> None:
-    assert xfer("--version").stdout.strip() == f"xfer {engine.__version__}"
+    assert xfer("--version").stdout.strip() == f"xfer {__version__}"
     help_text = xfer("--help").stdout
     for command in ("run", "validate", "plan"):
         assert command in help_text
@@ -68,7 +68,7 @@ def test_run_history_and_report_in_process(probe_kind: object, tmp_path: Path) -
     import json
     import sqlite3
 
-    from engine.cli import main
+    from xfer.cli import main
 
     path = tmp_path / "jobs.yaml"
     path.write_text("jobs:\n  - {name: a, kind: test.probe, count: 3, fail: [1]}\n")

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from engine.protocols.ftp import FtpConnector, FtpSettings
-from engine.protocols.imap import ImapConnector
-from engine.protocols.nntp import NntpConnector
-from engine.protocols.pop3 import Pop3Connector
-from engine.protocols.smtp import SmtpConnector
-from engine.spec import HostConfig
-from engine.urls import parse_url
+from xfer.protocols.ftp import FtpConnector, FtpSettings
+from xfer.protocols.imap import ImapConnector
+from xfer.protocols.nntp import NntpConnector
+from xfer.protocols.pop3 import Pop3Connector
+from xfer.protocols.smtp import SmtpConnector
+from xfer.spec import HostConfig
+from xfer.urls import parse_url
 
 CONNECTORS: dict[str, Callable[[Any], Any]] = {
     "ftp": lambda url: FtpConnector(url, FtpSettings()),

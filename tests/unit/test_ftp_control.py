@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.protocols.ftp_reply import MAX_REPLY, Reply, ReplyError, ReplyParser
+from xfer.protocols.ftp_reply import MAX_REPLY, Reply, ReplyError, ReplyParser
 
 
 async def _old_reply(reader: asyncio.StreamReader) -> Reply:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.protocols.ftp_listing import (
+from xfer.protocols.ftp_listing import (
     ListingError,
     RemoteEntry,
     parse_list_line,

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from engine.protocols.ftp_listing import ListingError, RemoteEntry, parse_list_line, parse_mlsd_line
+from xfer.protocols.ftp_listing import ListingError, RemoteEntry, parse_list_line, parse_mlsd_line
 
 UTC = timezone.utc
 

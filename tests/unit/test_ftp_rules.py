@@ -10,15 +10,15 @@ from pathlib import Path
 import aioftp
 import pytest
 
-from engine.errors import AuthError, ConnectionLimitError, PermanentError, SpecError, TransientError
-from engine.kinds._ftp_common import same_remote_time, up_to_date
-from engine.kinds._versions import version_key
-from engine.kinds._pathfilter import PathFilter
-from engine.protocols.ftp import FtpConnection, FtpSettings
-from engine.protocols.ftp_listing import RemoteEntry
-from engine.ratelimit import TokenBucket
-from engine.spec import parse_job_text
-from engine.urls import parse_url
+from xfer.errors import AuthError, ConnectionLimitError, PermanentError, SpecError, TransientError
+from xfer.kinds._ftp_common import same_remote_time, up_to_date
+from xfer.kinds._versions import version_key
+from xfer.kinds._pathfilter import PathFilter
+from xfer.protocols.ftp import FtpConnection, FtpSettings
+from xfer.protocols.ftp_listing import RemoteEntry
+from xfer.ratelimit import TokenBucket
+from xfer.spec import parse_job_text
+from xfer.urls import parse_url
 
 
 @pytest.mark.parametrize(
@@ -152,6 +152,6 @@ def test_password_never_in_translated_errors() -> None:
 
 @pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parents[2].joinpath("jobs").glob("ftp-*.yaml")))
 def test_example_job_files_validate(path: Path) -> None:
-    from engine.spec import load_job_file
+    from xfer.spec import load_job_file
 
     assert load_job_file(path).jobs

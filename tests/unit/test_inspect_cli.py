@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.inspect.cli import inspect_raw, register
-from engine.inspect.reading import MailboxError, mailbox_kind, read_messages
+from xfer.inspect.cli import inspect_raw, register
+from xfer.inspect.reading import MailboxError, mailbox_kind, read_messages
 
 DATA = Path(__file__).parents[1] / "data" / "inspect"
 NAMES = ["ham.eml", "phish_link_mismatch.eml", "phish_raw_ip.eml", "malformed_headers.eml"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.inspect.message import Inspection, inspect_message
+from xfer.inspect.message import Inspection, inspect_message
 
 DATA = Path(__file__).parents[1] / "data" / "inspect"
 

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from engine.inspect.cli import table
-from engine.inspect.message import inspect_message
+from xfer.inspect.cli import table
+from xfer.inspect.message import inspect_message
 
 HEADER_NAMES = [
     b"From", b"To", b"Reply-To", b"Return-Path", b"Received", b"Subject", b"Date", b"Message-ID",

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from engine.inspect.hosts import latin_skeleton, mixed_script_labels, org_domain, parse_ip, unicode_host
+from xfer.inspect.hosts import latin_skeleton, mixed_script_labels, org_domain, parse_ip, unicode_host
 
 
 @pytest.mark.parametrize(

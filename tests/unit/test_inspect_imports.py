@@ -12,7 +12,7 @@ DATA = Path(__file__).parents[1] / "data" / "inspect"
 def test_json_listing_imports_no_rich() -> None:
     code = (
         "import sys, argparse\n"
-        "from engine.inspect.cli import register\n"
+        "from xfer.inspect.cli import register\n"
         "p = argparse.ArgumentParser(); register(p.add_subparsers(dest='c'))\n"
         f"a = p.parse_args(['mail', 'inspect', {str(DATA / 'ham.eml')!r}, '--json'])\n"
         "assert a.handler(a) == 0\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from email import policy
 from email.parser import BytesParser
 
-from engine.inspect.links import Link, html_links, message_links, plain_links
+from xfer.inspect.links import Link, html_links, message_links, plain_links
 
 
 def test_html_anchor_keeps_visible_text_and_href() -> None:

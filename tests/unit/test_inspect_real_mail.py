@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.inspect.message import inspect_message
+from xfer.inspect.message import inspect_message
 
 SPAMASSASSIN = Path("/usr/share/doc/spamassassin/examples")
 

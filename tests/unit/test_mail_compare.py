@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.mail.compare import BODY_DIFFERS, HEADER_DIFFERS, OK, compare, fingerprint
-from engine.mail.message import TOKEN_HEADER, roundtrip_message, token_for
+from xfer.mail.compare import BODY_DIFFERS, HEADER_DIFFERS, OK, compare, fingerprint
+from xfer.mail.message import TOKEN_HEADER, roundtrip_message, token_for
 
 HEADERS = {"From": "Probe <probe@client.test>", "To": "Monitor <user1@example.test>", "Subject": "check 1"}
 

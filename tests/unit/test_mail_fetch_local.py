@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import SpecError, UnsafePathError
-from engine.kinds.mail_fetch import batches, local_name
-from engine.mailbox_store.attachments import safe_attachment_name, save_attachments
-from engine.mailbox_store.ledger import Ledger, digest
-from engine.mailbox_store.stores import Incoming, MaildirStore, MboxStore, open_store, unquote_mboxrd
-from engine.protocols.imap import uid_set
-from engine.spec import parse_job_text
-from engine.state import StateStore
+from xfer.errors import SpecError, UnsafePathError
+from xfer.kinds.mail_fetch import batches, local_name
+from xfer.mailbox_store.attachments import safe_attachment_name, save_attachments
+from xfer.mailbox_store.ledger import Ledger, digest
+from xfer.mailbox_store.stores import Incoming, MaildirStore, MboxStore, open_store, unquote_mboxrd
+from xfer.protocols.imap import uid_set
+from xfer.spec import parse_job_text
+from xfer.state import StateStore
 
 RAW = b"From: a@b.test\r\nSubject: hi\r\n\r\nFrom the start\r\n>From quoted\r\nend\r\n"
 

@@ -7,8 +7,8 @@ import ssl
 import aiosmtplib
 import pytest
 
-from engine.errors import AuthError, ConnectionLimitError, PermanentError, TransientError, is_transient
-from engine.protocols.smtp import smtp_code, translate
+from xfer.errors import AuthError, ConnectionLimitError, PermanentError, TransientError, is_transient
+from xfer.protocols.smtp import smtp_code, translate
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import SpecError
-from engine.mail.html import render_load_report
-from engine.spec import parse_job_text
+from xfer.errors import SpecError
+from xfer.mail.html import render_load_report
+from xfer.spec import parse_job_text
 
 LOAD = """
 jobs:

@@ -9,8 +9,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.mailbox_store.spool import Spool
-from engine.mailbox_store.stores import header_block, to_lf
+from xfer.mailbox_store.spool import Spool
+from xfer.mailbox_store.stores import header_block, to_lf
 
 _PIECES = st.lists(st.sampled_from([b"a", b"\r", b"\n", b"\r\n", b"From x\r\n", b"\r\n\r\n", b"H: v"]), max_size=60)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from engine.errors import AuthError, ConnectionLimitError, PermanentError, TransientError
-from engine.mail.latency import Latency, TimeSeries
-from engine.mail.loadstats import LoadStats
-from engine.protocols.smtp import SendResult, _with_code
+from xfer.errors import AuthError, ConnectionLimitError, PermanentError, TransientError
+from xfer.mail.latency import Latency, TimeSeries
+from xfer.mail.loadstats import LoadStats
+from xfer.protocols.smtp import SendResult, _with_code
 
 
 def test_percentiles_within_hdr_precision() -> None:
@@ -68,7 +68,7 @@ def test_every_outcome_adds_up() -> None:
 def test_latency_mean_is_exact_and_buckets_count_every_message() -> None:
     """The mean is the exact mean (HDR's own walks its buckets and rounds each value to
     its bucket: 3 significant digits); the log buckets hold every recorded value."""
-    from engine.mail.latency import Latency
+    from xfer.mail.latency import Latency
 
     latency = Latency()
     for seconds in (1.234567, 2.345678, 0.000321):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from engine.news.sequencer import FIRST_WAVE, Sequencer
+from xfer.news.sequencer import FIRST_WAVE, Sequencer
 
 
 def _records(size: int) -> list[dict[str, str]]:

@@ -12,16 +12,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from engine.news.database import SqliteOutput
-from engine.news.excerpt import excerpt
-from engine.news.jsonl import JsonlOutput
-from engine.news.match import body_passes, headers_pass
-from engine.news.match_spec import Match
-from engine.news.overview import OverviewFormat, decode_text, records_from_columns
-from engine.news.ranges import chunks, dated_since, parse_articles, scan_range
-from engine.news.search import QueryError, fts_query, search
-from engine.news.sequencer import Sequencer
-from engine.specvalidate import to_record
+from xfer.news.database import SqliteOutput
+from xfer.news.excerpt import excerpt
+from xfer.news.jsonl import JsonlOutput
+from xfer.news.match import body_passes, headers_pass
+from xfer.news.match_spec import Match
+from xfer.news.overview import OverviewFormat, decode_text, records_from_columns
+from xfer.news.ranges import chunks, dated_since, parse_articles, scan_range
+from xfer.news.search import QueryError, fts_query, search
+from xfer.news.sequencer import Sequencer
+from xfer.specvalidate import to_record
 
 INN_FORMAT = ["Subject:", "From:", "Date:", "Message-ID:", "References:", "Bytes:", "Lines:", "Xref:full"]
 

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.news.jsonl import encode_record
-from engine.news.overview import OverviewFormat
-from engine.news.overview_json import OverviewEncoder
+from xfer.news.jsonl import encode_record
+from xfer.news.overview import OverviewFormat
+from xfer.news.overview_json import OverviewEncoder
 
 INN_FORMAT = ["Subject:", "From:", "Date:", "Message-ID:", "References:", ":bytes", ":lines", "Xref:full"]
 FIRST = {"server": "127.0.0.1:119", "group": "comp.lang.python"}

@@ -6,10 +6,10 @@ import warnings
 
 import pytest
 
-from engine.errors import AuthError, ConnectionLimitError, PermanentError, SpecError, TransientError
-from engine.protocols.nntp import NoSuchArticle, NoSuchGroup, translate
-from engine.kinds.nntp_scan import incremental, needs_bodies
-from engine.spec import parse_job_text
+from xfer.errors import AuthError, ConnectionLimitError, PermanentError, SpecError, TransientError
+from xfer.protocols.nntp import NoSuchArticle, NoSuchGroup, translate
+from xfer.kinds.nntp_scan import incremental, needs_bodies
+from xfer.spec import parse_job_text
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)

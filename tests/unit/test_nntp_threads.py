@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.news.threads import base_subject, thread
+from xfer.news.threads import base_subject, thread
 
 
 def places(articles):  # type: ignore[no-untyped-def]

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.errors import UnsafePathError
-from engine.pathsafety import check_name, is_inside, open_new, safe_mkdir, safe_relative, safe_target
+from xfer.errors import UnsafePathError
+from xfer.pathsafety import check_name, is_inside, open_new, safe_mkdir, safe_relative, safe_target
 
 HOSTILE = ["..", ".", "", "../escape", "/etc/passwd", "a/../../b", "nul\0x", "new\nline", "cr\rx", "back\\..\\x", "tab\tx"]
 

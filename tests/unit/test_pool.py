@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from engine.errors import ConnectionLimitError, PermanentError
-from engine.events import EventBus
-from engine.pool import HostPool
-from engine.urls import parse_url
+from xfer.errors import ConnectionLimitError, PermanentError
+from xfer.events import EventBus
+from xfer.pool import HostPool
+from xfer.urls import parse_url
 
 
 class Conn:

@@ -10,12 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import engine
-from engine.jobfile import NO_HOST_BLOCK
-from engine.records import Record
-from engine.spec import HostConfig
-from engine.specvalidate import to_record
-from engine.urls import Secret
+import xfer
+from xfer.jobfile import NO_HOST_BLOCK
+from xfer.records import Record
+from xfer.spec import HostConfig
+from xfer.specvalidate import to_record
+from xfer.urls import Secret
 
 #: One job of every kind, each aimed at a port where nothing listens.
 JOBS = """\
@@ -43,14 +43,14 @@ jobs:
 #: `xfer run`, then what the process imported (printed as JSON on the last line).
 RUN = """\
 import json, sys
-from engine.cli import main
+from xfer.cli import main
 code = main(sys.argv[1:])
 print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 """
 
 
 def _run(tmp_path: Path, path: Path) -> dict:  # type: ignore[type-arg]
-    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONPATH=str(Path(engine.__file__).parent.parent))
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONPATH=str(Path(xfer.__file__).parent.parent))
     env.pop("XFER_CACHE", None)
     args = [sys.executable, "-c", RUN, "run", str(path), "--quiet", "--report", str(tmp_path / "r.json")]
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, check=True)
@@ -61,11 +61,11 @@ def test_a_cached_run_of_every_kind_imports_no_pydantic(tmp_path: Path) -> None:
     path = tmp_path / "jobs.yaml"
     path.write_text(JOBS)
     first = _run(tmp_path, path)  # validates, and fills the cache
-    assert "pydantic" in first["modules"] and "engine.specvalidate" in first["modules"]
+    assert "pydantic" in first["modules"] and "xfer.specvalidate" in first["modules"]
     second = _run(tmp_path, path)
-    assert "engine.specvalidate" not in second["modules"]  # a cache hit
+    assert "xfer.specvalidate" not in second["modules"]  # a cache hit
     assert not [name for name in second["modules"] if name.split(".")[0] in ("pydantic", "pydantic_core")]
-    assert not [name for name in second["modules"] if name.startswith("engine.kinds._spec_")]
+    assert not [name for name in second["modules"] if name.startswith("xfer.kinds._spec_")]
     report = json.loads((tmp_path / "r.json").read_text())
     assert first["code"] == second["code"] == 1
     # Every job ran and met the closed port (a load test counts that, it does not fail).

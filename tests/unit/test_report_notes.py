@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.events import Event
-from engine.report import MAX_LISTED_NOTES, Report
+from xfer.events import Event
+from xfer.report import MAX_LISTED_NOTES, Report
 
 
 def _notes(report: Report, job: str, count: int, event: str) -> None:

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from engine.events import EventBus
-from engine.report import Report
-from engine.scheduler import RunOptions, Scheduler
-from engine.spec import parse_job_text
+from xfer.events import EventBus
+from xfer.report import Report
+from xfer.scheduler import RunOptions, Scheduler
+from xfer.spec import parse_job_text
 from tests.conftest import CountingConnector
 from tests.jobrun import run_scheduler
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.cli import main
-from engine.errors import SpecError
-from engine.spec import load_job_file, parse_job_text
+from xfer.cli import main
+from xfer.errors import SpecError
+from xfer.spec import load_job_file, parse_job_text
 
 BAD_FILES = [
     (

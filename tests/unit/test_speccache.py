@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import speccache
-from engine.specload import count_jobs, load_job_file
+from xfer import speccache
+from xfer.specload import count_jobs, load_job_file
 
 JOB = """\
 hosts:
@@ -106,8 +106,8 @@ def test_validate_from_the_cache_imports_neither_pydantic_nor_yaml_nor_kinds(cac
     path = tmp_path / "jobs.yaml"
     path.write_text(JOB)
     code = (
-        "import sys; from engine.cli import main; status = main(['validate', sys.argv[1]]);"
-        "loaded = [m for m in sys.modules if m.split('.')[0] in ('pydantic', 'yaml', 'rich') or m.startswith('engine.kinds.')];"
+        "import sys; from xfer.cli import main; status = main(['validate', sys.argv[1]]);"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in ('pydantic', 'yaml', 'rich') or m.startswith('xfer.kinds.')];"
         "print(status, sorted(loaded))"
     )
     runs = [subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60) for _ in range(2)]

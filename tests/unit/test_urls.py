@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.spec import parse_job_text
-from engine.errors import PermanentError
-from engine.urls import Secret, netrc_credentials, parse_url
+from xfer.spec import parse_job_text
+from xfer.errors import PermanentError
+from xfer.urls import Secret, netrc_credentials, parse_url
 
 
 def test_url_parts_and_default_ports() -> None:
@@ -42,7 +42,7 @@ def test_bad_urls(text: str, message: str) -> None:
 
 
 def test_bad_url_in_a_job_file_hides_the_password(probe_kind: object) -> None:
-    from engine.errors import SpecError
+    from xfer.errors import SpecError
 
     with pytest.raises(SpecError) as caught:
         parse_job_text("jobs:\n  - {name: a, kind: test.probe, count: 'ftp://u:topsecret@h/'}\n", "f.yaml")

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from engine.kinds._versions import release_version, version_key
+from xfer.kinds._versions import release_version, version_key
 
 # Each list is in release order, oldest first, as the names appear on the servers.
 RELEASE_TREES = {
