@@ -21,6 +21,7 @@ class NntpScanSpec(JobSpec):
     kind: Literal["nntp.scan"]
     server: url_field("nntp", "nntps")  # type: ignore[valid-type]
     groups: list[str] = Field(min_length=1, description="group names and wildmat patterns (comp.lang.*)")
+    first: int | None = Field(None, ge=1, description="only the oldest N article numbers of each group")
     last: int | None = Field(None, ge=1, description="only the newest N article numbers of each group")
     since: datetime | date | None = Field(None, description="only articles dated at or after this")
     articles: str | None = Field(None, description="an explicit 'first-last' number range")
@@ -59,8 +60,8 @@ class NntpScanSpec(JobSpec):
 
     @model_validator(mode="after")
     def _coherent(self) -> NntpScanSpec:
-        if sum(option is not None for option in (self.last, self.since, self.articles)) > 1:
-            raise ValueError("give at most one of last, since, articles (none: incremental)")
+        if sum(option is not None for option in (self.first, self.last, self.since, self.articles)) > 1:
+            raise ValueError("give at most one of first, last, since, articles (none: incremental)")
         if self.jsonl is None and self.sqlite is None:
             raise ValueError("give an output: jsonl, sqlite, or both")
         if self.fetch == "matched" and self.match is None:

@@ -62,7 +62,7 @@ _WILDCARD = re.compile(r"[*?\[]")
 
 def incremental(spec: NntpScanSpec) -> bool:
     """Whether the scan goes on from where the last one stopped (no range given)."""
-    return spec.last is None and spec.since is None and spec.articles is None
+    return spec.first is None and spec.last is None and spec.since is None and spec.articles is None
 
 
 def needs_bodies(spec: NntpScanSpec) -> bool:
@@ -170,7 +170,7 @@ class NntpScan(Job):
                 data={"group": info.name, "note": f"high-water mark {mark} is above the server's last {info.last}: rescanning"},
             )
         articles = parse_articles(self.spec.articles) if self.spec.articles else None
-        return scan_range(info.first, info.last, info.count, mark=mark, last_n=self.spec.last, articles=articles)
+        return scan_range(info.first, info.last, info.count, mark=mark, first_n=self.spec.first, last_n=self.spec.last, articles=articles)
 
     def _open_outputs(self) -> None:
         assert self.state is not None

@@ -12,19 +12,23 @@ def scan_range(
     count: int,
     *,
     mark: int | None = None,
+    first_n: int | None = None,
     last_n: int | None = None,
     articles: tuple[int, int] | None = None,
 ) -> tuple[int, int] | None:
     """The (low, high) numbers to read from a group whose GROUP reply was
     `count first last`, or None when there is nothing to read.
 
-    `last_n` takes the newest N numbers, `articles` an explicit range (clamped), and
+    `first_n` takes the oldest N numbers, `last_n` the newest N, `articles` an
+    explicit range (clamped), and
     otherwise the scan is incremental: after `mark`, or the whole group on a first run.
     A mark above the group's last number means the server renumbered the group: the
     caller sees `renumbered(...)` and the whole group is read again."""
     if count <= 0 or last < first or last <= 0:
         return None
-    if last_n is not None:
+    if first_n is not None:
+        low, high = first, min(last, first + first_n - 1)
+    elif last_n is not None:
         low, high = max(first, last - last_n + 1), last
     elif articles is not None:
         low, high = max(first, articles[0]), min(last, articles[1])

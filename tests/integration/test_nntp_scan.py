@@ -118,6 +118,18 @@ def test_full_scan_then_incremental(news, tmp_path: Path) -> None:  # type: igno
     assert db.execute("SELECT COUNT(*) FROM articles").fetchone()[0] == len(after)
 
 
+def test_first_n_reads_the_oldest_articles(news, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server, truth = news
+    jobs = "jobs:\n" + scan_job(server, "oldest", "[xfer.corpus.misc]", f"first: 7\njsonl: {tmp_path / 'f.jsonl'}")
+    report, _ = run_jobs(tmp_path, jobs)
+    assert report["oldest"]["status"] == "ok", report["oldest"]["errors"]
+    rows = read_jsonl(tmp_path / "f.jsonl")
+    assert [r["number"] for r in rows] == list(range(1, 8))
+    assert [r["message_id"] for r in rows] == [f["id"] for f in truth["xfer.corpus.misc"][:7]]
+    again, _ = run_jobs(tmp_path, jobs)  # a range, not incremental: the same seven again
+    assert again["oldest"]["summary"]["articles_written"] == 7
+
+
 def test_and_or_matching_is_exact(news, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     server, truth = news
     jobs = "jobs:\n" + scan_job(

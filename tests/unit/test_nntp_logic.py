@@ -108,6 +108,9 @@ def test_scan_range_modes() -> None:
     assert scan_range(10, 100, 91, mark=500) == (10, 100)  # renumbered server
     assert scan_range(10, 100, 91, last_n=1) == (100, 100)
     assert scan_range(10, 100, 91, last_n=1000) == (10, 100)
+    assert scan_range(10, 100, 91, first_n=1) == (10, 10)
+    assert scan_range(10, 100, 91, first_n=5, mark=50) == (10, 14)  # a range, not incremental
+    assert scan_range(10, 100, 91, first_n=1000) == (10, 100)
     assert scan_range(10, 100, 91, articles=(1, 20)) == (10, 20)
     assert scan_range(10, 100, 91, articles=(200, 300)) is None
     assert scan_range(1, 0, 0) is None

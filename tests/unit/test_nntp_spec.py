@@ -27,7 +27,9 @@ def test_minimal_job_is_valid() -> None:
     ("extra", "message"),
     [
         ("", "give an output"),
-        ("    jsonl: a\n    last: 5\n    articles: 1-9\n", "at most one of last, since, articles"),
+        ("    jsonl: a\n    last: 5\n    articles: 1-9\n", "at most one of first, last, since, articles"),
+        ("    jsonl: a\n    first: 5\n    last: 5\n", "at most one of first, last, since, articles"),
+        ("    jsonl: a\n    first: 0\n", r"t.yaml:7:12: jobs\[0\].first: must be >= 1"),
         ("    jsonl: a\n    fetch: matched\n", "fetch: matched needs a match"),
         ("    jsonl: a\n    fetch: all\n    match: {subject: {any: [x]}}\n", "use fetch: matched"),
         ("    jsonl: a\n    excerpt: 5\n", "excerpt needs bodies"),
