@@ -33,31 +33,6 @@ def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def _load_all(paths: Sequence[str]) -> list[JobFile]:
-    """Every file loaded, or one SpecError with the problems of every invalid file."""
-    from xfer.specload import load_job_file
-
-    files, problems = [], []
-    for path in paths:
-        try:
-            files.append(load_job_file(path))
-        except SpecError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise SpecError("\n".join(problems))
-    return files
-
-
-def _check_only(files: list[JobFile], only: list[str] | None) -> set[str] | None:
-    if not only:
-        return None
-    names = {job.name for file in files for job in file.jobs}
-    unknown = sorted(set(only) - names)
-    if unknown:
-        raise SpecError(f"--only: no job named {', '.join(unknown)} (jobs: {', '.join(sorted(names))})")
-    return set(only)
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
     """Each file's verdict: `ok` with its job count, or its problems (exit 2)."""
     from xfer.specload import count_jobs
@@ -86,12 +61,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """What would run, from the files alone: jobs, their servers and host limits."""
     from rich.console import Console
 
+    from xfer.api import load
     from xfer.kinds import job_class
 
-    files = _load_all(args.files)
-    only = _check_only(files, args.only)
+    jobs = load(*args.files)
+    only = jobs.select(args.only, "--only")
     console = Console()
-    for file in files:
+    for file in jobs.files:
         console.print(f"[bold]{file.path}[/bold] (state: {file.state_path})", highlight=False)
         for spec in file.jobs:
             if only and spec.name not in only:
@@ -122,18 +98,13 @@ class _PlanContext:
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
     import gc
-    import time
 
-    from xfer.events import EventBus
-    from xfer.report import Report
-    from xfer.scheduler import RunOptions, Scheduler
+    from xfer.api import Run, load
 
-    files = _load_all(args.files)
-    only = _check_only(files, args.only)
-    options = RunOptions(dry_run=args.dry_run, force=args.force, max_connections=args.max_connections)
-    report = Report()
-    events = EventBus()
-    events.subscribe(report)
+    jobs = load(*args.files)
+    run = Run(jobs, only=jobs.select(args.only, "--only"), dry_run=args.dry_run, force=args.force,
+              max_connections=args.max_connections)
+    report = run.report
     shown = not (args.json or args.quiet)
     # rich is for drawing on a terminal: --quiet/--json runs and logs (cron, CI) skip it.
     live = shown and sys.stderr.isatty()
@@ -145,26 +116,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         console = Console(stderr=True)
 
     async def main() -> None:
-        started = time.time()
-        scheduler = Scheduler(files, events, options, only)
-        scheduler.build()
+        run.build()
         # Modules, models and job specs live for the whole run: keep the cyclic
         # collector from scanning them again and again (several % of a run of small files).
         gc.freeze()
-        try:
-            if live:
-                with LiveProgress(report, scheduler.pools, console) as progress:
-                    events.subscribe(progress)
-                    await scheduler.run()
-            else:
-                if shown:
-                    from xfer.outputs.plain import PlainLog
+        if live:
+            with LiveProgress(report, run.pools, console) as progress:
+                run.subscribe(progress)
+                await run.execute()
+        else:
+            if shown:
+                from xfer.outputs.plain import PlainLog
 
-                    events.subscribe(PlainLog(report))
-                await scheduler.run()
-            scheduler.record_run(started, report.exit_code, report.as_dict()["totals"])
-        finally:
-            scheduler.close()
+                run.subscribe(PlainLog(report))
+            await run.execute()
 
     with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
         runner.run(main())

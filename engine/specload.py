@@ -36,6 +36,17 @@ def parse_job_text(text: str, source: str, path: Path | None = None) -> JobFile:
     return parse(text, source, path)[0]
 
 
+def parse_job_data(data: object, source: str, base_dir: Path) -> JobFile:
+    """Validate a job file given as a dict (never cached; `${VAR}` is not expanded:
+    the caller built the values). Errors name `source` and the key path; relative
+    paths in it start at `base_dir`."""
+    from xfer.specvalidate import validate_data
+
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: expected a mapping with 'jobs', got {type(data).__name__}")
+    return validate_data(data, source, base_dir / source)
+
+
 def load_job_file(path: Path | str) -> JobFile:
     """Read and validate one job file (from the cache when it has not changed)."""
     path = Path(path)

@@ -204,12 +204,17 @@ def parse(text: str, source: str, path: Path | None = None, env_used: set[str] |
         raise SpecError(f"{source}: the file is empty (expected 'jobs:')")
     if not isinstance(data, dict):
         raise SpecError(f"{source}:1:1: expected a mapping with 'jobs:' at the top")
+    return validate_data(data, source, path or Path(source)), data
+
+
+def validate_data(data: dict[str, Any], source: str, path: Path) -> JobFile:
+    """The job file from loaded data: YAML with marks, or a caller's plain dict (its
+    errors then name `source` and the key path, without line and column)."""
     loaded = _validate(data, source)
     _check_file(loaded, data, source)
-    file = JobFile(
-        path=path or Path(source),
+    return JobFile(
+        path=path,
         defaults=to_record(loaded.defaults),
         hosts=to_record(loaded.hosts),
         jobs=[to_record(job) for job in loaded.jobs],
     )
-    return file, data
