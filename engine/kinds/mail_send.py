@@ -1,0 +1,209 @@
+"""`mail.send`: send real messages over SMTP — To/Cc/Bcc, a text body with an optional
+HTML alternative, files as attachments — one message, or one per row of a CSV file
+(mail merge, `$name` fields in subject, bodies and headers).
+
+Before the first message goes, everything it needs is read and checked: bodies from
+files, attachments, and every row of the merge file; a missing file or a bad row
+stops the job with one line naming it, and nothing is sent. Then each message is one
+item on the job's pooled SMTP sessions (the same connector, TLS and AUTH rules as the
+other mail kinds). The report gets a note per recipient: `accepted` (with the
+server's reply to the message), `refused` (the server's code: RCPT refused, or the
+whole message refused) or `failed` (no reply: connection, TLS). A message with a
+refused recipient is a failed item, so the exit code tells, while it still goes to
+the others. Under `--dry-run` nothing connects: each message is written as an `.eml`
+file (temporary name, then renamed) into `dry_run_dir`.
+
+Example::
+
+    - name: invoices
+      kind: mail.send
+      smtp: smtp://mail.example.org:587
+      starttls: true
+      from: "Billing <billing@example.org>"
+      bcc: archive@example.org
+      merge: customers.csv            # columns: to, name, invoice
+      subject: "Invoice $invoice"
+      text_file: invoice.txt          # "Dear $name, ..."
+      attachments: [terms.pdf]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xfer.errors import PermanentError, describe
+from xfer.job import Job, Task, TaskContext
+from xfer.mail import merge
+from xfer.mail.compose import Draft, Outgoing, addresses, attachment, compose, envelope, new_message_id
+from xfer.mail.sending import smtp_connector
+from xfer.protocols.smtp import SmtpConnection, SmtpConnector, smtp_code
+from xfer.urls import Url
+
+if TYPE_CHECKING:
+    from xfer.kinds._spec_mail_send import MailSendSpec
+
+#: Per-recipient outcomes, the `event` of their report notes.
+ACCEPTED, REFUSED, FAILED = "accepted", "refused", "failed"
+
+
+class _Message(Task[Any]):
+    """One message of the job: its merge fields, its To (a merge row's) and a
+    Message-ID fixed when planned, so a retry sends the same message."""
+
+    def __init__(self, job: MailSend, index: int, fields: Mapping[str, str], to: list[str] | None) -> None:
+        self.job, self.index, self.fields, self.to = job, index, fields, to
+        self.message_id = new_message_id(job.draft.sender)
+
+    @property
+    def label(self) -> str:
+        return f"message {self.index}"
+
+    def outgoing(self) -> Outgoing:
+        return compose(self.job.draft, self.fields, self.message_id, self.to)
+
+
+class SendMessage(_Message):
+    """Sends one message on a pooled SMTP session; notes every recipient's outcome once."""
+
+    def __init__(self, job: MailSend, index: int, fields: Mapping[str, str], to: list[str] | None) -> None:
+        super().__init__(job, index, fields, to)
+        self.connector = job.connector
+        self.noted = False
+
+    async def run(self, conn: SmtpConnection | None, ctx: TaskContext) -> dict[str, Any] | None:
+        assert conn is not None
+        message = self.outgoing()
+        result = await conn.send(message.sender, message.recipients, message.data)
+        ctx.progress(len(message.data))
+        self.noted = True
+        reply = f"{result.code} {result.message}".strip()
+        for address in message.recipients:
+            code = result.refused.get(address)
+            if code is None:
+                self.job.note(self, ACCEPTED, address, result.code, reply)
+            else:
+                self.job.note(self, REFUSED, address, code, None)
+        self.job.sent += 1
+        if result.refused:
+            refused = ", ".join(f"{address} ({code})" for address, code in result.refused.items())
+            raise PermanentError(f"sent, but {len(result.refused)} of {len(message.recipients)} recipients refused: {refused}")
+        return {"message_id": self.message_id, "recipients": len(message.recipients), "reply": reply}
+
+    def failed(self, error: Exception) -> dict[str, Any] | None:
+        if not self.noted:  # the message went to nobody: every recipient shares its error
+            code = smtp_code(error)
+            for address in envelope(self.job.draft, self.to):
+                self.job.note(self, FAILED if code is None else REFUSED, address, code, describe(error))
+        raise error
+
+
+class WriteDraft(_Message):
+    """`--dry-run`: the composed message as an `.eml` file instead of a send."""
+
+    async def run(self, conn: None, ctx: TaskContext) -> dict[str, Any] | None:
+        message = self.outgoing()
+        path = self.job.outbox / f"message-{self.index:06d}.eml"
+        await asyncio.to_thread(_write_atomically, path, message.data)
+        ctx.progress(len(message.data))
+        return {"eml": str(path), "message_id": self.message_id, "recipients": message.recipients}
+
+
+class MailSend(Job):
+    kind = "mail.send"
+    spec: MailSendSpec
+
+    def __init__(self, spec: Any, ctx: Any) -> None:
+        super().__init__(spec, ctx)
+        self.concurrency = spec.concurrency
+        self.draft: Draft = None  # type: ignore[assignment]  # read in `plan`, before any item
+        self.outbox = ctx.resolve(spec.dry_run_dir or f"{spec.name}-outbox")
+        self.sent = 0
+        self.outcomes = {ACCEPTED: 0, REFUSED: 0, FAILED: 0}
+        self._connector: SmtpConnector | None = None
+
+    @property
+    def connector(self) -> SmtpConnector:
+        if self._connector is None:
+            self._connector = smtp_connector(self.ctx.file, self.spec.smtp, self.spec.starttls, self.spec.command_timeout)
+        return self._connector
+
+    def endpoints(self) -> list[Url]:
+        return [self.spec.smtp]
+
+    def note(self, task: _Message, outcome: str, address: str, code: int | None, reply: str | None) -> None:
+        """One recipient's outcome, as a report note."""
+        self.outcomes[outcome] += 1
+        data = {"event": outcome, "message": task.label, "message_id": task.message_id, "address": address, "code": code}
+        self.ctx.emit("job.note", data={**data, **({"reply": reply} if reply else {})})
+
+    async def plan(self) -> AsyncIterator[Task[Any]]:
+        spec = self.spec
+        self.draft = await asyncio.to_thread(read_draft, spec, self.ctx.resolve)
+        if spec.merge is None:
+            messages: Iterable[dict[str, str]] = [{}]
+        else:
+            path = self.ctx.resolve(spec.merge)
+            await asyncio.to_thread(merge.check, path, self.draft.fields_used(), self.draft.header_fields())
+            messages = (fields for _line, fields in merge.rows(path))
+        if self.ctx.dry_run:
+            self.outbox.mkdir(parents=True, exist_ok=True)
+        make = WriteDraft if self.ctx.dry_run else SendMessage
+        for index, fields in enumerate(messages, 1):
+            yield make(self, index, fields, addresses(fields[merge.TO]) if spec.merge is not None else None)
+
+    def summary(self) -> dict[str, Any]:
+        figures: dict[str, Any] = {"sent": self.sent, "recipients": dict(self.outcomes)}
+        if self.ctx.dry_run:
+            figures["dry_run_dir"] = str(self.outbox)
+        return figures
+
+
+def read_draft(spec: Any, resolve: Any) -> Draft:
+    """The job's shared message parts, bodies and attachments read from their files;
+    PermanentError names a file that cannot be read, or a body that uses fields when
+    there is no merge file."""
+    text = spec.text if spec.text is not None else _read_text(resolve(spec.text_file), "text_file")
+    html = spec.html if spec.html_file is None else _read_text(resolve(spec.html_file), "html_file")
+    files = []
+    for name in spec.attachments:
+        path = resolve(name)
+        try:
+            files.append(attachment(path.name, path.read_bytes()))
+        except OSError as exc:
+            raise PermanentError(f"attachment {path}: {exc.strerror or exc}") from None
+    draft = Draft(
+        sender=spec.sender, subject=spec.subject, text=text, html=html, to=list(spec.to), cc=list(spec.cc),
+        bcc=list(spec.bcc), reply_to=spec.reply_to, headers=dict(spec.headers), attachments=files,
+    )
+    try:
+        used = draft.fields_used()
+    except ValueError as exc:
+        raise PermanentError(str(exc)) from None
+    if used and spec.merge is None:
+        raise PermanentError(f"the bodies use ${min(used)}, but fields come from a merge file and there is none")
+    return draft
+
+
+def _read_text(path: Path, key: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise PermanentError(f"{key} {path}: {reason or exc}") from None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """`path` appears complete or not at all (a temporary name in its folder, then renamed)."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
