@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xfer import __version__
-from xfer.errors import SpecError
+from xfer.errors import SpecError, XferError
 
 if TYPE_CHECKING:
     import asyncio
@@ -48,7 +48,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return status
 
 
-def _print_problems(exc: SpecError) -> int:
+def _print_problems(exc: XferError) -> int:
     """Print a line per problem; the exit code for bad input."""
     from xfer.report import EXIT_BAD_INPUT
 
@@ -150,8 +150,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def cmd_ls(args: argparse.Namespace) -> int:
+    from xfer.ls.command import run
+
+    return run(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """A past run's summary (as `run` printed it) and, with --html, its page."""
+    from xfer.outputs.report_file import read_report, report_from_dict
+
+    path = Path(args.file)
+    try:
+        data = read_report(path)
+        report = report_from_dict(data, path)
+    except XferError as exc:
+        return _print_problems(exc)
+    if args.html:
+        from xfer.outputs.html_report import write_html
+
+        write_html(data, Path(args.html))
+    if sys.stdout.isatty():
+        from rich.console import Console
+
+        from xfer.outputs.progress import print_summary
+
+        print_summary(report, Console())
+    else:
+        from xfer.outputs.plain import print_plain_summary
+
+        print_plain_summary(report, sys.stdout)
+    return 0
+
+
 #: Commands of this module; for these the kinds' own commands need not be loaded.
-CORE_COMMANDS = frozenset({"run", "validate", "plan"})
+CORE_COMMANDS = frozenset({"run", "validate", "plan", "ls", "report"})
 
 
 def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
@@ -186,6 +219,23 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     plan.add_argument("files", nargs="+", metavar="FILE")
     plan.add_argument("--only", nargs="+", metavar="NAME")
     plan.set_defaults(handler=cmd_plan)
+
+    report = commands.add_parser("report", help="a past run's summary from its --report file; --html for a page")
+    report.add_argument("file", metavar="REPORT.json", help="the JSON written by 'xfer run --report'")
+    report.add_argument("--html", metavar="FILE", help="also write the run as a self-contained HTML page")
+    report.set_defaults(handler=cmd_report)
+
+    ls = commands.add_parser("ls", help="list a server: an FTP tree, news groups, mail folders")
+    ls.add_argument("url", metavar="URL", help="ftp(s)://host/path, nntp(s)://host[/pattern], imap(s)://user@host, pop3(s)://user@host")
+    ls.add_argument("-R", "--recursive", action="store_true", help="FTP: list the tree below, as a mirror walks it")
+    ls.add_argument("--depth", type=int, metavar="N", help="FTP: directory levels below the top (implies -R)")
+    ls.add_argument("--include", action="append", default=[], metavar="PATTERN", help="FTP: show only files a mirror with this include takes")
+    ls.add_argument("--exclude", action="append", default=[], metavar="PATTERN", help="FTP: leave out what a mirror with this exclude leaves out")
+    ls.add_argument("--symlinks", choices=("skip", "follow"), default="skip", help="FTP: as the mirror's symlinks option")
+    ls.add_argument("--jobs", metavar="FILE", help="a job file whose hosts block gives credentials and settings")
+    ls.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate")
+    ls.add_argument("--json", action="store_true", help="print a JSON list of entries")
+    ls.set_defaults(handler=cmd_ls)
 
     if plugins:
         from xfer.inspect.cli import register as register_mail_inspect
