@@ -28,8 +28,6 @@ def _check(args: argparse.Namespace, url: Url) -> None:
         raise SpecError(f"--include, --exclude, -R and --depth apply to ftp:// and ftps:// URLs, not {url.scheme}://")
     if args.depth is not None and args.depth < 0:
         raise SpecError("--depth must be >= 0")
-    if url.scheme.startswith(("imap", "pop3")) and not url.user:
-        raise SpecError(f"{url.scheme}:// needs a user: {url.scheme}://USER@{url.endpoint}")
     if args.include or args.exclude:
         from xfer.kinds._pathfilter import check_patterns
 
@@ -73,8 +71,12 @@ def run(args: argparse.Namespace) -> int:
     shown = str(url)
     try:
         url = ctx.file.with_credentials(url)
+        if url.scheme.startswith(("imap", "pop3")) and not url.user:
+            raise SpecError(f"{url.scheme}:// needs a user: {url.scheme}://USER@{url.endpoint}, a host block or ~/.netrc")
         with asyncio.Runner(loop_factory=loop_factory("auto")) as runner:
             listing = runner.run(_list(args, ctx, url))
+    except SpecError:
+        raise  # bad input: `xfer` prints it, exit 2
     except (XferError, OSError, TimeoutError) as exc:
         print(f"xfer: ls {shown}: {_one_line(exc, url)}", file=sys.stderr)
         return EXIT_FAILED
