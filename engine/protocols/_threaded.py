@@ -178,6 +178,16 @@ class ThreadedSession(abc.ABC):
         finally:
             self._busy = False
 
+    async def quit(self) -> None:
+        """Log out now (LOGOUT / QUIT), its errors raised, then close: for callers that
+        time or count the logout (a session load test)."""
+        try:
+            await self.call(self._logout)
+        finally:
+            self._closed = True
+            self.shutdown()
+            self._executor.shutdown(wait=False)
+
     async def close(self) -> None:
         """Log out when idle and sound (within a short timeout), then shut the socket
         down; never raise."""

@@ -30,6 +30,7 @@ _TEMPORARY = ("[UNAVAILABLE]", "[INUSE]", "[LIMIT]")
 _UID = re.compile(rb"\bUID (\d+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 _INTERNALDATE = re.compile(rb'INTERNALDATE "[^"]*"')
+_BAD = re.compile(r"(?:error|failed): BAD\b")
 _LIST_LINE = re.compile(rb'^\((?P<flags>[^)]*)\) (?P<delimiter>"(?:[^"\\]|\\.)*"|NIL) (?P<name>.*)$')
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -54,15 +55,35 @@ class Fetched(NamedTuple):
 
 def translate(exc: BaseException, where: str, *, login: bool = False) -> BaseException:
     """imaplib errors as engine errors: `abort` (connection trouble) and RFC 5530
-    temporary codes are transient, a refused login is AuthError, other NO/BAD permanent."""
+    temporary codes are transient, a refused login is AuthError, other NO/BAD permanent.
+    The server's reply (NO, BAD, BYE) rides on the error as `reply` (`reply_of`)."""
     if isinstance(exc, imaplib.IMAP4.abort):
-        return TransientError(f"{where}: {exc}")
+        return _with_reply(TransientError(f"{where}: {exc}"), _abort_reply(str(exc)))
     if isinstance(exc, imaplib.IMAP4.error):
         text = f"{where}: {exc}"
+        reply = "BAD" if _BAD.search(str(exc)) else "NO"
         if any(code in str(exc) for code in _TEMPORARY):
-            return TransientError(text)
-        return AuthError(text) if login else PermanentError(text)
+            return _with_reply(TransientError(text), reply)
+        return _with_reply(AuthError(text) if login else PermanentError(text), reply)
     return socket_error(exc, where)
+
+
+def _abort_reply(text: str) -> str | None:
+    """imaplib raises `abort` with the server's BYE text, or with 'socket error: ...'
+    (possibly after 'command: NAME => ') when the connection ended without a word."""
+    return None if "socket error" in text else "BYE"
+
+
+def _with_reply(error: BaseException, reply: str | None) -> BaseException:
+    if reply is not None:
+        error.reply = reply  # type: ignore[attr-defined]
+    return error
+
+
+def reply_of(exc: BaseException) -> str | None:
+    """The server's refusal an IMAP or POP3 error carries (NO, BAD, BYE, -ERR); None
+    when there was no reply (a reset, a timeout)."""
+    return getattr(exc, "reply", None)
 
 
 def _check(typ: str, data: list[object], what: str) -> list[object]:
@@ -135,6 +156,12 @@ class ImapConnection(ThreadedSession):
         _check(*client.uid("EXPUNGE", uid_set), "UID EXPUNGE")
         return len(uids)
 
+    async def store_flags(self, uids: Collection[int], flag: str) -> None:
+        """Add `flag` to these UIDs (UID STORE +FLAGS.SILENT)."""
+        await self.call(self._store_flags, uid_set(uids), flag)
+
+    def _store_flags(self, uid_text: str, flag: str) -> None:
+        _check(*self.client.uid("STORE", uid_text, "+FLAGS.SILENT", f"({flag})"), "STORE")
 
     async def reselect(self) -> int:
         """SELECT the mailbox again (a fresh view of it); returns its UIDVALIDITY."""
@@ -320,17 +347,23 @@ def _quote(text: str) -> str:
 class ImapConnector:
     """Opens IMAP sessions: `imaps://` implicit TLS, STARTTLS when asked or offered."""
 
-    def __init__(self, url: Url, host: HostConfig, *, starttls: bool | None = None, timeout: float = DEFAULT_TIMEOUT):
+    def __init__(
+        self, url: Url, host: HostConfig, *, starttls: bool | None = None, timeout: float = DEFAULT_TIMEOUT,
+        select: bool = True,
+    ):
+        """select=False: the session is left in the authenticated state (a load test
+        times SELECT itself, `ImapConnection.reselect`)."""
         if url.tls and starttls:
             raise ValueError("imaps:// is already TLS: starttls must be auto or false")
         self.url = url
         self.host = host
         self.starttls = starttls
         self.timeout = timeout
+        self.select = select
         self.mailbox = url.path.strip("/") or "INBOX"
         self.endpoint = url.endpoint
         self.identity: Hashable = (
-            "imap", url.scheme, url.endpoint, url.login, self.mailbox, starttls, host.tls_verify, host.ca_file,
+            "imap", url.scheme, url.endpoint, url.login, self.mailbox, starttls, host.tls_verify, host.ca_file, select,
         )
         self.where = f"imap {url.endpoint}"
 
@@ -363,7 +396,8 @@ class ImapConnector:
             # Servers announce more after login (Dovecot: UIDPLUS); imaplib keeps the first list.
             data = _check(*client.capability(), "CAPABILITY")
             client.capabilities = tuple(data[-1].decode("ascii", "replace").upper().split())  # type: ignore[union-attr]
-            _check(*client.select(_quote(self.mailbox)), f"SELECT {self.mailbox}")
+            if self.select:
+                _check(*client.select(_quote(self.mailbox)), f"SELECT {self.mailbox}")
         except BaseException:
             client.shutdown()
             raise

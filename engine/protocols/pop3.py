@@ -40,9 +40,11 @@ def translate(exc: BaseException, where: str, *, login: bool = False) -> BaseExc
     if isinstance(exc, poplib.error_proto):
         reply = _reply(exc)
         text = f"{where}: {reply.decode('utf-8', 'replace').strip()}"
-        if any(code in reply for code in _TEMPORARY):
-            return TransientError(text)
-        return AuthError(text) if login else PermanentError(text)
+        error = TransientError(text) if any(code in reply for code in _TEMPORARY) else (
+            AuthError(text) if login else PermanentError(text)
+        )
+        error.reply = "-ERR"  # type: ignore[attr-defined]  (see imap.reply_of)
+        return error
     return socket_error(exc, where)
 
 
@@ -141,6 +143,23 @@ class Pop3Connection(ThreadedSession):
             _, lines, _ = self.client.retr(number)
             out.append(b"\r\n".join(lines) + b"\r\n")
         return out
+
+    async def stat(self) -> tuple[int, int]:
+        """(messages, octets) of the maildrop as this session sees it (STAT)."""
+        return await self.call(self.client.stat)  # type: ignore[arg-type]
+
+    async def sizes(self) -> dict[int, int]:
+        """{number: octets} of every message in this session (LIST)."""
+        return await self.call(self._sizes)
+
+    def _sizes(self) -> dict[int, int]:
+        _, lines, _ = self.client.list()
+        pairs = (line.split() for line in lines)
+        return {int(parts[0]): int(parts[1]) for parts in pairs if len(parts) == 2}
+
+    async def mark_deleted(self, number: int) -> None:
+        """DELE `number` in this session: the server removes it at QUIT."""
+        await self.call(self.client.dele, number)
 
     async def retrieve_in_chunks(self, number: int, write: Callable[[bytes], None], chunk: int) -> None:
         """One message (RETR) handed to `write` about `chunk` bytes at a time (in the
