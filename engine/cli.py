@@ -18,7 +18,10 @@ from xfer.errors import SpecError, XferError
 if TYPE_CHECKING:
     import asyncio
 
+    from rich.console import Console
+
     from xfer.jobfile import JobFile
+    from xfer.report import Report
 
 def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop when asked or available ('auto'), else the standard loop."""
@@ -96,18 +99,32 @@ class _PlanContext:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import asyncio
-    import gc
+    import contextlib
 
     from xfer.api import Run, load
 
     jobs = load(*args.files)
-    run = Run(jobs, only=jobs.select(args.only, "--only"), dry_run=args.dry_run, force=args.force,
-              max_connections=args.max_connections)
+    only = jobs.select(args.only, "--only")
+    with contextlib.ExitStack() as stack:
+        if args.broker or args.workers:
+            from xfer.distributed.command import coordinator_for
+
+            run: Any = stack.enter_context(coordinator_for(jobs, only, args))
+        else:
+            run = Run(jobs, only=only, dry_run=args.dry_run, force=args.force, max_connections=args.max_connections)
+        return _run_and_show(run, args)
+
+
+def _run_and_show(run: Any, args: argparse.Namespace) -> int:
+    """Run (locally or through a coordinator: the same steps) and show the outcome."""
+    import asyncio
+    import gc
+
     report = run.report
     shown = not (args.json or args.quiet)
     # rich is for drawing on a terminal: --quiet/--json runs and logs (cron, CI) skip it.
     live = shown and sys.stderr.isatty()
+    console = None
     if live:
         from rich.console import Console
 
@@ -133,21 +150,33 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
         runner.run(main())
+    report = run.report  # a distributed run rebuilds it when a unit ran twice
     if args.report:
         report.write(Path(args.report))
     if args.json:
         import json
 
         print(json.dumps(report.as_dict(), indent=2, default=str))
-    elif live:
+    elif shown:
+        _print_summary(report, console)
+    return report.exit_code
+
+
+def _print_summary(report: Report, console: Console | None) -> None:
+    """The end-of-run summary (rich on `console`, else plain text on stdout) from the
+    figures the JSON report holds, as written (times in ms): `xfer report` of that
+    file prints the very same text."""
+    from xfer.outputs.report_file import report_from_dict
+
+    saved = report_from_dict(report.as_dict())
+    if console is not None:
         from xfer.outputs.progress import print_summary
 
-        print_summary(report, console)
-    elif shown:
+        print_summary(saved, console)
+    else:
         from xfer.outputs.plain import print_plain_summary
 
-        print_plain_summary(report, sys.stdout)
-    return report.exit_code
+        print_plain_summary(saved, sys.stdout)
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -162,24 +191,19 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     path = Path(args.file)
     try:
-        data = read_report(path)
-        report = report_from_dict(data, path)
+        report = report_from_dict(read_report(path), path)
     except XferError as exc:
         return _print_problems(exc)
     if args.html:
         from xfer.outputs.html_report import write_html
 
-        write_html(data, Path(args.html))
+        write_html(report, Path(args.html))
+    console = None
     if sys.stdout.isatty():
         from rich.console import Console
 
-        from xfer.outputs.progress import print_summary
-
-        print_summary(report, Console())
-    else:
-        from xfer.outputs.plain import print_plain_summary
-
-        print_plain_summary(report, sys.stdout)
+        console = Console()
+    _print_summary(report, console)
     return 0
 
 
