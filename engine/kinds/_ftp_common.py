@@ -545,6 +545,8 @@ class FtpDownloadJob(Job):
     """The download half shared by `ftp.mirror` and `ftp.pull`: the walk, the skip
     decision, the tasks and the figures for the report."""
 
+    unit = "files"
+
     def _setup_downloads(self, url: Url, local: Path, path_filter: PathFilter, max_depth: int | None) -> None:
         spec = self.spec
         self.url = url

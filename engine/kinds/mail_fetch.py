@@ -424,6 +424,7 @@ def folder_names(spec: MailFetchSpec) -> list[str]:
 
 class MailFetch(Job):
     kind = "mail.fetch"
+    unit, unit_count = "msg", "stored"  # an IMAP batch item stores many messages
     spec: MailFetchSpec
 
     def __init__(self, spec: Any, ctx: Any) -> None:

@@ -82,6 +82,7 @@ class SendMessage(Task[SmtpConnection]):
 
 class MailLoad(Job):
     kind = "mail.load"
+    unit = "msg"
     spec: MailLoadSpec
 
     def __init__(self, spec: Any, ctx: Any) -> None:
@@ -126,6 +127,8 @@ class MailLoad(Job):
             })
         start = time.monotonic()
         self.stats.begin(start)
+        if self.expected is not None:  # the live display's total; the planner reaches it only at the end
+            self.ctx.emit("job.expected", data={"tasks": self.expected})
         if spec.rate is None and spec.duration is not None:
             self.deadline = start + spec.duration
         for index, due in self._schedule(start):
@@ -133,13 +136,20 @@ class MailLoad(Job):
                 await asyncio.sleep(due - time.monotonic())
             yield SendMessage(self, index, due)
 
+    @property
+    def expected(self) -> int | None:
+        """Messages the test plans, when known before it runs: rate x duration, or the count."""
+        spec = self.spec
+        if spec.rate is not None:
+            return int(spec.rate * spec.duration)  # type: ignore[operator]
+        return spec.count if spec.duration is None else None
+
     def _schedule(self, start: float) -> Iterator[tuple[int, float | None]]:
         """(index, due time): due times at `rate` (open loop), or None while the count
         or duration lasts (closed loop: the next message goes when a session is free)."""
         spec = self.spec
         if spec.rate is not None:
-            total = int(spec.rate * spec.duration)  # type: ignore[operator]
-            for index in range(total):
+            for index in range(self.expected or 0):
                 yield index, start + index / spec.rate
             return
         deadline = start + spec.duration if spec.duration is not None else None
@@ -151,7 +161,7 @@ class MailLoad(Job):
     async def finish(self) -> None:
         if self.spec.report_html is not None:
             path = self.ctx.resolve(self.spec.report_html)
-            write_load_report(path, self.spec.name, self.summary(), self._settings())
+            write_load_report(path, self.spec.name, self.summary(), self._settings(), self.stats.latency.percentile_curve())
             self.ctx.emit("job.note", data={"report_html": str(path)})
 
     def _settings(self) -> dict[str, Any]:

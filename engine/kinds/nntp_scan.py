@@ -71,6 +71,7 @@ def needs_bodies(spec: NntpScanSpec) -> bool:
 
 class NntpScan(Job):
     kind = "nntp.scan"
+    unit, unit_count = "articles", "scanned"  # a chunk item scans many articles
 
     def __init__(self, spec: NntpScanSpec, ctx: Any) -> None:
         super().__init__(spec, ctx)

@@ -10,26 +10,9 @@ from collections.abc import Callable
 from typing import IO
 
 from xfer.events import Event
-from xfer.report import JobReport, Report
-
-
-def human_bytes(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if count < 1024 or unit == "TiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} TiB"
-
-
-def rate_and_eta(job: JobReport, now: float) -> tuple[str, str]:
-    elapsed = max(1e-6, (job.finished or now) - job.started)
-    rate = job.bytes / elapsed
-    done = sum(job.counts.values())
-    eta = "-"
-    if job.planned and done and job.finished is None:
-        remaining = (job.planned - done) * elapsed / done
-        eta = f"{remaining:.0f}s"
-    return (f"{human_bytes(rate)}/s" if job.bytes else "-"), eta
+from xfer.outputs.tally import Tallies
+from xfer.outputs.wording import count, describe, human_bytes, human_duration
+from xfer.report import Report
 
 
 _LOG_LINES: dict[str, Callable[[Event], str]] = {
@@ -51,7 +34,7 @@ def log_line(event: Event) -> str:
 
 class PlainLog:
     """Log lines for non-terminals: starts, failures, retries, ends, and a progress
-    line per job every `interval` seconds."""
+    line per job every `interval` seconds, in the kind's unit."""
 
     _LOGGED = {"job.started", "job.planned", "job.error", "task.retry", "pool.shrink", "job.finished", "run.stopping"}
 
@@ -60,8 +43,10 @@ class PlainLog:
         self.stream = stream or sys.stderr
         self.interval = interval
         self._last = time.monotonic()
+        self.tallies = Tallies()
 
     def __call__(self, event: Event) -> None:
+        self.tallies(event)
         if event.name == "job.finished":
             job = self.report.job(event.job or "")
             self._write(f"{job.name}: finished, {job.final_status()} ({job.counts['ok']} ok, {job.counts['failed']} failed)")
@@ -72,9 +57,11 @@ class PlainLog:
             self._last = now
             for job in self.report.jobs.values():
                 if job.finished is None:
-                    rate, eta = rate_and_eta(job, now)
-                    total = job.planned if job.planned is not None else "?"
-                    self._write(f"{job.name}: {job.counts['ok']}/{total} done, {human_bytes(job.bytes)}, {rate}, eta {eta}")
+                    shown = self.tallies.progress(job, now)
+                    self._write(
+                        f"{job.name}: {shown.done_text} {shown.unit} done, {human_bytes(job.bytes)}, "
+                        f"{shown.rate_text}, eta {shown.eta_text}"
+                    )
 
     def _write(self, line: str) -> None:
         stamp = time.strftime("%H:%M:%S")
@@ -90,20 +77,19 @@ def summary_rows(report: Report) -> list[tuple[str, ...]]:
     for job in report.jobs.values():
         data = job.as_dict()
         rows.append((
-            job.name, job.kind, data["status"], str(job.counts["ok"]), str(job.counts["failed"]),
-            human_bytes(job.bytes), f"{data['duration']:.2f}s",
+            job.name, job.kind, data["status"], count(job.counts["ok"]), count(job.counts["failed"]),
+            human_bytes(job.bytes), human_duration(data["duration"]),
         ))
     return rows
 
 
 def summary_lines(report: Report, max_errors: int = 20) -> list[tuple[str, bool]]:
-    """The lines under the table, each with whether it is an error: each job's
-    figures, then its first errors."""
+    """The lines under the table, each with whether it is an error: each job in
+    words (`engine/outputs/wording.py`), then its first errors."""
     lines = []
     for job in report.jobs.values():
-        figures = summary_figures(job.summary)
-        if figures:
-            lines.append((f"{job.name}: {figures}", False))
+        if job.summary or sum(job.counts.values()):
+            lines.append((f"{job.name}: {describe(job)}", False))
     for job in report.jobs.values():
         lines.extend((f"{job.name}: {error}", True) for error in job.errors[:max_errors])
         if len(job.errors) > max_errors:
@@ -120,18 +106,3 @@ def print_plain_summary(report: Report, stream: IO[str]) -> None:
         print(" ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), file=stream)
     for line, _ in summary_lines(report):
         print(line, file=stream)
-
-
-def summary_figures(summary: dict[str, object], limit: int = 14) -> str:
-    """A job's own figures in one line: non-zero scalars, nested ones one level deep."""
-    parts: list[str] = []
-    for key, value in summary.items():
-        if isinstance(value, dict):
-            parts.extend(
-                f"{key}.{inner}={inner_value}"
-                for inner, inner_value in value.items()
-                if isinstance(inner_value, (int, float, str)) and inner_value not in (0, "")
-            )
-        elif isinstance(value, (int, float, str)) and not isinstance(value, bool) and value not in (0, ""):
-            parts.append(f"{key}={value}")
-    return " ".join(parts[:limit]) + (" ..." if len(parts) > limit else "")
