@@ -73,8 +73,10 @@ def load(*sources: Source, base_dir: str | os.PathLike[str] | None = None) -> Jo
             if isinstance(source, Mapping):
                 label = "<dict>" if len(sources) == 1 else f"<dict {index + 1}>"
                 files.append(parse_job_data(dict(source), label, root))
-            else:
+            elif isinstance(source, (str, os.PathLike)):
                 files.append(load_job_file(source))
+            else:
+                raise TypeError(f"load(): a job file's path or a dict, not {type(source).__name__}")
         except SpecError as exc:
             problems.append(str(exc))
     if problems:

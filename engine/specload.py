@@ -9,7 +9,7 @@ named kinds) is imported only when a file must be parsed."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from xfer import speccache
 from xfer.errors import SpecError
@@ -36,14 +36,12 @@ def parse_job_text(text: str, source: str, path: Path | None = None) -> JobFile:
     return parse(text, source, path)[0]
 
 
-def parse_job_data(data: object, source: str, base_dir: Path) -> JobFile:
+def parse_job_data(data: dict[str, Any], source: str, base_dir: Path) -> JobFile:
     """Validate a job file given as a dict (never cached; `${VAR}` is not expanded:
     the caller built the values). Errors name `source` and the key path; relative
     paths in it start at `base_dir`."""
     from xfer.specvalidate import validate_data
 
-    if not isinstance(data, dict):
-        raise SpecError(f"{source}: expected a mapping with 'jobs', got {type(data).__name__}")
     return validate_data(data, source, base_dir / source)
 
 
