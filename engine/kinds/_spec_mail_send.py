@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
-from xfer.mail.compose import RESERVED_HEADERS, addresses, bare, placeholders
+from xfer.mail.compose import RESERVED_HEADERS, addresses, bare, check_headers, placeholders
 from xfer.mail.sending import StartTls
 from xfer.spec import JobSpec, url_field
-
-_HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # printable ASCII except ':' (RFC 5322)
 
 
 def _one_or_many(value: Any) -> Any:
@@ -53,13 +50,7 @@ class MailSendSpec(JobSpec):
     @field_validator("headers")
     @classmethod
     def _headers(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, text in value.items():
-            if not _HEADER_NAME.match(name):
-                raise ValueError(f"{name!r} is not a header name")
-            if name.lower() in RESERVED_HEADERS:
-                raise ValueError(f"{name} is set from its own key or by xfer")
-            if any(ch in text for ch in "\r\n\0"):
-                raise ValueError(f"header {name}: a value is one line")
+        check_headers(value, RESERVED_HEADERS, "from its own key or by xfer")
         return value
 
     @field_validator("subject")

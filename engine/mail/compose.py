@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import html
 import mimetypes
+import re
 import string
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.message import EmailMessage
@@ -23,6 +24,7 @@ RESERVED_HEADERS = frozenset({
     "from", "to", "cc", "bcc", "reply-to", "subject", "date", "message-id",
     "mime-version", "content-type", "content-transfer-encoding",
 })
+_HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # printable ASCII except ':' (RFC 5322)
 #: Content types of compressed files, which `mimetypes` reports as an encoding.
 _COMPRESSED = {"gzip": "application/gzip", "bzip2": "application/x-bzip2", "xz": "application/x-xz"}
 
@@ -40,6 +42,18 @@ def addresses(value: str | Iterable[str]) -> list[str]:
             raise ValueError(f"{text!r} is not an e-mail address like 'Name <name@example.org>'")
         found.append(text)
     return found
+
+
+def check_headers(headers: Mapping[str, str], reserved: Collection[str], why: str) -> None:
+    """ValueError unless every name is a header name not in `reserved` (lower case; `why`
+    says who sets those) and every value is one line."""
+    for name, value in headers.items():
+        if not _HEADER_NAME.match(name):
+            raise ValueError(f"{name!r} is not a header name")
+        if name.lower() in reserved:
+            raise ValueError(f"{name} is set {why}")
+        if any(ch in str(value) for ch in "\r\n\0"):
+            raise ValueError(f"header {name}: a value is one line")
 
 
 def bare(headers: Sequence[str]) -> list[str]:

@@ -161,8 +161,9 @@ def test_dry_run_writes_one_eml_per_row_and_connects_to_nothing(tmp_path: Path) 
     first, second = (_parse(path.read_bytes()) for path in files)
     assert first["To"] == "Ann <a@x.test>" and first["Subject"] == "Hello Ann" and "Bcc" not in first
     assert _text(second.get_body(("plain",))) == "Dear Bob, your code is 22.\n"
-    assert [task["detail"]["recipients"] for task in job["task_list"]] == [
-        ["a@x.test", "archive@example.test"], ["b@x.test", "archive@example.test"]]
+    recipients = {task["label"]: task["detail"]["recipients"] for task in job["task_list"]}
+    assert recipients == {"message 1": ["a@x.test", "archive@example.test"],
+                          "message 2": ["b@x.test", "archive@example.test"]}
 
 
 def test_the_kind_module_imports_no_pydantic() -> None:
