@@ -36,7 +36,7 @@ def report_from_dict(data: dict[str, Any], source: Path | str = "report") -> Rep
     report = Report()
     try:
         report.started_at = datetime.fromisoformat(data["started"])
-        report.started, report.finished = 0.0, float(data["duration"])
+        report.started, report.finished = _span(data["duration"])
         report.stopped_by = data.get("stopped_by")
         report.hosts = dict(data.get("hosts") or {})
         for entry in data["jobs"]:
@@ -45,7 +45,7 @@ def report_from_dict(data: dict[str, Any], source: Path | str = "report") -> Rep
             job.planned = tasks.pop("planned", None)
             job.counts = {"ok": 0, "failed": 0, "cancelled": 0, **tasks}
             job.kind, job.status = entry["kind"], entry["status"]
-            job.started, job.finished = 0.0, float(entry["duration"])
+            job.started, job.finished = _span(entry["duration"])
             job.bytes, job.retries = int(entry["bytes"]), int(entry.get("retries", 0))
             job.errors = list(entry.get("errors") or [])
             job.notes, job.note_counts = list(entry.get("notes") or []), dict(entry.get("note_counts") or {})
@@ -54,3 +54,8 @@ def report_from_dict(data: dict[str, Any], source: Path | str = "report") -> Rep
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ReportFileError(f"{source}: not a report of 'xfer run --report' ({type(exc).__name__}: {exc})") from None
     return report
+
+
+def _span(duration: float) -> tuple[float, float]:
+    """Start and end a duration apart, the end never 0.0 (which reads as "still running")."""
+    return 1.0, 1.0 + float(duration)
