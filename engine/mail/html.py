@@ -131,10 +131,11 @@ def percentile_chart(curve: Sequence[tuple[float, float]], latency: dict[str, An
                 axes.plot([x], [value], "o", color=_COLOURS["p99"])
                 axes.annotate(f"{label} {milliseconds(value)}", (x, value), textcoords="offset points",
                               xytext=(-6, 6), ha="right", fontsize=9)
+        top = max([y for _, y in points] + [latency.get("max_ms") or 0])
         if latency.get("max_ms") is not None:
             axes.axhline(latency["max_ms"], color=_COLOURS["max"], linestyle="--",
                          label=f"max {milliseconds(latency['max_ms'])}")
-        axes.set_ylim(bottom=0)
+        axes.set_ylim(0, top * 1.2 or 1)  # room for the marks' labels
         axes.legend(loc="upper left")
     else:
         _empty(axes, "no message was accepted")

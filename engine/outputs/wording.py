@@ -114,9 +114,10 @@ def generic(job: JobReport) -> str:
     done = job.counts["ok"]
     words = [f"{count(done)} {unit_of(job.kind)} done"]
     words += _failed(job)
+    took = f"in {human_duration(seconds)}"
     if job.bytes:
-        words.append(f"{human_bytes(job.bytes)} ({human_bytes(job.bytes / max(seconds, 1e-6))}/s)")
-    words.append(f"in {human_duration(seconds)}")
+        took = f"{human_bytes(job.bytes)} {took} ({human_bytes(job.bytes / max(seconds, 1e-6))}/s)"
+    words.append(took)
     figures = [f"{_key_words(key)} {_value_words(value)}" for key, value in _scalars(job.summary)]
     return ", ".join(words) + (f"; {', '.join(figures)}" if figures else "")
 
@@ -224,7 +225,7 @@ def nntp_scan(job: JobReport) -> str:
     summary = job.summary
     groups = plural(summary.get("groups", 0), "group")
     if summary.get("groups_unchanged"):
-        groups += f" ({count(summary['groups_unchanged'])} unchanged)"
+        groups += f" ({count(summary['groups_unchanged'])} with nothing new)"
     scanned = summary.get("articles_scanned", 0)
     words = [groups, f"{plural(scanned, 'article')} scanned ({per_second(scanned, elapsed(job), 'articles')})"]
     words.append(f"{count(summary.get('articles_written', 0))} matched and written")
