@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xfer.errors import PermanentError, describe
+from xfer.errors import PermanentError, TransientError, describe
 from xfer.job import Job, Task, TaskContext
 from xfer.mail import merge
 from xfer.mail.compose import Draft, Outgoing, addresses, attachment, compose, envelope, new_message_id
@@ -68,38 +68,56 @@ class _Message(Task[Any]):
 
 
 class SendMessage(_Message):
-    """Sends one message on a pooled SMTP session; notes every recipient's outcome once."""
+    """Sends one message on a pooled SMTP session and notes each recipient's final
+    outcome once. Recipients refused with a 4xx (greylisting, a full mailbox) are
+    retried alone, as the scheduler retries a transient error: those accepted are
+    never sent the message twice."""
 
     def __init__(self, job: MailSend, index: int, fields: Mapping[str, str], to: list[str] | None) -> None:
         super().__init__(job, index, fields, to)
         self.connector = job.connector
-        self.noted = False
+        #: Recipients still to send to, those refused for good (5xx), and the 4xx code
+        #: each deferred one was last refused with.
+        self.pending = envelope(job.draft, to)
+        self.refused: dict[str, int] = {}
+        self.deferred: dict[str, int] = {}
+        self.deferral: TransientError | None = None
 
     async def run(self, conn: SmtpConnection | None, ctx: TaskContext) -> dict[str, Any] | None:
         assert conn is not None
-        message = self.outgoing()
-        result = await conn.send(message.sender, message.recipients, message.data)
+        message, job = self.outgoing(), self.job
+        result = await conn.send(message.sender, self.pending, message.data)
         ctx.progress(len(message.data))
-        self.noted = True
+        if len(self.pending) + len(self.refused) == len(message.recipients):  # its first acceptance
+            job.sent += 1
         reply = f"{result.code} {result.message}".strip()
-        for address in message.recipients:
+        self.deferred = {address: code for address, code in result.refused.items() if code < 500}
+        for address in self.pending:
             code = result.refused.get(address)
             if code is None:
-                self.job.note(self, ACCEPTED, address, result.code, reply)
-            else:
-                self.job.note(self, REFUSED, address, code, None)
-        self.job.sent += 1
-        if result.refused:
-            refused = ", ".join(f"{address} ({code})" for address, code in result.refused.items())
-            raise PermanentError(f"sent, but {len(result.refused)} of {len(message.recipients)} recipients refused: {refused}")
+                job.note(self, ACCEPTED, address, result.code, reply)
+            elif code >= 500:
+                self.refused[address] = code
+                job.note(self, REFUSED, address, code, None)
+        self.pending = list(self.deferred)
+        if self.deferred:
+            self.deferral = TransientError(f"sent; deferred (4xx), retried alone: {_codes(self.deferred)}")
+            raise self.deferral
+        if self.refused:
+            count = f"{len(self.refused)} of {len(message.recipients)}"
+            raise PermanentError(f"sent, but {count} recipients refused: {_codes(self.refused)}")
         return {"message_id": self.message_id, "recipients": len(message.recipients), "reply": reply}
 
     def failed(self, error: Exception) -> dict[str, Any] | None:
-        if not self.noted:  # the message went to nobody: every recipient shares its error
-            code = smtp_code(error)
-            for address in envelope(self.job.draft, self.to):
-                self.job.note(self, FAILED if code is None else REFUSED, address, code, describe(error))
+        """Recipients not yet accepted share the last attempt's error (or their 4xx)."""
+        for address in self.pending:
+            code = self.deferred[address] if error is self.deferral else smtp_code(error)
+            self.job.note(self, FAILED if code is None else REFUSED, address, code, describe(error))
         raise error
+
+
+def _codes(refused: dict[str, int]) -> str:
+    return ", ".join(f"{address} ({code})" for address, code in refused.items())
 
 
 class WriteDraft(_Message):

@@ -10,6 +10,8 @@ import email
 import imaplib
 import json
 import os
+import subprocess
+import time
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
@@ -168,6 +170,43 @@ def test_a_refused_recipient_gets_its_own_failed_line_and_the_others_still_recei
     assert "1 of 2 recipients refused" in failed["message 1"]["error"]
     assert fetch_all(server, "user1", 1)[0]["Subject"] == "Hi one"
     assert fetch_all(server, "user2", 1)[0]["Subject"] == "Hi two"
+
+
+def queue_drained(server: MailServer, timeout: float = 20.0) -> None:
+    """Block until Postfix has delivered everything it accepted (its queue is empty)."""
+    config = server.root / "postfix"
+    deadline = time.monotonic() + timeout
+    while "Mail queue is empty" not in subprocess.run(
+        ["/usr/sbin/postqueue", "-c", str(config), "-p"], env={**os.environ, "MAIL_CONFIG": str(config)},
+        capture_output=True, text=True, timeout=30,
+    ).stdout:
+        assert time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.02)
+
+
+def test_a_deferred_recipient_is_retried_alone(tmp_path: Path, mail_server: MailServer) -> None:  # noqa: F811
+    """Postfix answers 450 for user3 (as greylisting does): each attempt sends only to
+    user3 again, so user1 gets the message once; after the retries user3 is refused."""
+    server = mail_server
+    config = server.root / "postfix"
+    (config / "access").write_text(f"{server.address('user3')} 450 4.2.0 try again later\n")
+    with open(config / "main.cf", "a") as main_cf:
+        main_cf.write(f"smtpd_recipient_restrictions = check_recipient_access texthash:{config / 'access'}\n")
+    subprocess.run(["/usr/sbin/postfix", "-c", str(config), "reload"], env={**os.environ, "MAIL_CONFIG": str(config)},
+                   check=True, capture_output=True, timeout=30)
+    body = f"""    to: [{server.address('user1')}, {server.address('user3')}]
+    subject: greylisted
+    text: "once\\n"
+"""
+    text = "defaults: {retries: 2, retry_backoff: 0}\n" + send_job(server, body, smtp=f"smtp://127.0.0.1:{server.smtp_port}")
+    code, report, _ = run_job(tmp_path, text)
+    job = job_named(report, "send")
+    assert code == 1
+    assert notes(job) == {server.address("user1"): ("accepted", 250), server.address("user3"): ("refused", 450)}
+    (task,) = job["task_list"]
+    assert task["attempts"] == 3 and "450 4.2.0" in task["error"] and "try again later" in task["error"]
+    queue_drained(server)
+    assert server.message_count("user1") == 1 and server.message_count("user3") == 0
 
 
 def test_dry_run_writes_eml_files_and_sends_nothing(tmp_path: Path, mail_server: MailServer) -> None:  # noqa: F811
