@@ -15,9 +15,10 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from xfer.outputs.tally import Tallies
+from xfer.report import Report
 from xfer.spec import load_job_file
 from tests.integration.ftp_helpers import fill, run_cli, write_jobs
-from tests.integration.test_mail_load import Sink
+from tests.integration.test_mail_load import Sink, sink  # noqa: F401 - fixture
 from tests.integration.test_nntp_scan import news, scan_job  # noqa: F401 - fixture
 from tests.jobrun import run_scheduler
 from tests.servers.common import free_port
@@ -154,36 +155,22 @@ def _looks_right_in_chromium(page: Path, shot: Path) -> None:
     assert drawn > 300 * 650 // 50 and len(colours) > 20, (drawn, len(colours))
 
 
-def test_open_loop_progress_has_its_total_before_planning_ends(tmp_path: Path) -> None:
+def test_open_loop_progress_has_its_total_before_planning_ends(tmp_path: Path, sink: tuple[Sink, int]) -> None:  # noqa: F811
     """The live display's bar of an open-loop test knows rate x duration from the start."""
-    handler, port = Sink(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, server_hostname="sink.test")
-    controller.start()
+    report, tallies = Report(), Tallies()
     seen: list[tuple[int | None, int | None]] = []
-    tallies = Tallies()
 
     def watch(event: Any) -> None:
         tallies(event)
-        if event.name == "task.finished" and event.job == "open":
+        if event.name == "task.finished":
             seen.append((tallies.tally("open").expected, report.jobs["open"].planned))
 
-    try:
-        path = write_jobs(tmp_path, f"""
+    path = write_jobs(tmp_path, f"""
 jobs:
-  - name: open
-    kind: mail.load
-    smtp: smtp://127.0.0.1:{port}
-    envelope: {{from: load@client.test, to: a@sink.test}}
-    rate: 50
-    duration: 1
-    concurrency: 2
+  - {{name: open, kind: mail.load, smtp: "smtp://127.0.0.1:{sink[1]}", rate: 50, duration: 1, concurrency: 2,
+     envelope: {{from: load@client.test, to: a@sink.test}}}}
 """)
-        from xfer.report import Report
-
-        report = Report()
-        final, _ = run_scheduler(load_job_file(path), report, watch)
-    finally:
-        controller.stop()
+    run_scheduler(load_job_file(path), report, watch)
     assert seen and seen[0] == (50, None)  # known at the first message; planning ends with the last
-    shown = tallies.progress(final.jobs["open"])
+    shown = tallies.progress(report.jobs["open"])
     assert (shown.unit, shown.done_text, shown.fraction) == ("msg", "50/50", 1.0)
