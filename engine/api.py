@@ -49,9 +49,12 @@ class JobSet:
         return [job.name for file in self.files for job in file.jobs]
 
     def select(self, only: Collection[str] | None, option: str = "only") -> set[str] | None:
-        """The jobs to run (None: all); a name that is not a job raises SpecError."""
+        """The jobs to run (None: all); a name that is not a job raises SpecError.
+        One name may be given as a string."""
         if not only:
             return None
+        if isinstance(only, str):
+            only = (only,)
         names = set(self.names)
         unknown = sorted(set(only) - names)
         if unknown:

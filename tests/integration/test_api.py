@@ -53,12 +53,12 @@ def test_run_sync_only_and_history(pyftpd: FtpServer, tmp_path: Path) -> None:
     """`only` runs one job; a second run is incremental (the state the CLI keeps)."""
     fill(pyftpd.root, FILES)
     remote = pyftpd.url("/", with_password=True)
-    jobs = xfer.load({"jobs": [{"name": "a", "kind": "ftp.mirror", "remote": remote, "local": "a"},
-                               {"name": "b", "kind": "ftp.mirror", "remote": remote, "local": "b"}]}, base_dir=tmp_path)
-    first = xfer.run_sync(jobs, only=["b"])
-    assert [job["name"] for job in first.as_dict()["jobs"]] == ["b"]
+    jobs = xfer.load({"jobs": [{"name": "alpha", "kind": "ftp.mirror", "remote": remote, "local": "a"},
+                               {"name": "beta", "kind": "ftp.mirror", "remote": remote, "local": "b"}]}, base_dir=tmp_path)
+    first = xfer.run_sync(jobs, only=["beta"])
+    assert [job["name"] for job in first.as_dict()["jobs"]] == ["beta"]
     assert tree(tmp_path / "b") == tree(pyftpd.root) and not (tmp_path / "a").exists()
-    again = xfer.run_sync(jobs, only=["b"]).as_dict()
+    again = xfer.run_sync(jobs, only="beta").as_dict()  # one name as a string, not its letters
     assert again["jobs"][0]["tasks"]["planned"] == 0
 
 
