@@ -8,10 +8,11 @@ stops the job with one line naming it, and nothing is sent. Then each message is
 item on the job's pooled SMTP sessions (the same connector, TLS and AUTH rules as the
 other mail kinds). The report gets a note per recipient: `accepted` (with the
 server's reply to the message), `refused` (the server's code: RCPT refused, or the
-whole message refused) or `failed` (no reply: connection, TLS). A message with a
-refused recipient is a failed item, so the exit code tells, while it still goes to
-the others. Under `--dry-run` nothing connects: each message is written as an `.eml`
-file (temporary name, then renamed) into `dry_run_dir`.
+whole message refused) or `failed` (no reply: connection, TLS). Recipients refused
+with a 4xx are retried alone (the job's `retries`); one refused for good fails its
+message, so the exit code tells, while the message still goes to the others. Under
+`--dry-run` nothing connects: each message is written as an `.eml` file (temporary
+name, then renamed) into `dry_run_dir`.
 
 Example::
 
@@ -32,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -181,7 +182,7 @@ class MailSend(Job):
         return figures
 
 
-def read_draft(spec: Any, resolve: Any) -> Draft:
+def read_draft(spec: Any, resolve: Callable[[Path | str], Path]) -> Draft:
     """The job's shared message parts, bodies and attachments read from their files;
     PermanentError names a file that cannot be read, or a body that uses fields when
     there is no merge file."""
