@@ -81,6 +81,10 @@ def _host_rows(hosts: dict[str, dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+def _plural(number: int, word: str) -> str:
+    return f"{number} {word}{'' if number == 1 else 's'}"
+
+
 _TASK_HEAD = ("item", "status", "error", "attempts", "time", "detail")
 
 
@@ -115,12 +119,12 @@ def _job_section(index: int, job: JobReport) -> str:
     if job.note_counts:
         counts = ", ".join(f"{kind}: {number}" for kind, number in sorted(job.note_counts.items()))
         rows = [[_cell(json.dumps(note, default=str, ensure_ascii=False), css="mono")] for note in job.notes]
-        label = f"{sum(job.note_counts.values())} notes ({counts}), first {len(job.notes)} listed"
+        label = f"{_plural(sum(job.note_counts.values()), 'note')} ({counts}), first {len(job.notes)} listed"
         parts.append(f"<details><summary>{escape(label)}</summary>{_table(['note'], rows)}</details>")
     done = [task for task in job.tasks if task.get("status") == "ok"]
     if done:
         shown = done[:MAX_LISTED_OK]
-        label = f"{len(done)} items done" + (f", first {len(shown)} listed" if len(done) > len(shown) else "")
+        label = f"{_plural(len(done), 'item')} done" + (f", first {len(shown)} listed" if len(done) > len(shown) else "")
         parts.append(f"<details><summary>{escape(label)}</summary>{_table(_TASK_HEAD, _task_rows(shown))}</details>")
     return "\n".join(parts)
 
