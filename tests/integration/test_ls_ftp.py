@@ -16,7 +16,7 @@ import pytest
 
 from xfer.cli import main
 from tests.integration.ftp_helpers import REPO, fill, job_report, run_inprocess, tree, write_jobs
-from tests.servers.ftp import FtpServer, ftp_server, pyftpd  # noqa: F401 - fixtures
+from tests.servers.ftp import FtpServer, ftp_server, pyftpd, running_pyftpdlib  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -136,3 +136,18 @@ def test_errors_are_one_line_without_the_password(pyftpd: FtpServer) -> None:
     assert bad.returncode == 2 and "scheme" in bad.stderr
     for proc in (refused, missing, unknown):
         assert pyftpd.password not in proc.stdout + proc.stderr and wrong not in proc.stdout + proc.stderr
+
+
+def test_ftps_verifies_certificates_unless_insecure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with running_pyftpdlib(tmp_path, tls=True) as server:
+        fill(server.root, {"secret.txt": "s"})
+        url = server.url("/", scheme="ftps", with_password=True)
+        code, out, err = ls(capsys, url)
+        assert code == 1 and out == "" and len(err.splitlines()) == 1 and "certificate" in err.lower()
+        assert set(ls_json(capsys, "--insecure", url)) == {"secret.txt"}
+        jobs = tmp_path / "ca.yaml"
+        jobs.write_text(f"hosts:\n  {server.host}:\n    ca_file: {server.ca_pem}\njobs: []\n")
+        assert set(ls_json(capsys, "--jobs", str(jobs), url)) == {"secret.txt"}
