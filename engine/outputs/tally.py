@@ -25,6 +25,9 @@ class Tally:
     units: int = 0
     #: Items the kind announced before its planning ended (`job.expected`).
     expected: int | None = None
+    #: When the last item ended: a finished job's rate is over its items, not over the
+    #: work after them (a load test's HTML report takes a second or two).
+    last: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,7 @@ class Tallies:
         name = event.name
         if name == "task.finished":
             tally = self.tally(event.job or "")
+            tally.last = event.time
             if event.data["status"] == "ok":
                 detail = event.data.get("detail") or {}
                 tally.units += 1 if tally.count_key is None else int(detail.get(tally.count_key) or 0)
@@ -79,7 +83,7 @@ class Tallies:
     def progress(self, job: JobReport, now: float | None = None) -> Progress:
         """Where `job` stands at monotonic time `now` (its end, once it ended)."""
         tally = self.tally(job.name)
-        end = job.finished or now or time.monotonic()
+        end = (tally.last or job.finished) if job.finished is not None else now or time.monotonic()
         seconds = max(1e-6, end - job.started)
         items_total = job.planned if job.planned is not None else tally.expected
         items_done = sum(job.counts.values())

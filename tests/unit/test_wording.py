@@ -89,8 +89,9 @@ def test_a_kind_brings_its_own_words_and_unit(worded: None) -> None:
     assert tallies.tally("w").unit == "widgets"
 
 
-def _finished(job: str, detail: dict[str, Any] | None = None, status: str = "ok") -> Event:
-    return Event("task.finished", job=job, task="t", data={"status": status, "attempts": 1, "duration": 0.0, "detail": detail})
+def _finished(job: str, detail: dict[str, Any] | None = None, at: float | None = None) -> Event:
+    data = {"status": "ok", "attempts": 1, "duration": 0.0, "detail": detail}
+    return Event("task.finished", job=job, task="t", data=data, **({"time": at} if at is not None else {}))
 
 
 def test_progress_counts_in_the_kinds_unit() -> None:
@@ -127,3 +128,15 @@ def test_live_display_shows_a_bar_per_job_in_its_unit() -> None:
     shown = screen.getvalue()
     assert "[red]load" in shown  # a job name is not rich markup
     assert "40/80 msg" in shown and "msg/s" in shown and "━" in shown
+
+
+def test_a_finished_jobs_rate_is_over_its_items_not_the_work_after_them() -> None:
+    """mail.load writes its HTML report after its last message: that time is no message's."""
+    report, tallies = Report(), Tallies()
+    for event in (Event("job.started", job="load", data={"kind": "mail.load"}, time=10.0),
+                  *[_finished("load", at=10.0 + n / 100) for n in range(1, 101)],
+                  Event("job.finished", job="load", data={"status": "ok"}, time=14.0)):
+        report(event)
+        tallies(event)
+    report.jobs["load"].started = 10.0
+    assert tallies.progress(report.jobs["load"]).rate_text == "100 msg/s"
