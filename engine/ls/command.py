@@ -10,15 +10,12 @@ import argparse
 import asyncio
 import dataclasses
 import sys
-from typing import Any
 
 from xfer.errors import SpecError, XferError, describe
 from xfer.ls.context import LsContext, load_file
 from xfer.ls.listing import Listing
+from xfer.report import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from xfer.urls import Url, parse_url
-
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 
 
 def _check(args: argparse.Namespace, url: Url) -> None:
@@ -82,16 +79,10 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     for line in ctx.problems:
         print(f"xfer: ls {shown}: {line}", file=sys.stderr)
-    out: Any = sys.stdout
-    if args.json:
-        from xfer.ls.output import print_json
+    from xfer.ls.output import print_json, print_table
 
-        print_json(listing, out)
-    else:
-        from xfer.ls.output import print_table
-
-        print_table(listing, out)
-    return EXIT_FAILED if listing.incomplete or ctx.errors else 0
+    (print_json if args.json else print_table)(listing, sys.stdout)
+    return EXIT_FAILED if listing.incomplete or ctx.errors else EXIT_OK
 
 
 def _one_line(exc: BaseException, url: Url) -> str:
