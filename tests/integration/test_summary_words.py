@@ -1,6 +1,7 @@
 """What `xfer run` prints at the end, in words, for runs against real servers: an FTP
-mirror (vsftpd), an NNTP scan (INN2) and a mail load test (aiosmtpd), the load test's
-HTML report included (and looked at in headless Chromium where it is installed)."""
+mirror (vsftpd, pyftpdlib), an NNTP scan (INN2), a mail load test (aiosmtpd) with its
+HTML report (looked at in headless Chromium where it is installed), a mail roundtrip
+and a mail fetch (Postfix + Dovecot)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,14 @@ from xfer.outputs.tally import Tallies
 from xfer.report import Report
 from xfer.spec import load_job_file
 from tests.integration.ftp_helpers import fill, run_cli, write_jobs
+from tests.integration.test_mail_fetch import job_yaml as fetch_yaml
 from tests.integration.test_mail_load import Sink, sink  # noqa: F401 - fixture
+from tests.integration.test_mail_roundtrip import roundtrip_yaml
 from tests.integration.test_nntp_scan import news, scan_job  # noqa: F401 - fixture
 from tests.jobrun import run_scheduler
 from tests.servers.common import free_port
 from tests.servers.ftp import FtpServer, ftp_server  # noqa: F401 - fixture
+from tests.servers.mail import MailServer, mail_server  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -174,3 +178,19 @@ jobs:
     assert seen and seen[0] == (50, None)  # known at the first message; planning ends with the last
     shown = tallies.progress(report.jobs["open"])
     assert (shown.unit, shown.done_text, shown.fraction) == ("msg", "50/50", 1.0)
+
+
+def test_mail_roundtrip_and_fetch_say_what_arrived(mail_server: MailServer, tmp_path: Path) -> None:  # noqa: F811
+    """Postfix + Dovecot: the roundtrip's verdicts and delivery latency; then a fetch of
+    the mailbox the roundtrip left its messages in."""
+    server = mail_server
+    path = write_jobs(tmp_path, roundtrip_yaml(server, f"pop3://127.0.0.1:{server.pop3_port}", extra="    cleanup: false\n"))
+    code, _, output = run_cli(path)
+    assert code == 0, output
+    assert re.search(r"^check: 3 sent, 3 accepted, 3 ok; delivery latency p50 [\d.]+ m?s, p90 [\d.]+ m?s, "
+                     r"p99 [\d.]+ m?s, max [\d.]+ m?s$", output, re.M), output
+
+    path = write_jobs(tmp_path, fetch_yaml(server, [("inbox", "user1", "imap:INBOX", "maildir")]), "fetch.yaml")
+    code, _, output = run_cli(path)
+    assert code == 0, output
+    assert re.search(r"^inbox: 1 folder, 3 messages fetched \([\d.]+ KiB, [\d.,]+ msg/s\), 0 already stored$", output, re.M), output

@@ -5,6 +5,7 @@ The sentences of the real kinds are checked on real runs (tests/integration/test
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,7 @@ from rich.console import Console
 from xfer.events import Event
 from xfer.job import Job
 from xfer.kinds import register, unregister
-from xfer.outputs.plain import print_plain_summary
+from xfer.outputs.plain import PlainLog, print_plain_summary
 from xfer.outputs.progress import LiveProgress
 from xfer.outputs.tally import Tallies
 from xfer.outputs.wording import count, describe, figure, human_bytes, human_duration, milliseconds
@@ -140,3 +141,13 @@ def test_a_finished_jobs_rate_is_over_its_items_not_the_work_after_them() -> Non
         tallies(event)
     report.jobs["load"].started = 10.0
     assert tallies.progress(report.jobs["load"]).rate_text == "100 msg/s"
+
+
+def test_log_lines_show_progress_in_the_kinds_unit() -> None:
+    report, stream = Report(), io.StringIO()
+    log = PlainLog(report, stream, interval=0)
+    for event in (Event("job.started", job="load", data={"kind": "mail.load"}),
+                  Event("job.expected", job="load", data={"tasks": 80}), *[_finished("load") for _ in range(20)]):
+        report(event)
+        log(event)
+    assert re.search(r"load: 20/80 msg done, 0 B, [\d.,]+ msg/s, eta [\d.]+ s$", stream.getvalue(), re.M), stream.getvalue()
