@@ -151,3 +151,25 @@ def test_ftps_verifies_certificates_unless_insecure(
         jobs = tmp_path / "ca.yaml"
         jobs.write_text(f"hosts:\n  {server.host}:\n    ca_file: {server.ca_pem}\njobs: []\n")
         assert set(ls_json(capsys, "--jobs", str(jobs), url)) == {"secret.txt"}
+
+
+def _unlistable(name: str) -> type:
+    """A pyftpdlib filesystem that refuses to list directory `name` (EACCES: 550)."""
+    from pyftpdlib.filesystems import AbstractedFS
+
+    class Refusing(AbstractedFS):  # type: ignore[misc]
+        def listdir(self, path: str) -> list[str]:
+            if os.path.basename(path.rstrip("/")) == name:
+                raise PermissionError(13, "Permission denied")
+            return super().listdir(path)
+
+    return Refusing
+
+
+def test_unlistable_directory_shows_the_rest_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with running_pyftpdlib(tmp_path, filesystem=_unlistable("locked")) as server:
+        fill(server.root, {"open/a.txt": "a", "locked/b.txt": "b", "top.txt": "t"})
+        code, out, err = ls(capsys, "-R", "--json", server.url("/", with_password=True))
+        assert code == 1
+        assert {row["path"] for row in json.loads(out)} == {"locked/", "open/", "open/a.txt", "top.txt"}
+        assert "locked" in err and "550" in err and server.password not in out + err
