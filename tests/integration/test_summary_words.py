@@ -58,6 +58,22 @@ jobs:
     assert "site: 2 files in 2 directories: none downloaded, 2 skipped as unchanged, 1 deleted" in output
 
 
+def test_ftp_upload_says_local_files_uploaded_and_unchanged(ftp_server: FtpServer, tmp_path: Path) -> None:  # noqa: F811
+    fill(tmp_path / "site", {"index.html": "<p>hi</p>", "img/logo.png": bytes(70_000)})
+    ftp_server.chown_root()
+    path = write_jobs(tmp_path, f"""
+jobs:
+  - {{name: up, kind: ftp.mirror, direction: upload, remote: "{ftp_server.url('/www', with_password=True)}", local: site}}
+""")
+    code, _, output = run_cli(path)
+    assert code == 0, output
+    assert re.search(r"^up: 2 local files: 2 uploaded \(68\.4 KiB at [\d.,]+ [KMG]?i?B/s, [\d.,]+ files/s\), "
+                     r"0 skipped as unchanged$", output, re.M), output
+    (tmp_path / "site/index.html").write_text("<p>changed</p>")
+    code, _, output = run_cli(path)
+    assert re.search(r"^up: 2 local files: 1 uploaded \(.*\), 1 skipped as unchanged$", output, re.M), output
+
+
 def test_nntp_scan_says_groups_articles_matched_and_threads(news: Any, tmp_path: Path) -> None:  # noqa: F811
     server, truth = news
     body = "jobs:\n" + scan_job(server, "harvest", "[xfer.corpus.python, xfer.corpus.misc, xfer.corpus.empty]", """
