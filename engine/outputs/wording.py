@@ -96,15 +96,22 @@ def kind_attribute(kind: str, name: str, default: Any) -> Any:
         return default
 
 
-def unit_of(kind: str) -> str:
+def item_unit(kind: str) -> str:
+    """What one item of `kind` is (its unit, unless an item stands for several units)."""
+    if kind_attribute(kind, "unit_count", None) is not None:
+        return DEFAULT_UNIT
     return str(kind_attribute(kind, "unit", DEFAULT_UNIT))
 
 
 def describe(job: JobReport) -> str:
-    """The job in one sentence (no name, no kind): its own wording, else the generic one."""
+    """The job in one sentence (no name, no kind): its own wording, else the generic one,
+    also when the summary lacks what the wording reads (a report from another version)."""
     own: Describe | None = kind_attribute(job.kind, "describe", None) or _BUILT_IN.get(job.kind)
     if own is not None and job.summary:
-        return own(job)
+        try:
+            return own(job)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass
     return generic(job)
 
 
@@ -112,7 +119,7 @@ def generic(job: JobReport) -> str:
     """Items done and failed, bytes and time, then the kind's figures as words."""
     seconds = elapsed(job)
     done = job.counts["ok"]
-    words = [f"{count(done)} {unit_of(job.kind)} done"]
+    words = [f"{count(done)} {item_unit(job.kind)} done"]
     words += _failed(job)
     took = f"in {human_duration(seconds)}"
     if job.bytes:

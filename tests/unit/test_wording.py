@@ -151,3 +151,9 @@ def test_log_lines_show_progress_in_the_kinds_unit() -> None:
         report(event)
         log(event)
     assert re.search(r"load: 20/80 msg done, 0 B, [\d.,]+ msg/s, eta [\d.]+ s$", stream.getvalue(), re.M), stream.getvalue()
+
+
+def test_a_summary_the_wording_cannot_read_gets_the_generic_sentence() -> None:
+    """A report of another version (`xfer report`) may lack a figure: still a sentence."""
+    assert describe(_job("mail.load", {"sent": 3}, ok=3)) == "3 msg done, in 2.00 s; sent 3"
+    assert describe(_job("nntp.scan", {}, ok=4)).startswith("4 items done")  # items are chunks, not articles
