@@ -186,8 +186,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """A past run's summary (as `run` printed it) and, with --html, its page."""
+    """A past run's summary (as `run` printed it) and, with --html, its page; exit 2
+    when the file is not a report, 1 when the page cannot be written."""
     from xfer.outputs.report_file import read_report, report_from_dict
+    from xfer.report import EXIT_FAILED
 
     path = Path(args.file)
     try:
@@ -197,7 +199,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.html:
         from xfer.outputs.html_report import write_html
 
-        write_html(report, Path(args.html))
+        try:
+            write_html(report, Path(args.html))
+        except OSError as exc:
+            print(f"xfer: {args.html}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_FAILED
     console = None
     if sys.stdout.isatty():
         from rich.console import Console

@@ -64,3 +64,13 @@ def test_report_of_a_file_that_is_not_a_report(tmp_path: Path) -> None:
     missing = xfer("report", str(tmp_path / "nope.json"))
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert missing.stderr.strip() == f"xfer: {tmp_path / 'nope.json'}: cannot read: No such file or directory"
+
+
+def test_page_that_cannot_be_written(tmp_path: Path) -> None:
+    (tmp_path / "jobs.yaml").write_text("jobs: []\n")
+    assert xfer("run", str(tmp_path / "jobs.yaml"), "--quiet", "--report", str(tmp_path / "r.json")).returncode == 0
+    (tmp_path / "file").write_text("")
+    result = xfer("report", str(tmp_path / "r.json"), "--html", str(tmp_path / "file/run.html"))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"xfer: {tmp_path / 'file/run.html'}: cannot write: ")
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
