@@ -99,27 +99,14 @@ class _PlanContext:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import contextlib
+    import asyncio
+    import gc
 
     from xfer.api import Run, load
 
     jobs = load(*args.files)
-    only = jobs.select(args.only, "--only")
-    with contextlib.ExitStack() as stack:
-        if args.broker or args.workers:
-            from xfer.distributed.command import coordinator_for
-
-            run: Any = stack.enter_context(coordinator_for(jobs, only, args))
-        else:
-            run = Run(jobs, only=only, dry_run=args.dry_run, force=args.force, max_connections=args.max_connections)
-        return _run_and_show(run, args)
-
-
-def _run_and_show(run: Any, args: argparse.Namespace) -> int:
-    """Run (locally or through a coordinator: the same steps) and show the outcome."""
-    import asyncio
-    import gc
-
+    run = Run(jobs, only=jobs.select(args.only, "--only"), dry_run=args.dry_run, force=args.force,
+              max_connections=args.max_connections)
     report = run.report
     shown = not (args.json or args.quiet)
     # rich is for drawing on a terminal: --quiet/--json runs and logs (cron, CI) skip it.
@@ -150,7 +137,6 @@ def _run_and_show(run: Any, args: argparse.Namespace) -> int:
 
     with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
         runner.run(main())
-    report = run.report  # a distributed run rebuilds it when a unit ran twice
     if args.report:
         report.write(Path(args.report))
     if args.json:
