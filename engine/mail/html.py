@@ -29,7 +29,7 @@ _COLOURS = {"p50": "#2b6cb0", "p99": "#dd6b20", "max": "#c53030",
             "accepted": "#38a169", "rejected": "#d69e2e", "failed": "#c53030"}
 _TIME_AXIS = "time since the test started (s)"
 #: Tick marks of the percentile axis: x = 1/(1-p).
-_PERCENTILE_TICKS = [(1, "0%"), (2, "50%"), (10, "90%"), (100, "99%"), (1e3, "99.9%"), (1e4, "99.99%"),
+_PERCENTILE_TICKS = [(2, "50%"), (10, "90%"), (100, "99%"), (1e3, "99.9%"), (1e4, "99.99%"),
                      (1e5, "99.999%"), (1e6, "99.9999%")]
 
 
@@ -130,7 +130,7 @@ def percentile_chart(curve: Sequence[tuple[float, float]], latency: dict[str, An
                 x = 1 / (1 - percentile / 100)
                 axes.plot([x], [value], "o", color=_COLOURS["p99"])
                 axes.annotate(f"{label} {milliseconds(value)}", (x, value), textcoords="offset points",
-                              xytext=(-6, 6), ha="right", fontsize=9)
+                              xytext=(6, -12), ha="left", fontsize=9)  # below right: the curve rises
         top = max([y for _, y in points] + [latency.get("max_ms") or 0])
         if latency.get("max_ms") is not None:
             axes.axhline(latency["max_ms"], color=_COLOURS["max"], linestyle="--",
