@@ -99,14 +99,27 @@ class _PlanContext:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import asyncio
-    import gc
+    import contextlib
 
     from xfer.api import Run, load
 
     jobs = load(*args.files)
-    run = Run(jobs, only=jobs.select(args.only, "--only"), dry_run=args.dry_run, force=args.force,
-              max_connections=args.max_connections)
+    only = jobs.select(args.only, "--only")
+    with contextlib.ExitStack() as stack:
+        if args.broker or args.workers:
+            from xfer.distributed.command import coordinator_for
+
+            run: Any = stack.enter_context(coordinator_for(jobs, only, args))
+        else:
+            run = Run(jobs, only=only, dry_run=args.dry_run, force=args.force, max_connections=args.max_connections)
+        return _run_and_show(run, args)
+
+
+def _run_and_show(run: Any, args: argparse.Namespace) -> int:
+    """Run (locally or through a coordinator: the same steps) and show the outcome."""
+    import asyncio
+    import gc
+
     report = run.report
     shown = not (args.json or args.quiet)
     # rich is for drawing on a terminal: --quiet/--json runs and logs (cron, CI) skip it.
@@ -137,6 +150,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
         runner.run(main())
+    report = run.report  # a distributed run rebuilds it when a unit ran twice
     if args.report:
         report.write(Path(args.report))
     if args.json:
@@ -200,7 +214,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 #: Commands of this module; for these the kinds' own commands need not be loaded.
-CORE_COMMANDS = frozenset({"run", "validate", "plan", "ls", "report"})
+CORE_COMMANDS = frozenset({"run", "validate", "plan", "ls", "report", "worker"})
 
 
 def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
@@ -225,6 +239,9 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     run.add_argument("--quiet", "-q", action="store_true", help="no progress or summary, only the exit code")
     run.add_argument("--max-connections", type=int, metavar="N", help="connections in use across all hosts")
     run.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto", help="event loop (default: uvloop if installed)")
+    from xfer.distributed.command import add_run_options, register as register_worker
+
+    add_run_options(run)
     run.set_defaults(handler=cmd_run)
 
     validate = commands.add_parser("validate", help="check job files and exit (2 when invalid)")
@@ -253,6 +270,7 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true", help="print a JSON list of entries")
     ls.set_defaults(handler=cmd_ls)
 
+    register_worker(commands)
     if plugins:
         from xfer.inspect.cli import register as register_mail_inspect
         from xfer.kinds import register_cli
@@ -268,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "max_connections", None) is not None and args.max_connections < 1:
         parser.error("--max-connections must be >= 1")
+    if getattr(args, "workers", None) is not None and args.workers < 1:
+        parser.error("--workers must be >= 1")
     try:
         return int(args.handler(args))
     except SpecError as exc:

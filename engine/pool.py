@@ -10,7 +10,11 @@ The run's global bound (`defaults.max_connections`) counts connections *open*, i
 ones included, across every pool (`Pools`): a connection is opened only once it has
 a global slot. When none is free, the oldest idle connection of any host is closed to
 make one; when there is no idle one either, the opener waits, and connections given
-back meanwhile are closed rather than kept idle, so the waiter is served."""
+back meanwhile are closed rather than kept idle, so the waiter is served.
+
+A distributed run (`engine/distributed/`) adds a `HostGate`: each open connection
+also holds a lease on its host shared by every worker process, taken after the local
+slots and before connecting, given back when the connection closes."""
 
 from __future__ import annotations
 
@@ -18,11 +22,27 @@ import asyncio
 import contextlib
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Coroutine, Hashable
-from typing import Any
+from typing import Any, Protocol
 
 from xfer.errors import ConnectionLimitError, PermanentError, describe
 from xfer.events import EventBus
 from xfer.job import Connection, Connector
+
+
+class HostGate(Protocol):
+    """A per-host bound held across processes: one lease per open connection."""
+
+    async def enter(self, endpoint: str, limit: int) -> None:
+        """Wait for a lease on `endpoint` (at most `limit` held across all workers)."""
+        ...
+
+    def leave(self, endpoint: str) -> None:
+        """Give one lease on `endpoint` back (a connection closed, or never opened)."""
+        ...
+
+    def shrink(self, endpoint: str) -> None:
+        """The server refused a connection: hold every worker to what is open now."""
+        ...
 
 
 class Lease:
@@ -140,13 +160,21 @@ class HostPool:
         except BaseException:
             self._give_back_slot()
             raise
+        gate = self.pools.gate
+        if gate is not None:
+            try:
+                await gate.enter(self.endpoint, self.limit)
+            except BaseException:
+                self.pools.closed()
+                self._give_back_slot()
+                raise
         try:
             async with asyncio.timeout(self.connect_timeout):
                 connection = await connector.connect()
         except BaseException as exc:
             if isinstance(exc, ConnectionLimitError):
                 self._shrink(describe(exc))
-            self.pools.closed()
+            self._closed()
             self._give_back_slot()
             if isinstance(exc, TimeoutError):
                 raise TimeoutError(f"connecting to {self.endpoint} took over {self.connect_timeout:g}s") from None
@@ -181,6 +209,8 @@ class HostPool:
     def _shrink(self, reason: str) -> None:
         """The server refused a connection: its real limit is what we hold now."""
         new_limit = max(1, self.in_use - 1 + len(self._idle))
+        if self.pools.gate is not None:
+            self.pools.gate.shrink(self.endpoint)
         if new_limit < self.limit:
             self.limit = new_limit
             self.shrinks.append(reason)
@@ -214,8 +244,15 @@ class HostPool:
             with contextlib.suppress(Exception):
                 await connection.close()
         finally:
-            self.pools.closed()  # only now: the global bound counts connections really open
+            self._closed()  # only now: the bounds count connections really open
         self._events.emit("pool.close", host=self.endpoint, data={"reason": reason})
+
+    def _closed(self) -> None:
+        """A connection of this pool closed (or was never opened): its global slot and
+        its lease on the host go back."""
+        if self.pools.gate is not None:
+            self.pools.gate.leave(self.endpoint)
+        self.pools.closed()
 
     async def close(self) -> None:
         """Close every idle connection (at the end of a run)."""
@@ -228,10 +265,11 @@ class Pools:
     """The pools of a run, created on first use with the host's limit, and the run's
     global bound on open connections (None: no bound)."""
 
-    def __init__(self, events: EventBus, max_open: int | None = None) -> None:
+    def __init__(self, events: EventBus, max_open: int | None = None, gate: HostGate | None = None) -> None:
         self._pools: dict[str, HostPool] = {}
         self._events = events
         self.max_open = max_open
+        self.gate = gate
         self.open = 0
         self.peak_open = 0
         self._openers: deque[asyncio.Future[None]] = deque()

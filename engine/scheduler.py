@@ -31,7 +31,7 @@ from typing import Any
 from xfer.errors import describe
 from xfer.events import EventBus
 from xfer.job import Connector
-from xfer.pool import HostPool, Pools
+from xfer.pool import HostGate, HostPool, Pools
 from xfer.retry import backoff_delay
 from xfer.runtime import JobRuntime
 from xfer.jobfile import JobFile
@@ -49,6 +49,10 @@ class RunOptions:
     force: bool = False
     max_connections: int | None = None
     grace_period: float | None = None
+    #: Per-host leases shared with other processes (a distributed run's worker).
+    gate: HostGate | None = None
+    #: Stop on SIGINT/SIGTERM; a worker of a distributed run handles them itself.
+    handle_signals: bool = True
 
 
 class Scheduler:
@@ -58,7 +62,7 @@ class Scheduler:
         self.options = options
         self.only = only
         first = files[0].defaults
-        self.pools = Pools(events, options.max_connections or min(f.defaults.max_connections for f in files))
+        self.pools = Pools(events, options.max_connections or min(f.defaults.max_connections for f in files), options.gate)
         self.grace_period = options.grace_period if options.grace_period is not None else first.grace_period
         self.stopped_by: signal.Signals | None = None
         self.stopping = False
@@ -108,14 +112,15 @@ class Scheduler:
         if not self.jobs:
             self.build()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        signals = (signal.SIGINT, signal.SIGTERM) if self.options.handle_signals else ()
+        for signum in signals:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, self.stop, signum)
         self.events.emit("run.started", data={"jobs": [job.name for job in self.jobs]})
         try:
             await asyncio.gather(*(self._run_job(job) for job in self.jobs))
         finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in signals:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(signum)
             if self.stopping:

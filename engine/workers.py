@@ -136,10 +136,22 @@ async def worker(runtime: JobRuntime, queue: ItemQueue) -> None:
     busy = False  # running an item: not counted as ready
     try:
         while queue.items and not runtime.scheduler.stopping:
+            connect_error = None
+            if hold is not None and hold.lease is None:
+                # The connection first, then the item: a worker that waits (for a slot,
+                # or another process's lease on the host) holds no item that a worker
+                # with a connection could run meanwhile. A failed connect counts as the
+                # first attempt of the item taken next.
+                try:
+                    await hold.acquire()
+                except Exception as exc:  # noqa: BLE001 - handed to the item's retry loop
+                    connect_error = exc
+                if not queue.items:
+                    break
             task = runtime.take(queue)
             queue.ready -= 1
             busy = True
-            await _run_item(runtime, task, hold)
+            await _run_item(runtime, task, hold, connect_error)
             queue.ready += 1
             busy = False
             lease = hold.lease if hold is not None else None
@@ -153,8 +165,11 @@ async def worker(runtime: JobRuntime, queue: ItemQueue) -> None:
             await hold.release(None)
 
 
-async def _run_item(runtime: JobRuntime, task: Task[Any], hold: Hold | None) -> None:
-    """One item, with its retries; always ends with its `task.finished`."""
+async def _run_item(
+    runtime: JobRuntime, task: Task[Any], hold: Hold | None, connect_error: Exception | None = None
+) -> None:
+    """One item, with its retries (`connect_error`: its first attempt's connect failed);
+    always ends with its `task.finished`."""
     scheduler = runtime.scheduler
     current: asyncio.Task[Any] = asyncio.current_task()  # type: ignore[assignment]
     label = task.label
@@ -165,6 +180,9 @@ async def _run_item(runtime: JobRuntime, task: Task[Any], hold: Hold | None) -> 
         while True:
             conn = None
             try:
+                if connect_error is not None:
+                    error, connect_error = connect_error, None
+                    raise error
                 if hold is not None:
                     conn = hold.lease.connection if hold.lease is not None else await hold.acquire()
                 work = task.run(conn, ctx)

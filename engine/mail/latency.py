@@ -42,6 +42,18 @@ class Latency:
         self._hist.reset()
         self._sum_us = 0
 
+    def encode(self) -> str:
+        """The histogram in HdrHistogram's compressed base64 form (any HDR tool reads it);
+        the exact sum of latencies rides along for the mean."""
+        return f"{self._sum_us}:{self._hist.encode().decode()}"
+
+    def add_encoded(self, encoded: str) -> None:
+        """Add another histogram (a worker's share of a distributed load test): the
+        percentiles of the sum are those of every latency together."""
+        total, _, histogram = encoded.partition(":")
+        self._hist.decode_and_add(histogram)
+        self._sum_us += int(total)
+
     def percentile_ms(self, percentile: float) -> float:
         return _ms(self._hist.get_value_at_percentile(percentile))
 

@@ -95,5 +95,6 @@ class LoadStats:
             "error_samples": self.samples,
             "latency_ms": self.latency.summary(),
             "latency_buckets": self.latency.buckets(),
+            "latency_hdr": self.latency.encode(),
             "timeline": self._timeline,
         }
