@@ -23,8 +23,8 @@ fix_inn() {
     mkdir -p /etc/postfix && touch /etc/postfix/main.cf
     dpkg --configure -a
 }
-apt-get install -y -q vsftpd inn2 postfix dovecot-pop3d dovecot-imapd lftp rclone spamassassin chromium || fix_inn
+apt-get install -y -q vsftpd inn2 postfix dovecot-pop3d dovecot-imapd lftp rclone spamassassin chromium redis-server || fix_inn
 fix_inn
-for bin in /usr/sbin/vsftpd /usr/lib/news/bin/innd /usr/sbin/postfix /usr/sbin/dovecot /usr/bin/lftp /usr/bin/rclone; do
+for bin in /usr/sbin/vsftpd /usr/lib/news/bin/innd /usr/sbin/postfix /usr/sbin/dovecot /usr/bin/lftp /usr/bin/rclone /usr/bin/redis-server; do
     test -x "$bin" || { echo "install-servers: $bin missing after install" >&2; exit 1; }
 done
