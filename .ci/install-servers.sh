@@ -24,6 +24,8 @@ fix_inn() {
     dpkg --configure -a
 }
 apt-get install -y -q vsftpd inn2 postfix dovecot-pop3d dovecot-imapd lftp rclone spamassassin chromium redis-server || fix_inn
+# rabid (POP3 load), a peer of benchmarks/bench_mail_sessions.py
+apt-get install -y -q postal
 fix_inn
 for bin in /usr/sbin/vsftpd /usr/lib/news/bin/innd /usr/sbin/postfix /usr/sbin/dovecot /usr/bin/lftp /usr/bin/rclone /usr/bin/redis-server; do
     test -x "$bin" || { echo "install-servers: $bin missing after install" >&2; exit 1; }
