@@ -47,7 +47,6 @@ class Delivery(StrictModel):
     rate: float = Field(gt=0, description="messages per second (open loop)")
     count: int = Field(ge=1, le=1_000_000, description="messages to send")
     size: SizeMix = Field("4k", description="message size, or a mix {size: weight}")
-    concurrency: int = Field(4, ge=1, le=1000, description="SMTP sessions sending at once")
     timeout: float = Field(30.0, gt=0, description="seconds to wait after the last send for it to show")
     poll_interval: float = Field(0.05, gt=0, le=10, description="seconds between two looks of a reader")
 
