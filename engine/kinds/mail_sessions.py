@@ -137,11 +137,11 @@ class MailSessions(Job):
 
     def scenario(self, conn: Mailbox, user: str, number: int) -> Scenario:
         spec = self.spec
-        common = (user, self.stats, random.Random(f"{spec.seed}-{number}"), self.weights,
+        common = (conn, user, self.stats, random.Random(f"{spec.seed}-{number}"), self.weights,
                   spec.commands, spec.think_time, self.journal)
         if isinstance(conn, ImapConnection):
-            return ImapScenario(conn, spec.store_flag, *common)
-        return Pop3Scenario(conn, *common)
+            return ImapScenario(spec.store_flag, *common)
+        return Pop3Scenario(*common)
 
     def ended(self, ok: bool) -> None:
         self.stats.session_ended(ok)

@@ -35,8 +35,8 @@ T = TypeVar("T")
 
 IMAP_STEPS = ("fetch_headers", "fetch_body", "search", "store", "expunge")
 POP3_STEPS = ("stat", "list", "retr", "dele")
-#: Replies after which the session cannot go on.
-_FATAL = ("BYE", "timeout", "error")
+#: Replies after which the session cannot go on (besides a broken connection).
+_FATAL = ("BYE", "timeout")
 
 
 class SessionEnded(Exception):
@@ -69,10 +69,10 @@ class Scenario(abc.ABC):
     steps: tuple[str, ...] = ()
 
     def __init__(
-        self, user: str, stats: SessionStats, rng: random.Random, weights: dict[str, float],
-        commands: int, think_time: float, journal: Journal | None,
+        self, conn: ImapConnection | Pop3Connection, user: str, stats: SessionStats, rng: random.Random,
+        weights: dict[str, float], commands: int, think_time: float, journal: Journal | None,
     ) -> None:
-        self.user, self.stats, self.rng = user, stats, rng
+        self.conn, self.user, self.stats, self.rng = conn, user, stats, rng
         self.names = [name for name in self.steps if weights.get(name, 0) > 0]
         self.weights = [weights[name] for name in self.names]
         self.commands, self.think_time, self.journal = commands, think_time, journal
@@ -84,7 +84,7 @@ class Scenario(abc.ABC):
         try:
             result = await work
         except Exception as exc:  # noqa: BLE001 - every outcome is counted
-            if self.stats.command(command, began, exc) in _FATAL:
+            if self.stats.command(command, began, exc) in _FATAL or not self.conn.is_usable():
                 raise SessionEnded(command) from exc
             return None
         self.stats.command(command, began)
@@ -115,10 +115,11 @@ class Scenario(abc.ABC):
 
 class ImapScenario(Scenario):
     steps = IMAP_STEPS
+    conn: ImapConnection
 
-    def __init__(self, conn: ImapConnection, store_flag: str, *args: Any) -> None:
+    def __init__(self, store_flag: str, *args: Any) -> None:
         super().__init__(*args)
-        self.conn, self.store_flag = conn, store_flag
+        self.store_flag = store_flag
         self.uids: list[int] = []
 
     def _pick(self) -> int | None:
@@ -167,10 +168,10 @@ class ImapScenario(Scenario):
 
 class Pop3Scenario(Scenario):
     steps = POP3_STEPS
+    conn: Pop3Connection
 
-    def __init__(self, conn: Pop3Connection, *args: Any) -> None:
+    def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.conn = conn
         self.numbers: list[int] = []
 
     def _pick(self) -> int | None:

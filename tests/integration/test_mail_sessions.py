@@ -197,3 +197,26 @@ jobs:
     assert delivery["delay_ms"]["count"] == 20 and delivery["delay_ms"]["p99"] is not None
     assert summary["sessions"]["completed"] == summary["sessions"]["started"] > 0
     assert server.message_count("user1") == 3 + 10 and server.message_count("user3") == 3 + 10
+
+
+def test_open_loop_starts_sessions_at_the_offered_rate(tmp_path: Path, server: MailServer) -> None:
+    deliver(server, per_user=2)
+    password = server.users["user1"]
+    code, report, _ = run_job(tmp_path, f"""
+jobs:
+  - name: open
+    kind: mail.sessions
+    server: imap://{server.host}:{server.imap_port}
+    users: {{pattern: "user{{n}}@example.test", count: 1, password: {password}}}
+    logins_per_s: 10
+    duration: 1
+    sessions: 4
+    commands: 2
+""")
+    assert code == 0
+    summary = job_named(report, "open")["summary"]
+    assert summary["mode"] == "open"
+    assert summary["sessions"]["started"] == summary["sessions"]["completed"] == 10
+    assert summary["replies"]["LOGIN"] == {"OK": 10}
+    assert 0 <= summary["sessions"]["late_starts"] <= 10
+    assert server.message_count("user1") == 2  # the default steps only read
