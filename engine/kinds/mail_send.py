@@ -47,6 +47,7 @@ from xfer.urls import Url
 
 if TYPE_CHECKING:
     from xfer.kinds._spec_mail_send import MailSendSpec
+    from xfer.report import JobReport
 
 #: Per-recipient outcomes, the `event` of their report notes.
 ACCEPTED, REFUSED, FAILED = "accepted", "refused", "failed"
@@ -134,6 +135,7 @@ class WriteDraft(_Message):
 
 class MailSend(Job):
     kind = "mail.send"
+    unit = "msg"
     spec: MailSendSpec
 
     def __init__(self, spec: Any, ctx: Any) -> None:
@@ -180,6 +182,17 @@ class MailSend(Job):
         if self.ctx.dry_run:
             figures["dry_run_dir"] = str(self.outbox)
         return figures
+
+    @staticmethod
+    def describe(job: JobReport) -> str:
+        """`2 messages sent; recipients: 3 accepted, 1 refused`, or what a dry run wrote."""
+        from xfer.outputs.wording import count, plural
+
+        summary = job.summary
+        if "dry_run_dir" in summary:
+            return f"{plural(job.counts['ok'], 'message')} written to {summary['dry_run_dir']} (dry run, nothing sent)"
+        outcomes = [f"{count(number)} {outcome}" for outcome, number in summary["recipients"].items() if number]
+        return f"{plural(summary['sent'], 'message')} sent; recipients: {', '.join(outcomes) or 'none'}"
 
 
 def read_draft(spec: Any, resolve: Callable[[Path | str], Path]) -> Draft:

@@ -170,3 +170,14 @@ def test_the_kind_module_imports_no_pydantic() -> None:
     code = "import sys, xfer.kinds.mail_send; print(any(m.startswith('pydantic') for m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert done.stdout.strip() == "False"
+
+
+def test_the_summary_in_words() -> None:
+    from xfer.kinds.mail_send import MailSend
+    from xfer.report import JobReport
+
+    sent = JobReport("j", kind="mail.send", summary={"sent": 2, "recipients": {"accepted": 3, "refused": 1, "failed": 0}})
+    assert MailSend.describe(sent) == "2 messages sent; recipients: 3 accepted, 1 refused"
+    dry = JobReport("j", kind="mail.send", summary={"sent": 0, "recipients": {}, "dry_run_dir": "/x/outbox"})
+    dry.counts["ok"] = 1
+    assert MailSend.describe(dry) == "1 message written to /x/outbox (dry run, nothing sent)"
