@@ -225,12 +225,16 @@ def test_dry_run_writes_eml_files_and_sends_nothing(tmp_path: Path, mail_server:
     assert server.message_count("user1") == 0
 
 
-def tls_send(server: MailServer, host_extra: str) -> str:
+def tls_send(server: MailServer, host_extra: str, *, starttls: bool = False) -> str:
     body = f"""    to: {server.address('user1')}
     subject: over TLS
     text: "secret stuff\\n"
 """
-    return send_job(server, body, smtp=f"smtps://127.0.0.1:{server.smtps_port}", host_extra=host_extra)
+    if starttls:
+        smtp, body = f"smtp://127.0.0.1:{server.submission_port}", body + "    starttls: true\n"
+    else:
+        smtp = f"smtps://127.0.0.1:{server.smtps_port}"
+    return send_job(server, body, smtp=smtp, host_extra=host_extra)
 
 
 def test_tls_is_verified_by_default(tmp_path: Path, mail_server_tls: MailServer) -> None:  # noqa: F811
@@ -245,10 +249,16 @@ def test_tls_is_verified_by_default(tmp_path: Path, mail_server_tls: MailServer)
     assert server.message_count("user1") == 0
 
 
-@pytest.mark.parametrize("host_extra", ["ca_file", "    tls_verify: false"], ids=["ca_file", "opt-out"])
-def test_tls_with_the_test_ca_or_the_explicit_opt_out(tmp_path: Path, mail_server_tls: MailServer, host_extra: str) -> None:  # noqa: F811
+@pytest.mark.parametrize(
+    ("host_extra", "starttls"),
+    [("ca_file", False), ("ca_file", True), ("    tls_verify: false", False)],
+    ids=["smtps+ca_file", "starttls+ca_file", "smtps+opt-out"],
+)
+def test_tls_with_the_test_ca_or_the_explicit_opt_out(
+    tmp_path: Path, mail_server_tls: MailServer, host_extra: str, starttls: bool  # noqa: F811
+) -> None:
     server = mail_server_tls
     extra = f"    ca_file: {server.ca_pem}" if host_extra == "ca_file" else host_extra
-    code, report, _ = run_job(tmp_path, tls_send(server, extra))
+    code, report, _ = run_job(tmp_path, tls_send(server, extra, starttls=starttls))
     assert code == 0, job_named(report, "send")["errors"]
     assert fetch_all(server, "user1", 1)[0]["Subject"] == "over TLS"
