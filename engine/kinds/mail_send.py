@@ -34,13 +34,14 @@ import asyncio
 import os
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xfer.errors import PermanentError, TransientError, describe
 from xfer.job import Job, Task, TaskContext
 from xfer.mail import merge
-from xfer.mail.compose import Draft, Outgoing, addresses, attachment, compose, envelope, new_message_id
+from xfer.mail.compose import Draft, Outgoing, addresses, attachment, compose, envelope, new_message_id, placeholders
 from xfer.mail.sending import smtp_connector
 from xfer.protocols.smtp import SmtpConnection, SmtpConnector, smtp_code
 from xfer.urls import Url
@@ -145,13 +146,11 @@ class MailSend(Job):
         self.outbox = ctx.resolve(spec.dry_run_dir or f"{spec.name}-outbox")
         self.sent = 0
         self.outcomes = {ACCEPTED: 0, REFUSED: 0, FAILED: 0}
-        self._connector: SmtpConnector | None = None
 
-    @property
+    @cached_property
     def connector(self) -> SmtpConnector:
-        if self._connector is None:
-            self._connector = smtp_connector(self.ctx.file, self.spec.smtp, self.spec.starttls, self.spec.command_timeout)
-        return self._connector
+        """Made on first use (not for `xfer plan`, nor under --dry-run)."""
+        return smtp_connector(self.ctx.file, self.spec.smtp, self.spec.starttls, self.spec.command_timeout)
 
     def endpoints(self) -> list[Url]:
         return [self.spec.smtp]
@@ -222,11 +221,17 @@ def read_draft(spec: Any, resolve: Callable[[Path | str], Path]) -> Draft:
 
 
 def _read_text(path: Path, key: str) -> str:
+    """A body template from its file; PermanentError names the file when it cannot be
+    read or has a stray `$`."""
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
+        placeholders(text, f"{key} {path}")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise PermanentError(f"{key} {path}: {reason or exc}") from None
+    except ValueError as exc:
+        raise PermanentError(str(exc)) from None
+    return text
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

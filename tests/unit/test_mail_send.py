@@ -109,14 +109,14 @@ jobs:
     bcc: archive@example.test
     merge: people.csv
     subject: "Hello $name"
-    text: "Dear $name, your code is $code.\\n"
-{extra}"""
+{body}{extra}"""
+TEXT = '    text: "Dear $name, your code is $code.\\n"\n'
 
 
-def _merge_run(tmp_path: Path, csv_text: str, *options: str, extra: str = "") -> tuple[int, dict]:  # type: ignore[type-arg]
+def _merge_run(tmp_path: Path, csv_text: str, *options: str, extra: str = "", body: str = TEXT) -> tuple[int, dict]:  # type: ignore[type-arg]
     """Run the merge job (aimed at a port where nothing listens); (exit code, report)."""
     (tmp_path / "people.csv").write_text(csv_text)
-    (tmp_path / "jobs.yaml").write_text(MERGE_JOB.format(port=1, extra=extra))
+    (tmp_path / "jobs.yaml").write_text(MERGE_JOB.format(port=1, body=body, extra=extra))
     code = main(["run", str(tmp_path / "jobs.yaml"), "--report", str(tmp_path / "r.json"), "--quiet", *options])
     return code, json.loads((tmp_path / "r.json").read_text())
 
@@ -181,3 +181,19 @@ def test_the_summary_in_words() -> None:
     dry = JobReport("j", kind="mail.send", summary={"sent": 0, "recipients": {}, "dry_run_dir": "/x/outbox"})
     dry.counts["ok"] = 1
     assert MailSend.describe(dry) == "1 message written to /x/outbox (dry run, nothing sent)"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [(None, "text_file {path}: No such file or directory"),
+     ("costs 5$ only\n", "text_file {path}: a '$' that starts no field name"),
+     ("hello $nobody\n", "people.csv:1: the templates use $nobody")],
+)
+def test_a_body_file_is_checked_before_anything_is_sent(tmp_path: Path, body: str | None, message: str) -> None:
+    path = tmp_path / "letter.txt"
+    if body is not None:
+        path.write_text(body)
+    code, report = _merge_run(tmp_path, "to,name,code\na@x.test,A,1\n", body="    text_file: letter.txt\n")
+    assert code == 1 and report["hosts"] == {}
+    (error,) = job_named(report, "merge")["errors"]
+    assert message.format(path=path) in error
