@@ -104,7 +104,6 @@ class MailSessions(Job):
         self.stats = SessionStats()
         self.protocol = "pop3" if spec.server.scheme.startswith("pop3") else "imap"
         self.weights = dict(spec.weights if spec.weights is not None else DEFAULT_WEIGHTS[self.protocol])
-        self.rng = random.Random(spec.seed)
         self.users: list[tuple[str, Secret | None]] = []
         self._logins: dict[int, TimedLogin] = {}
         self.inflight = 0
