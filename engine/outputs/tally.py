@@ -5,7 +5,8 @@ A subscriber to the event stream, like the report: `task.finished` adds one unit
 item done, or what the item's result says under the kind's `unit_count` (an NNTP chunk
 scanned 500 articles); `job.expected` (data: tasks) is the total a kind knows before its
 planning ends, such as an open-loop load test's rate x duration, whose last message is
-planned only at its end. No rich here."""
+planned only at its end (the shares of a distributed test each announce theirs: they
+add up). No rich here."""
 
 from __future__ import annotations
 
@@ -74,8 +75,9 @@ class Tallies:
             self.jobs[event.job or ""] = Tally(
                 str(kind_attribute(kind, "unit", DEFAULT_UNIT)), kind_attribute(kind, "unit_count", None)
             )
-        elif name == "job.expected":
-            self.tally(event.job or "").expected = int(event.data["tasks"])
+        elif name == "job.expected":  # each share of a distributed load test announces its part
+            tally = self.tally(event.job or "")
+            tally.expected = (tally.expected or 0) + int(event.data["tasks"])
 
     def tally(self, job: str) -> Tally:
         return self.jobs.setdefault(job, Tally())
