@@ -138,7 +138,7 @@ def percentile_chart(curve: Sequence[tuple[float, float]], latency: dict[str, An
         axes.set_ylim(0, top * 1.2 or 1)  # room for the marks' labels
         axes.legend(loc="upper left")
     else:
-        _empty(axes, "no message was accepted")
+        _empty(axes, "no percentile curve was given" if total else "no message was accepted")
     return _svg(chart, "percentiles")
 
 
