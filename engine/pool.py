@@ -29,11 +29,15 @@ from xfer.events import EventBus
 from xfer.job import Connection, Connector
 
 
+#: Seconds between a gate waiter's tries (doubling), unless a connection goes idle here.
+_GATE_POLL_FIRST, _GATE_POLL_MAX = 0.02, 0.25
+
+
 class HostGate(Protocol):
     """A per-host bound held across processes: one lease per open connection."""
 
-    async def enter(self, endpoint: str, limit: int) -> None:
-        """Wait for a lease on `endpoint` (at most `limit` held across all workers)."""
+    async def try_enter(self, endpoint: str, limit: int) -> bool:
+        """Take a lease on `endpoint` if fewer than `limit` are held across all workers."""
         ...
 
     def leave(self, endpoint: str) -> None:
@@ -76,6 +80,8 @@ class HostPool:
         self._idle: OrderedDict[int, tuple[Hashable, Connection]] = OrderedDict()
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._handed = 0  # slots handed to waiters that have not resumed yet
+        self.gate_waiting = 0  # openers waiting for a lease from the gate
+        self._idle_appeared = asyncio.Event()
         self._events = events
 
     def __repr__(self) -> str:
@@ -160,18 +166,29 @@ class HostPool:
         except BaseException:
             self._give_back_slot()
             raise
-        gate = self.pools.gate
-        if gate is not None:
+        if self.pools.gate is not None:
             try:
-                await gate.enter(self.endpoint, self.limit)
+                reused = await self._enter_gate(connector.identity)
             except BaseException:
                 self.pools.closed()
                 self._give_back_slot()
                 raise
+            if reused is not None:
+                self.pools.closed()  # no new connection after all: its global slot goes back
+                return Lease(reused, connector.identity)
+        connecting = asyncio.ensure_future(connector.connect())
         try:
             async with asyncio.timeout(self.connect_timeout):
-                connection = await connector.connect()
+                connection = await asyncio.shield(connecting)
         except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                # Cancelled mid-login (or just as it ended): finish it and close politely
+                # in the background, so the server has seen it go before its slot and
+                # lease are free again.
+                self.pools.close_later(self._close_when_connected(connecting))
+                self._give_back_slot()
+                raise
+            connecting.cancel()
             if isinstance(exc, ConnectionLimitError):
                 self._shrink(describe(exc))
             self._closed()
@@ -182,6 +199,42 @@ class HostPool:
         self.connects += 1
         self._events.emit("pool.connect", host=self.endpoint, data={"in_use": self.in_use, "limit": self.limit})
         return Lease(connection, connector.identity)
+
+    async def _close_when_connected(self, connecting: asyncio.Future[Connection]) -> None:
+        try:
+            connection = await connecting
+        except BaseException:  # noqa: BLE001 - nothing opened, nothing to close
+            self._closed()
+            return
+        await self._close(connection, "opened for a cancelled task")
+
+    async def _enter_gate(self, identity: Hashable) -> Connection | None:
+        """Wait for a lease on the host from the gate (another process may hold them
+        all). Meanwhile a connection of this pool that goes idle is taken when its
+        identity matches, else closed: an idle connection holds a lease that someone
+        here waits for (two processes' idle connections would otherwise wait for each
+        other). Returns the connection taken, or None when a lease was had."""
+        gate = self.pools.gate
+        assert gate is not None
+        delay = _GATE_POLL_FIRST
+        self.gate_waiting += 1
+        try:
+            while not await gate.try_enter(self.endpoint, self.limit):
+                reused = self._take_idle(identity)
+                if reused is not None:
+                    return reused
+                idle = self.take_oldest_idle()
+                if idle is not None:
+                    await self._close(idle, "closed: its lease on the host is wanted")
+                    continue
+                self._idle_appeared.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._idle_appeared.wait()
+                delay = min(_GATE_POLL_MAX, delay * 2)
+        finally:
+            self.gate_waiting -= 1
+        return None
 
     def _take_idle(self, identity: Hashable) -> Connection | None:
         while True:
@@ -224,6 +277,7 @@ class HostPool:
         if lease.reusable and lease.connection.is_usable() and not self.pools.waiting:
             self._idle[id(lease.connection)] = (lease.identity, lease.connection)
             to_close = None
+            self._idle_appeared.set()
         self._give_back_slot()
         surplus = self._evict_for_room()
         for connection in ([to_close] if to_close else []) + surplus:

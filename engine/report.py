@@ -97,7 +97,9 @@ class Report:
         elif name == "task.retry":
             self.job(event.job or "").retries += 1
         elif name == "job.started":
-            self.job(event.job or "").kind = event.data.get("kind", "")
+            job = self.job(event.job or "")
+            job.kind = event.data.get("kind", "")
+            job.started = event.time  # a distributed run's events come later than they happened
         elif name == "job.planned":
             self.job(event.job or "").planned = event.data["tasks"]
         elif name == "job.error":

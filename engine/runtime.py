@@ -62,6 +62,8 @@ class JobRuntime:
         self.own_limit = asyncio.Semaphore(spec.max_connections) if spec.max_connections else None
         self.own_waiting = 0
         self.queues: dict[Hashable, ItemQueue] = {}
+        #: Workers waiting for a connection before they take an item.
+        self.acquiring: set[asyncio.Task[Any]] = set()
         self.queued = 0  # items in the queues
         self.unfinished = 0  # items queued or running
         self.planned = 0
@@ -103,6 +105,12 @@ class JobRuntime:
 
     async def barrier(self) -> None:
         await self._drained.wait()
+
+    def cancel_idle_workers(self) -> None:
+        """The job has ended: workers still waiting for a connection have no item to
+        run on it (nor would they give it back to a pool that is closing)."""
+        for waiting in list(self.acquiring):
+            waiting.cancel()
 
     # -- queues -------------------------------------------------------------
 

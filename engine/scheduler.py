@@ -56,7 +56,13 @@ class RunOptions:
 
 
 class Scheduler:
-    def __init__(self, files: list[JobFile], events: EventBus, options: RunOptions, only: set[str] | None = None):
+    def __init__(
+        self, files: list[JobFile], events: EventBus, options: RunOptions, only: set[str] | None = None,
+        states: dict[Path, StateStore] | None = None,
+    ):
+        """`states`: state stores shared with other schedulers of this process (a
+        worker's units: one SQLite connection per file, or their writes would wait on
+        each other's locks); this scheduler then leaves them open."""
         self.files = files
         self.events = events
         self.options = options
@@ -69,7 +75,8 @@ class Scheduler:
         self._stopped = asyncio.Event()
         self.waiting: set[asyncio.Task[Any]] = set()  # tasks waiting for a connection or a backoff
         self._spawned: set[asyncio.Task[Any]] = set()  # planners and workers
-        self._states: dict[Path, StateStore] = {}
+        self._states: dict[Path, StateStore] = states if states is not None else {}
+        self._own_states = states is None
         self._pool_of: dict[tuple[int, str], HostPool] = {}  # (id of a JobRuntime in self.jobs, endpoint)
         self.jobs: list[JobRuntime] = []
 
@@ -140,7 +147,10 @@ class Scheduler:
 
     def close(self) -> None:
         for state in self._states.values():
-            state.close()
+            if self._own_states:
+                state.close()
+            else:
+                state.commit()
 
     def stop(self, signum: signal.Signals | int = signal.SIGTERM) -> None:
         """Stop taking work; running items get the grace period, then everything is cancelled."""
@@ -178,6 +188,7 @@ class Scheduler:
         if self.stopping:
             runtime.drop_queued(f"stopped by {self.stopped_by.name}")  # type: ignore[union-attr]
         await runtime.barrier()
+        runtime.cancel_idle_workers()
         if not self.stopping and status == "ok":
             try:
                 await runtime.job.finish()

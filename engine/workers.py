@@ -117,7 +117,7 @@ class Hold:
         slot of its host or of its job (given back at once: it goes idle, and is
         reused when the waiter's identity matches), or for a global slot once the
         hold has had its share (giving it back then closes it: a new login)."""
-        if self.pool.waiting or self.runtime.own_waiting:
+        if self.pool.waiting or self.pool.gate_waiting or self.runtime.own_waiting:
             return True
         return bool(self.pool.pools.waiting) and time.monotonic() - self.since >= GLOBAL_SHARE
 
@@ -142,10 +142,14 @@ async def worker(runtime: JobRuntime, queue: ItemQueue) -> None:
                 # or another process's lease on the host) holds no item that a worker
                 # with a connection could run meanwhile. A failed connect counts as the
                 # first attempt of the item taken next.
+                current: asyncio.Task[Any] = asyncio.current_task()  # type: ignore[assignment]
+                runtime.acquiring.add(current)
                 try:
                     await hold.acquire()
                 except Exception as exc:  # noqa: BLE001 - handed to the item's retry loop
                     connect_error = exc
+                finally:
+                    runtime.acquiring.discard(current)
                 if not queue.items:
                     break
             task = runtime.take(queue)

@@ -4,8 +4,9 @@ Each open connection holds a lease in Redis: a member of the host's sorted set w
 score is its expiry. A worker renews its leases every third of `LEASE_SECONDS`, so a
 worker that dies (kill -9, a lost machine) gives its slots back within seconds
 without anyone cleaning up. Taking a lease is one Lua script (drop expired leases,
-compare with the limit, add), atomic in Redis; a worker that finds the host full
-polls again shortly (connections open rarely next to the items run on them).
+compare with the limit, add), atomic in Redis; an opener that finds the host full
+tries again shortly (`engine/pool.py`; connections open rarely next to the items run
+on them).
 When a server refuses a connection (421), the run's limit for that host drops to the
 number open right now, for every worker (`shrink`)."""
 
@@ -20,7 +21,6 @@ from collections import defaultdict
 from redis.asyncio import Redis
 
 LEASE_SECONDS = 10.0
-_POLL_FIRST, _POLL_MAX = 0.02, 0.25
 
 _ENTER = """
 local now = redis.call('TIME')
@@ -74,16 +74,15 @@ class RedisHostGate:
     def _limit_key(self, endpoint: str) -> str:
         return f"xfer:run:{self.run}:limit:{endpoint}"
 
-    async def enter(self, endpoint: str, limit: int) -> None:
+    async def try_enter(self, endpoint: str, limit: int) -> bool:
         lease = f"{self._owner}:{next(self._serial)}"
-        ttl = int(LEASE_SECONDS * 1000)
-        delay = _POLL_FIRST
-        while not await self._enter(keys=[lease_key(endpoint), self._limit_key(endpoint)], args=[limit, lease, ttl]):
-            await asyncio.sleep(delay)
-            delay = min(_POLL_MAX, delay * 2)
+        keys = [lease_key(endpoint), self._limit_key(endpoint)]
+        if not await self._enter(keys=keys, args=[limit, lease, int(LEASE_SECONDS * 1000)]):
+            return False
         self.held[endpoint].append(lease)
         if self._renewer is None:
             self._renewer = asyncio.get_running_loop().create_task(self._renew_forever())
+        return True
 
     def leave(self, endpoint: str) -> None:
         leases = self.held.get(endpoint)

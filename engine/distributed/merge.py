@@ -167,6 +167,7 @@ def merge_load_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     merged["latency_ms"] = latency.summary()
     merged["latency_buckets"] = latency.buckets()
     merged["latency_hdr"] = latency.encode()
+    merged["share_latency_hdr"] = [summary["latency_hdr"] for summary in summaries]  # to check the sum
     merged["timeline"] = _merge_timelines([s.get("timeline") or [] for s in summaries])
     return merged
 

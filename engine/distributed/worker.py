@@ -38,6 +38,7 @@ class Worker:
         self.sealer = sealer
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.running: dict[str, tuple[Any, EventSender]] = {}  # attempt -> (scheduler, sender)
+        self.states: dict[Any, Any] = {}  # state path -> StateStore, shared by this worker's units
 
         async def run_unit(payload: str) -> None:  # taskiq registers functions, not methods
             await self.run_unit(payload)
@@ -65,7 +66,8 @@ class Worker:
         events = EventBus()
         events.subscribe(sender)
         gate = RedisHostGate(self.redis, unit.run)
-        scheduler = Scheduler([unit.file], events, RunOptions(**unit.options, gate=gate, handle_signals=False))
+        options = RunOptions(**unit.options, gate=gate, handle_signals=False)
+        scheduler = Scheduler([unit.file], events, options, states=self.states)
         self.running[attempt] = (scheduler, sender)
         watcher = asyncio.get_running_loop().create_task(self._watch_stop(unit.run, scheduler))
         try:

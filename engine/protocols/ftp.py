@@ -234,6 +234,7 @@ class FtpConnection:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):
                     await self._command("QUIT", "2xx")
+                    await self.control.server_closed()
         with contextlib.suppress(Exception):
             self.client.close()
         self._broken = True

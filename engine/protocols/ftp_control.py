@@ -39,6 +39,7 @@ class ControlChannel(asyncio.Protocol):
         self._replies: deque[Reply] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._error: BaseException | None = None  # the end of the stream, once reached
+        self._ended = self.loop.create_future()  # done at the end of the stream
         self._timer: asyncio.TimerHandle | None = None
         self._active = False  # bytes came since the watchdog last looked
         #: The server's address (its IP, as connected; "" if closed already).
@@ -64,6 +65,11 @@ class ControlChannel(asyncio.Protocol):
     def at_end(self) -> bool:
         """Whether the server has closed (an idle session's "421 bye", a lost link)."""
         return self._error is not None or self.transport.is_closing()
+
+    async def server_closed(self) -> None:
+        """Wait until the server has closed its side (after its 221 to QUIT): only then
+        is the session gone from the server's own count of connections."""
+        await asyncio.shield(self._ended)
 
     def write(self, lines: Sequence[str]) -> None:
         """`lines` with their CR LF, in one write; FtpProtocolError if one holds a CR or
@@ -110,6 +116,8 @@ class ControlChannel(asyncio.Protocol):
             except ReplyError as exc:
                 error = exc
             self._error = error
+            if not self._ended.done():
+                self._ended.set_result(None)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

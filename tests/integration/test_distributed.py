@@ -1,0 +1,140 @@
+"""Distributed runs (`xfer run --workers N` / `--broker`) against real servers: a real
+redis-server, pyftpdlib counting its own connections, aiosmtpd as the SMTP sink."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.ftp_helpers import REPO, fill, tree
+from tests.integration.test_mail_load import Sink, sink  # noqa: F401 - the sink fixture
+from tests.servers.common import require_binary
+from tests.servers.ftp import running_pyftpdlib
+from tests.servers.redis import redis_server
+
+SITES = 6
+
+
+@pytest.fixture(autouse=True)
+def _redis_installed() -> None:
+    require_binary("/usr/bin/redis-server", "redis-server")
+
+
+def xfer(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "xfer", *args], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def run_report(jobs: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any], str]:
+    report = jobs.with_suffix(".report.json")
+    report.unlink(missing_ok=True)
+    proc = xfer("run", str(jobs), "--report", str(report), "--quiet", *args, env=env)
+    return proc.returncode, (json.loads(report.read_text()) if report.exists() else {}), proc.stderr
+
+
+def mirror_jobs(tmp: Path, url: str, limit: int) -> Path:
+    lines = [f"  - {{name: site{n}, kind: ftp.mirror, remote: '{url}site{n}/', local: out/site{n}}}"
+             for n in range(SITES)]
+    path = tmp / "jobs.yaml"
+    path.write_text(f"defaults: {{max_connections_per_host: {limit}}}\njobs:\n" + "\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def ftp_sites(tmp_path: Path) -> Iterator[Any]:
+    with running_pyftpdlib(tmp_path) as server:
+        for n in range(SITES):
+            fill(server.root / f"site{n}", {f"d{d}/f{i}.bin": os.urandom(3000 + i) for d in range(3) for i in range(15)})
+        yield server
+
+
+def test_workers_mirror_every_site_within_the_host_limit(tmp_path: Path, ftp_sites: Any) -> None:
+    jobs = mirror_jobs(tmp_path, f"ftp://127.0.0.1:{ftp_sites.port}/", limit=3)
+    code, report, stderr = run_report(jobs, "--workers", "2")
+    assert code == 0, stderr
+    for n in range(SITES):
+        assert tree(tmp_path / f"out/site{n}") == tree(ftp_sites.root / f"site{n}")
+    assert ftp_sites.peak_connections <= 3, "peak"  # counted by the server, across both workers
+    assert sorted(job["name"] for job in report["jobs"]) == [f"site{n}" for n in range(SITES)]
+    assert {job["status"] for job in report["jobs"]} == {"ok"}
+    assert sum(job["tasks"]["ok"] for job in report["jobs"]) == SITES * 45
+    assert not list(tmp_path.rglob("*.part"))
+
+    code, again, stderr = run_report(jobs, "--workers", "2")  # state and files: incremental
+    assert code == 0, stderr
+    assert sum(job["bytes"] for job in again["jobs"]) == 0
+
+
+def test_a_load_test_splits_over_workers_and_merges_exactly(tmp_path: Path, sink: tuple[Sink, int]) -> None:
+    handler, port = sink
+    jobs = tmp_path / "load.yaml"
+    jobs.write_text(
+        "jobs:\n  - name: load\n    kind: mail.load\n"
+        f"    smtp: smtp://127.0.0.1:{port}\n    count: 600\n    concurrency: 6\n"
+        "    envelope: {from: load@example.test, to: [sink@example.test]}\n"
+    )
+    code, report, stderr = run_report(jobs, "--workers", "3")
+    assert code == 0, stderr
+    assert handler.messages == 600
+    summary = report["jobs"][0]["summary"]
+    assert summary["sent"] == summary["accepted"] == 600
+    assert summary["concurrency"] == 6
+    from xfer.mail.latency import Latency
+
+    shares = summary["share_latency_hdr"]
+    assert len(shares) == 3
+    every = Latency()
+    for encoded in shares:
+        every.add_encoded(encoded)
+    assert every.count == 600
+    assert summary["latency_ms"] == every.summary()
+    assert report["jobs"][0]["tasks"]["ok"] == 600
+
+
+def test_passwords_never_reach_redis_in_clear(tmp_path: Path, ftp_sites: Any) -> None:
+    """Every command Redis receives during a run over a password-protected broker
+    (MONITOR) is free of the FTP password, which sits in the job file's hosts block."""
+    secret = ftp_sites.password
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_text(
+        f"hosts:\n  127.0.0.1:\n    user: {ftp_sites.user}\n    password: {secret}\n"
+        f"jobs:\n  - {{name: site0, kind: ftp.mirror, remote: 'ftp://127.0.0.1:{ftp_sites.port}/site0/', local: out}}\n"
+    )
+    with redis_server(password="broker-pass") as redis:
+        key = xfer("worker", "--new-key").stdout.strip().partition("=")[2]
+        env = {"XFER_BROKER_KEY": key}
+        worker = subprocess.Popen([sys.executable, "-m", "xfer", "worker", "--broker", redis.url], cwd=REPO,
+                                  env={**os.environ, **env})
+        try:
+            with redis.monitor() as commands:
+                code, report, stderr = run_report(jobs, "--broker", redis.url, env=env)
+        finally:
+            worker.terminate()
+            worker.wait(10)
+        assert code == 0, stderr
+        assert tree(tmp_path / "out") == tree(ftp_sites.root / "site0")
+        assert any("xfer:units" in line for line in commands)  # the monitor saw the run
+        assert not [line for line in commands if secret in line]
+        assert secret not in redis.cli("--scan") + json.dumps(report)
+
+
+def test_a_missing_broker_key_is_one_clear_line(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_text("jobs:\n  - {name: a, kind: ftp.mirror, remote: 'ftp://127.0.0.1:9/', local: out}\n")
+    env = {k: v for k, v in os.environ.items() if k != "XFER_BROKER_KEY"}
+    proc = subprocess.run([sys.executable, "-m", "xfer", "run", str(jobs), "--broker", "redis://127.0.0.1:9/0"],
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "xfer: XFER_BROKER_KEY is not set: the coordinator and every worker need the same key "
+        "(make one with `xfer worker --new-key`)"
+    ]
+
+
