@@ -81,6 +81,7 @@ class HostPool:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._handed = 0  # slots handed to waiters that have not resumed yet
         self.gate_waiting = 0  # openers waiting for a lease from the gate
+        self._connecting = 0  # slots whose connection is being opened
         self._idle_appeared = asyncio.Event()
         self._events = events
 
@@ -177,10 +178,12 @@ class HostPool:
                 self.pools.closed()  # no new connection after all: its global slot goes back
                 return Lease(reused, connector.identity)
         connecting = asyncio.ensure_future(connector.connect())
+        self._connecting += 1
         try:
             async with asyncio.timeout(self.connect_timeout):
                 connection = await asyncio.shield(connecting)
         except BaseException as exc:
+            self._connecting -= 1
             if isinstance(exc, asyncio.CancelledError):
                 # Cancelled mid-login (or just as it ended): finish it and close politely
                 # in the background, so the server has seen it go before its slot and
@@ -196,6 +199,7 @@ class HostPool:
             if isinstance(exc, TimeoutError):
                 raise TimeoutError(f"connecting to {self.endpoint} took over {self.connect_timeout:g}s") from None
             raise
+        self._connecting -= 1
         self.connects += 1
         self._events.emit("pool.connect", host=self.endpoint, data={"in_use": self.in_use, "limit": self.limit})
         return Lease(connection, connector.identity)
@@ -260,8 +264,9 @@ class HostPool:
         return surplus
 
     def _shrink(self, reason: str) -> None:
-        """The server refused a connection: its real limit is what we hold now."""
-        new_limit = max(1, self.in_use - 1 + len(self._idle))
+        """The server refused a connection: its real limit is what we hold open now
+        (slots whose connection is still being opened do not count)."""
+        new_limit = max(1, self.in_use - self._connecting - 1 + len(self._idle))
         if self.pools.gate is not None:
             self.pools.gate.shrink(self.endpoint)
         if new_limit < self.limit:
