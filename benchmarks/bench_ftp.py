@@ -234,8 +234,8 @@ def xfer_job(work: Path, name: str, sites: list[tuple[str, Path]], limit: int) -
     return path
 
 
-def xfer_argv(job: Path) -> list[str]:
-    return [*XFER, "run", "--quiet", "--report", str(job.with_suffix(".report.json")), str(job)]
+def xfer_argv(job: Path, *extra: str) -> list[str]:
+    return [*XFER, "run", "--quiet", "--report", str(job.with_suffix(".report.json")), str(job), *extra]
 
 
 def xfer_failed(job: Path) -> str:
@@ -290,9 +290,9 @@ class Results:
         self.samples.setdefault(scenario, {}).setdefault(label, []).append(sample)
 
 
-def run_xfer(job: Path, servers: list[Server], work: Path) -> Sample:
+def run_xfer(job: Path, servers: list[Server], work: Path, *extra: str) -> Sample:
     """One `xfer run` of the job file; failed items in its report fail the sample."""
-    sample, log = run_process([xfer_argv(job)], servers, cwd=work)
+    sample, log = run_process([xfer_argv(job, *extra)], servers, cwd=work)
     if sample.ok:
         sample.note = xfer_failed(job)
         sample.ok = not sample.note
@@ -367,6 +367,8 @@ def scenario_sites(args: argparse.Namespace, results: Results, name: str, files:
     expect = (total, total * args.file_size)
     base = work / f"dest-{name}"
     tools = ["xfer", "lftp-concurrent"] + (["lftp-sequential"] if line is None or args.include_sequential else [])
+    if args.xfer_workers:
+        tools.insert(1, f"xfer-w{args.xfer_workers}")  # `xfer run --workers N` (issue 10)
     try:
         warm_up(work, servers[0].url)
         for round_no in range(args.rounds):
@@ -375,9 +377,11 @@ def scenario_sites(args: argparse.Namespace, results: Results, name: str, files:
                 dests = [base / f"s{index:02d}" for index in range(len(servers))]
                 if line:
                     line.counters()  # from zero
-                if tool == "xfer":
+                if tool.startswith("xfer"):
                     (work / f"{name}-state.db").unlink(missing_ok=True)
-                    sample = run_xfer(xfer_job(work, name, list(zip(urls, dests)), args.site_limit), servers, work)
+                    extra = ["--workers", str(args.xfer_workers)] if tool != "xfer" else []
+                    job = xfer_job(work, name, list(zip(urls, dests)), args.site_limit)
+                    sample = run_xfer(job, servers, work, *extra)
                 elif tool == "lftp-sequential":
                     samples = [run_process([lftp_argv(url, dest, args.site_limit)], [server], cwd=work)[0]
                                for url, dest, server in zip(urls, dests, servers)]
@@ -542,6 +546,8 @@ def main() -> int:
     parser.add_argument("--sites", type=int, default=20)
     parser.add_argument("--site-files", type=int, default=250)
     parser.add_argument("--site-limit", type=int, default=4)
+    parser.add_argument("--xfer-workers", type=int, default=0,
+                        help="sites: also `xfer run --workers N` (a private redis-server and N worker processes)")
     parser.add_argument("--wan-files", type=int, default=50, help="files per site behind the delay line")
     parser.add_argument("--rtt-ms", type=float, default=50.0, help="the delay line's round trip (wan)")
     parser.add_argument("--include-sequential", action="store_true",

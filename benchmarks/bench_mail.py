@@ -142,15 +142,17 @@ def run_tool(tool: str, round_no: int, target: Target, connections: int, count: 
     work: Path = args.work
     report = work / "report.json"
     report.unlink(missing_ok=True)
-    if tool == "xfer":
+    if tool.startswith("xfer"):
         job = xfer_job(work, target, connections, count, args.size)
         argv = [*XFER, "run", "--quiet", "--report", str(report), str(job)]
+        if tool != "xfer":  # xfer-wN: `--workers N` (issue 10)
+            argv += ["--workers", tool.removeprefix("xfer-w")]
     else:
         argv = ["smtp-source", "-d", "-s", str(connections), "-m", str(count), "-l", str(args.size),
                 "-f", "load@client.test", "-t", target.to, f"127.0.0.1:{target.port}"]
     run = timed(tool, round_no, [argv], cwd=work, env=args.env, log=work / "tool.log")
     run.extra = {"connections": connections, "messages": count, "msg_s": round(count / run.wall, 1)}
-    if tool == "xfer" and report.exists():
+    if tool.startswith("xfer") and report.exists():
         summary = json.loads(report.read_text())["jobs"][0]["summary"]
         run.extra["accepted"] = summary.get("accepted")
         run.extra["latency_ms"] = summary.get("latency_ms")
@@ -164,12 +166,12 @@ def run_tool(tool: str, round_no: int, target: Target, connections: int, count: 
 
 def bench(target: Target, levels: list[int], count: int, args: argparse.Namespace,
           runs: dict[str, list[Run]]) -> None:
-    for tool in TOOLS:  # untimed: fills the bytecode cache, wakes the server
+    for tool in args.tools:  # untimed: fills the bytecode cache, wakes the server
         run_tool(tool, -1, target, levels[0], min(count, 200), args)
     for connections in levels:
         scenario = f"{target.name}, {connections} conn"
         for round_no in range(args.rounds):
-            for tool in rotated(TOOLS, round_no):
+            for tool in rotated(args.tools, round_no):
                 run = run_tool(tool, round_no, target, connections, count, args)
                 runs.setdefault(scenario, []).append(run)
                 print(f"  {scenario:22} {tool:12} {run.wall:7.3f}s {run.extra['msg_s']:9,.0f} msg/s"
@@ -177,16 +179,19 @@ def bench(target: Target, levels: list[int], count: int, args: argparse.Namespac
                       file=sys.stderr)
 
 
-def summarise(runs: dict[str, list[Run]]) -> dict[str, Any]:
+def summarise(runs: dict[str, list[Run]], tools: list[str]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for scenario, items in runs.items():
         rows = {}
-        for tool in TOOLS:
+        for tool in tools:
             mine = [run for run in items if run.tool == tool]
             wall = median_of(mine)
             rows[tool] = {"wall": round(wall, 4), "msg_s": round(mine[0].extra["messages"] / wall, 1),
                           "cpu": round(median_of(mine, "cpu"), 3), "failed": sum(not run.ok for run in mine)}
         rows["ratio_xfer_to_smtp_source"] = round(rows["xfer"]["msg_s"] / rows["smtp-source"]["msg_s"], 3)
+        for tool in tools:
+            if tool.startswith("xfer-w"):
+                rows[f"ratio_{tool}_to_xfer"] = round(rows[tool]["msg_s"] / rows["xfer"]["msg_s"], 3)
         summary[scenario] = rows
     return summary
 
@@ -200,9 +205,12 @@ def main() -> int:
     parser.add_argument("--sink-connections", default="10")
     parser.add_argument("--postfix-connections", default="1,10,50")
     parser.add_argument("--size", type=int, default=1024, help="smtp-source's -l (body bytes)")
+    parser.add_argument("--xfer-workers", type=int, default=0,
+                        help="also `xfer run --workers N` (a private redis-server and N worker processes)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results-mail.json")
     args = parser.parse_args()
     wanted = args.scenarios.split(",")
+    args.tools = [*TOOLS, *([f"xfer-w{args.xfer_workers}"] if args.xfer_workers else [])]
     base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
     args.work = Path(tempfile.mkdtemp(prefix="xfer-bench-mail-", dir=base))
     os.chmod(args.work, 0o755)
@@ -218,12 +226,15 @@ def main() -> int:
                 bench(target, [int(n) for n in args.postfix_connections.split(",")], args.postfix_messages, args, runs)
     finally:
         shutil.rmtree(args.work, ignore_errors=True)
-    summary = summarise(runs)
+    summary = summarise(runs, args.tools)
     print("| target, connections | smtp-source msg/s | xfer msg/s | xfer / smtp-source | CPU s (smtp-source / xfer) |")
     print("|---|---|---|---|---|")
     for scenario, rows in summary.items():
         print(f"| {scenario} | {rows['smtp-source']['msg_s']:,.0f} | {rows['xfer']['msg_s']:,.0f} "
               f"| {rows['ratio_xfer_to_smtp_source']:.2f} | {rows['smtp-source']['cpu']:.2f} / {rows['xfer']['cpu']:.2f} |")
+        for tool in args.tools[len(TOOLS):]:
+            print(f"| {scenario}, {tool} | | {rows[tool]['msg_s']:,.0f} | {rows[f'ratio_{tool}_to_xfer']:.2f} x one process "
+                  f"| {rows[tool]['cpu']:.2f} |")
     write_raw(args.json, runs, summary, started, size=args.size, xfer_size=args.size + SMTP_SOURCE_HEADERS)
     return 0 if all(run.ok for items in runs.values() for run in items) else 1
 
