@@ -138,3 +138,36 @@ def test_a_missing_broker_key_is_one_clear_line(tmp_path: Path) -> None:
     ]
 
 
+
+
+def test_host_leases_are_shared_shrunk_for_all_and_lapse_when_not_renewed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gate against a real redis-server: two workers' gates share a host's limit; a
+    421 (`shrink`) lowers it for both; leases nobody renews (a dead worker) lapse."""
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    from xfer.distributed import gate as gate_module
+
+    async def scenario(url: str) -> None:
+        redis = Redis.from_url(url)
+        one, two = gate_module.RedisHostGate(redis, "run"), gate_module.RedisHostGate(redis, "run")
+        assert [await g.try_enter("h:21", 3) for g in (one, two, one, two)] == [True, True, True, False]
+        two.shrink("h:21")  # refused while 3 were held: the server's limit is 2
+        one.leave("h:21")
+        await asyncio.sleep(0.05)
+        assert not await two.try_enter("h:21", 3)  # 2 held, shrunk limit 2
+        one.leave("h:21")
+        await asyncio.sleep(0.05)
+        assert await two.try_enter("h:21", 3)
+        monkeypatch.setattr(gate_module, "LEASE_SECONDS", 0.3)
+        dead = gate_module.RedisHostGate(redis, "run")
+        assert await dead.try_enter("other:21", 1)
+        assert not await two.try_enter("other:21", 1)
+        dead._renewer.cancel()  # type: ignore[union-attr]  # the worker died: nobody renews
+        await asyncio.sleep(0.5)
+        assert await two.try_enter("other:21", 1)
+        await redis.aclose()
+
+    with redis_server() as server:
+        asyncio.run(scenario(server.url))
