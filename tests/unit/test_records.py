@@ -38,6 +38,12 @@ jobs:
     fetch: pop3://127.0.0.1:1
     envelope: {from: a@example.org, to: b@example.org}
     timeout: 1
+  - {name: send, kind: mail.send, smtp: "smtp://127.0.0.1:1", from: a@example.org, to: [b@example.org], subject: s, text: t}
+  - name: sessions
+    kind: mail.sessions
+    server: imap://127.0.0.1:1/INBOX
+    users: {pattern: "u{n}@example.org", count: 1, password: user-secret-1234}
+    count: 1
 """
 
 #: `xfer run`, then what the process imported (printed as JSON on the last line).
@@ -70,10 +76,12 @@ def test_a_cached_run_of_every_kind_imports_no_pydantic(tmp_path: Path) -> None:
     assert first["code"] == second["code"] == 1
     # Every job ran and met the closed port (a load test counts that, it does not fail).
     assert {job["name"]: job["status"] for job in report["jobs"]} == {
-        **dict.fromkeys(("mirror", "pull", "scan", "fetch", "roundtrip"), "failed"),
+        **dict.fromkeys(("mirror", "pull", "scan", "fetch", "roundtrip", "send"), "failed"),
         "load": "ok",
+        "sessions": "ok",
     }
-    assert "host-secret-4711" not in json.dumps(report) and "url-secret-0815" not in json.dumps(report)
+    for secret in ("host-secret-4711", "url-secret-0815", "user-secret-1234"):
+        assert secret not in json.dumps(report)
 
 
 def test_the_default_host_block_is_an_empty_host_config() -> None:
