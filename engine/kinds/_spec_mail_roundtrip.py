@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from xfer.mail.compose import check_headers
 from xfer.mail.message import TOKEN_HEADER
 from xfer.mail.sending import StartTls
 from xfer.mail.spec import Envelope
 from xfer.spec import JobSpec, size_field, url_field
 
-_HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # printable ASCII except ':' (RFC 5322)
 _RESERVED = {"message-id", TOKEN_HEADER.lower()}
 
 
@@ -39,13 +38,7 @@ class MailRoundtripSpec(JobSpec):
     @field_validator("headers")
     @classmethod
     def _headers(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, text in value.items():
-            if not _HEADER_NAME.match(name):
-                raise ValueError(f"{name!r} is not a header name")
-            if name.lower() in _RESERVED:
-                raise ValueError(f"{name} is set by xfer (it carries the message's token)")
-            if any(ch in str(text) for ch in "\r\n\0"):
-                raise ValueError(f"header {name}: a value is one line")
+        check_headers(value, _RESERVED, "by xfer (it carries the message's token)")
         return value
 
     @model_validator(mode="after")
