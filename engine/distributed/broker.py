@@ -9,7 +9,12 @@ behaviour but renews the claim on every unit this worker runs (XCLAIM … JUSTID
 the idle time), and when no new unit comes, takes over units whose claim lapsed
 (XAUTOCLAIM is atomic in Redis: one worker gets each). So a dead worker's unit runs
 again elsewhere within `CLAIM_SECONDS`, and a live worker's unit never does.
-Workers read one unit at a time, so units spread over the workers."""
+Workers read one unit at a time, so units spread over the workers.
+
+Every Redis client of a distributed run retries a command whose connection broke
+(`RETRY_ON`): redis-py 8 otherwise fails the first command on each pooled connection
+after Redis restarted ("Connection closed by server"), and a unit whose first command
+failed so was acknowledged without running (a run waited for it forever)."""
 
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage
 from taskiq_redis import RedisStreamBroker
 
@@ -25,6 +32,12 @@ QUEUE = "xfer:units"
 GROUP = "xfer-workers"
 CLAIM_SECONDS = 6.0
 TASK_NAME = "xfer.run_unit"
+RETRY_ON = [RedisConnectionError, RedisTimeoutError]
+
+
+def connect(url: str) -> Redis:
+    """A Redis client that survives a broker restart (see the module's docstring)."""
+    return Redis.from_url(url, retry_on_error=RETRY_ON)
 
 
 class UnitBroker(RedisStreamBroker):
@@ -32,6 +45,7 @@ class UnitBroker(RedisStreamBroker):
         super().__init__(
             url, queue_name=QUEUE, consumer_group_name=GROUP, consumer_id="0", xread_count=1,
             xread_block=500, idle_timeout=int(CLAIM_SECONDS * 1000), **connection,  # type: ignore[arg-type]
+            retry_on_error=RETRY_ON,
         )
         self.running: set[bytes] = set()  # stream ids of the units this worker runs
 

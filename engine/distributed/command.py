@@ -28,7 +28,8 @@ def coordinator_for(jobs: JobSet, only: set[str] | None, args: argparse.Namespac
         key = key_from_environment() if args.broker else new_key()
         coordinator = Coordinator(broker, Sealer(key), files, only, options, workers=args.workers)
         if args.workers:
-            processes = stack.enter_context(local_workers(args.workers, broker, key, args.loop))
+            processes = stack.enter_context(local_workers(args.workers, broker, key, args.loop,
+                                                          owns_broker=not args.broker))
             coordinator.workers_alive = lambda: any(process.poll() is None for process in processes)
         yield coordinator
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import time
 import uuid
@@ -25,7 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from xfer.distributed import units as unit_split
-from xfer.distributed.broker import QUEUE, TASK_NAME, UnitBroker
+from xfer.distributed.broker import QUEUE, TASK_NAME, UnitBroker, connect
 from xfer.distributed.eventlink import events_key, receive
 from xfer.distributed.keys import WORKERS, run_key, stop_key
 from xfer.distributed.merge import RunMerger
@@ -37,7 +38,9 @@ from xfer.report import Report
 
 RUN_KEY_SECONDS = 30
 STOP_SLACK = 1.0
-BROKER_PATIENCE = 30.0
+#: Seconds without Redis before the run ends with an error; XFER_BROKER_PATIENCE sets it
+#: (the fault tests use a few seconds).
+BROKER_PATIENCE = float(os.environ.get("XFER_BROKER_PATIENCE") or 30.0)
 #: How long to wait for a first worker to say it is alive (to size load-test shares).
 WORKER_WAIT = 10.0
 
@@ -77,7 +80,7 @@ class Coordinator:
         """Nothing to build here: the workers build the jobs."""
 
     async def execute(self) -> Report:
-        redis = Redis.from_url(self.broker_url)
+        redis = connect(self.broker_url)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self.stop, signum)
@@ -180,7 +183,7 @@ class Coordinator:
         asyncio.get_running_loop().create_task(self._publish_stop())
 
     async def _publish_stop(self) -> None:
-        redis = Redis.from_url(self.broker_url)
+        redis = connect(self.broker_url)
         with contextlib.suppress(RedisError, OSError):
             await redis.set(stop_key(self.run), self.stopped_by.name, ex=3600)  # type: ignore[union-attr]
         await redis.aclose()

@@ -20,6 +20,10 @@ from xfer.distributed.sealing import KEY_VARIABLE
 from xfer.errors import SpecError
 
 REDIS_PACKAGE = "redis-server"
+#: Set for local workers: the coordinator's pid (a worker whose parent is gone leaves).
+PARENT_VARIABLE = "XFER_WORKER_PARENT"
+#: Set when the broker is the coordinator's private redis-server: an orphaned worker shuts it down.
+OWNS_BROKER_VARIABLE = "XFER_WORKER_OWNS_BROKER"
 START_TIMEOUT = 10.0
 
 
@@ -53,9 +57,15 @@ def private_redis() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def local_workers(count: int, broker_url: str, key: str, loop: str) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """`count` worker processes of this xfer, stopped when the run ends."""
-    env = dict(os.environ, **{KEY_VARIABLE: key})
+def local_workers(
+    count: int, broker_url: str, key: str, loop: str, owns_broker: bool = False
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`count` worker processes of this xfer, stopped when the run ends, and leaving
+    by themselves (with the private broker, `owns_broker`) if this process is killed."""
+    env = dict(os.environ, **{KEY_VARIABLE: key, PARENT_VARIABLE: str(os.getpid())})
+    env.pop(OWNS_BROKER_VARIABLE, None)
+    if owns_broker:
+        env[OWNS_BROKER_VARIABLE] = "1"
     command = [sys.executable, "-m", "xfer", "worker", "--broker", broker_url, "--loop", loop]
     # Own sessions: a Ctrl-C at the terminal reaches the coordinator only, which stops
     # the units through the broker (running items get their grace period).

@@ -16,17 +16,18 @@ import time
 import uuid
 from typing import Any
 
-from redis.asyncio import Redis
-
-from xfer.distributed.broker import TASK_NAME, UnitBroker
+from xfer.distributed.broker import TASK_NAME, UnitBroker, connect
 from xfer.distributed.eventlink import EventSender
 from xfer.distributed.gate import RedisHostGate
 from xfer.distributed.keys import WORKER_TTL, WORKERS, run_key, stop_key
+from xfer.distributed.local import OWNS_BROKER_VARIABLE, PARENT_VARIABLE
 from xfer.distributed.sealing import Sealer
 from xfer.distributed.units import Unit
 from xfer.events import EventBus
 
 STOP_POLL_SECONDS = 0.2
+#: How often a local worker (`--workers N`) checks that its coordinator still lives.
+PARENT_POLL_SECONDS = 1.0
 #: Units one worker runs at once (each runs many connections of its own).
 UNITS_PER_WORKER = 32
 
@@ -34,11 +35,16 @@ UNITS_PER_WORKER = 32
 class Worker:
     def __init__(self, broker_url: str, sealer: Sealer, name: str | None = None) -> None:
         self.broker = UnitBroker(broker_url)
-        self.redis = Redis.from_url(broker_url)
+        self.redis = connect(broker_url)
         self.sealer = sealer
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.running: dict[str, tuple[Any, EventSender]] = {}  # attempt -> (scheduler, sender)
         self.states: dict[Any, Any] = {}  # state path -> StateStore, shared by this worker's units
+        parent = os.environ.get(PARENT_VARIABLE)
+        #: A local worker's coordinator: when it is gone (SIGKILL), nobody stops this worker.
+        self.parent = int(parent) if parent else None
+        self.owns_broker = os.environ.get(OWNS_BROKER_VARIABLE) == "1"
+        self.orphaned = False
 
         async def run_unit(payload: str) -> None:  # taskiq registers functions, not methods
             await self.run_unit(payload)
@@ -99,6 +105,13 @@ class Worker:
                 await self.redis.zadd(WORKERS, {self.name: time.time() + WORKER_TTL})
             await asyncio.sleep(WORKER_TTL / 3)
 
+    async def _watch_parent(self, stopping: asyncio.Event) -> None:
+        """A local worker whose coordinator died (reparented: getppid changed) leaves."""
+        while os.getppid() == self.parent:
+            await asyncio.sleep(PARENT_POLL_SECONDS)
+        self.orphaned = True
+        stopping.set()
+
     async def serve(self) -> None:
         from taskiq.acks import AcknowledgeType
         from taskiq.api import run_receiver_task
@@ -109,6 +122,7 @@ class Worker:
             loop.add_signal_handler(signum, stopping.set)
         await self.broker.startup()
         announcing = loop.create_task(self._announce())
+        watching = loop.create_task(self._watch_parent(stopping)) if self.parent is not None else None
         while not stopping.is_set():
             receiver = loop.create_task(run_receiver_task(
                 self.broker, max_async_tasks=UNITS_PER_WORKER, ack_time=AcknowledgeType.WHEN_EXECUTED,
@@ -119,6 +133,8 @@ class Worker:
                     receiver.result()
                 await asyncio.sleep(1.0)
         announcing.cancel()
+        if watching is not None:
+            watching.cancel()
         await self._abandon()
 
     async def _abandon(self) -> None:
@@ -130,6 +146,9 @@ class Worker:
                 await sender.flush()
         with contextlib.suppress(Exception):
             await self.redis.zrem(WORKERS, self.name)
+        if self.orphaned and self.owns_broker:  # the private redis-server would stay forever
+            with contextlib.suppress(Exception):
+                await self.redis.shutdown(nosave=True)
         os._exit(0)  # no acknowledgement may run now
 
 
