@@ -69,10 +69,11 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def redis_server(password: str | None = None) -> Iterator[RedisServer]:
+def redis_server(password: str | None = None, host: str = "127.0.0.1") -> Iterator[RedisServer]:
+    """`host`: the address to listen on (a network namespace's peer address, say)."""
     binary = require_binary("/usr/bin/redis-server", "redis-server")
     with tempfile.TemporaryDirectory(prefix="xfer-test-redis-") as folder:
-        server = RedisServer(free_port(), password, Path(folder), binary=binary)
+        server = RedisServer(free_port(), password, Path(folder), host=host, binary=binary)
         server.start()
         try:
             yield server
