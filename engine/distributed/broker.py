@@ -14,7 +14,9 @@ Workers read one unit at a time, so units spread over the workers.
 Every Redis client of a distributed run retries a command whose connection broke
 (`RETRY_ON`): redis-py 8 otherwise fails the first command on each pooled connection
 after Redis restarted ("Connection closed by server"), and a unit whose first command
-failed so was acknowledged without running (a run waited for it forever)."""
+failed so was acknowledged without running (a run waited for it forever). A worker
+that finds no consumer group (Redis came back empty) declares it again and waits for
+the next run's units (it logged a traceback ten times a second until a coordinator came)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage
 from taskiq_redis import RedisStreamBroker
@@ -67,8 +70,14 @@ class UnitBroker(RedisStreamBroker):
             renewing = asyncio.get_running_loop().create_task(self._renew_claims(redis))
             try:
                 while True:
-                    fetched = await redis.xreadgroup(GROUP, self.consumer_name, {QUEUE: ">"},
-                                                     block=self.block, count=self.count)
+                    try:
+                        fetched = await redis.xreadgroup(GROUP, self.consumer_name, {QUEUE: ">"},
+                                                         block=self.block, count=self.count)
+                    except ResponseError as exc:
+                        if not str(exc).startswith("NOGROUP"):
+                            raise
+                        await self._declare_consumer_group()  # Redis restarted empty: the queue starts over
+                        continue
                     for _, messages in fetched or ():
                         for msg_id, fields in messages:
                             yield self._message(msg_id, fields)

@@ -7,7 +7,8 @@ worker polls: their units stop as a local run stops (running items get the grace
 period); units no worker has begun end as cancelled, and the coordinator stops
 waiting at grace + `STOP_SLACK` seconds. If Redis goes away, the coordinator keeps
 trying for `BROKER_PATIENCE` seconds, then ends the run with one clear error; a Redis
-that came back without the run's queue (restarted without persistence) is the same
+that came back without the run (restarted without persistence: checked every few
+seconds, since a fast restart need not break any command) is the same
 error, since the units it held are lost."""
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from xfer.distributed import units as unit_split
-from xfer.distributed.broker import QUEUE, TASK_NAME, UnitBroker, connect
+from xfer.distributed.broker import TASK_NAME, UnitBroker, connect
 from xfer.distributed.eventlink import events_key, receive
 from xfer.distributed.keys import WORKERS, run_key, stop_key
 from xfer.distributed.merge import RunMerger
@@ -38,6 +39,8 @@ from xfer.report import Report
 
 RUN_KEY_SECONDS = 30
 STOP_SLACK = 1.0
+#: How often the coordinator checks that Redis still holds the run (a fast restart breaks no command).
+SURVIVAL_CHECK_SECONDS = 2.0
 #: Seconds without Redis before the run ends with an error; XFER_BROKER_PATIENCE sets it
 #: (the fault tests use a few seconds).
 BROKER_PATIENCE = float(os.environ.get("XFER_BROKER_PATIENCE") or 30.0)
@@ -135,6 +138,7 @@ class Coordinator:
     async def _follow(self, redis: Redis, merger: RunMerger) -> None:
         """Events until every unit ended, the stop's bound passed, or Redis is lost."""
         lost_since: float | None = None
+        checked = time.monotonic()
         while not merger.done:
             try:
                 async for header, events in receive(redis, self.run):
@@ -145,6 +149,9 @@ class Coordinator:
                         return
                     if self.workers_alive is not None and not self.workers_alive():
                         raise BrokerLost("every local worker exited (their errors are above)")
+                    if time.monotonic() - checked > SURVIVAL_CHECK_SECONDS:  # a restart may go unnoticed
+                        checked = time.monotonic()
+                        await self._check_run_survived(redis)
             except (RedisError, OSError) as exc:
                 if self._stop_due():
                     return
@@ -157,11 +164,12 @@ class Coordinator:
                 await self._check_run_survived(redis)
 
     async def _check_run_survived(self, redis: Redis) -> None:
+        """The run's key is only ever refreshed, never made again: if it is gone, Redis
+        lost the run (the workers may have declared the queue again, empty)."""
         with contextlib.suppress(RedisError, OSError):
-            if not await redis.exists(QUEUE):
+            if not await redis.set(run_key(self.run), "1", ex=RUN_KEY_SECONDS, xx=True):
                 raise BrokerLost(f"broker {_safe(self.broker_url)} restarted without the run's queue "
                                  "(units lost: run again, work already done is skipped)")
-            await redis.set(run_key(self.run), "1", ex=RUN_KEY_SECONDS)
 
     def _stop_due(self) -> bool:
         return self._stop_at is not None and time.monotonic() >= self._stop_at
@@ -170,7 +178,7 @@ class Coordinator:
         while True:
             await asyncio.sleep(RUN_KEY_SECONDS / 3)
             with contextlib.suppress(RedisError, OSError):
-                await redis.set(run_key(self.run), "1", ex=RUN_KEY_SECONDS)
+                await redis.set(run_key(self.run), "1", ex=RUN_KEY_SECONDS, xx=True)  # see _check_run_survived
 
     def stop(self, signum: signal.Signals | int = signal.SIGTERM) -> None:
         """Tell every worker to stop this run's units; stop waiting after the grace."""

@@ -231,8 +231,10 @@ def _alive(pid: int) -> bool:
 
 def test_a_killed_local_coordinator_leaves_no_worker_or_redis_behind(tmp_path: Path, ftp: FtpServer) -> None:
     jobs = jobs_file(tmp_path, ftp, rate=100_000)
-    run = start_run(jobs, "--workers", "2")
-    mid_run(ftp, run)
+    with (tmp_path / "run.log").open("wb") as log:  # a pipe nobody reads once the test kills its reader would block
+        run = subprocess.Popen([sys.executable, "-m", "xfer", "run", str(jobs), "--quiet", "--workers", "2"],
+                               cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    mid_run(ftp, run)  # type: ignore[arg-type]
     children = _children(run.pid)
     try:
         names = sorted(Path(f"/proc/{pid}/comm").read_text().strip() for pid in children)
@@ -243,4 +245,20 @@ def test_a_killed_local_coordinator_leaves_no_worker_or_redis_behind(tmp_path: P
     finally:
         for pid in filter(_alive, children):
             os.kill(pid, signal.SIGKILL)
-        run.communicate(timeout=30)  # the workers held its output pipes open
+
+
+def test_idle_workers_declare_the_queue_again_after_redis_restarted_empty(tmp_path: Path, broker: Any) -> None:
+    """Without its consumer group every read failed (NOGROUP): the workers logged a
+    traceback ten times a second until the next coordinator made the group."""
+    redis, env = broker
+    log = tmp_path / "workers.log"
+    workers = [start_worker(redis.url, env, log) for _ in range(2)]
+    try:
+        wait_for(lambda: "xfer-workers" in redis.cli("xinfo", "groups", "xfer:units"), what="the queue")
+        redis.stop()
+        redis.start()
+        wait_for(lambda: "xfer-workers" in redis.cli("xinfo", "groups", "xfer:units"), timeout=30,
+                 what="the workers to declare the queue again")
+    finally:
+        stopped(workers)
+    assert "NOGROUP" not in log.read_text()
