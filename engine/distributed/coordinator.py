@@ -33,7 +33,7 @@ from xfer.distributed.keys import WORKERS, run_key, stop_key
 from xfer.distributed.merge import RunMerger
 from xfer.distributed.sealing import Sealer
 from xfer.errors import describe
-from xfer.events import Event, EventBus
+from xfer.events import EventBus
 from xfer.jobfile import JobFile
 from xfer.report import Report
 

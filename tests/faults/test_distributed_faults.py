@@ -147,41 +147,51 @@ def test_a_worker_killed_mid_unit_its_units_run_again(tmp_path: Path, ftp: FtpSe
     assert set(again) <= {f"site{n}" for n in range(SITES)}
 
 
-def test_redis_restarted_mid_run_ends_with_one_clear_error(tmp_path: Path, ftp: FtpServer, broker: Any) -> None:
+@pytest.fixture
+def one_worker(broker: Any, tmp_path: Path) -> Iterator[tuple[RedisServer, dict[str, str]]]:
+    """The broker with one worker running for the whole test."""
+    redis, env = broker
+    worker = start_worker(redis.url, env, tmp_path / "workers.log")
+    try:
+        yield redis, env
+    finally:
+        stopped([worker])
+
+
+def run_through(fault: Callable[[], None], tmp: Path, ftp: FtpServer, redis: RedisServer,
+                env: dict[str, str]) -> tuple[int, dict[str, Any], str]:
+    """A slow run with `fault` done to Redis mid-run; the coordinator's patience is 3 s."""
+    jobs = jobs_file(tmp, ftp, rate=100_000)
+    run = start_run(jobs, "--broker", redis.url, env={**env, "XFER_BROKER_PATIENCE": "3"})
+    mid_run(ftp, run)
+    fault()
+    return finish(run, jobs, timeout=60)
+
+
+def test_redis_restarted_mid_run_ends_with_one_clear_error(tmp_path: Path, ftp: FtpServer, one_worker: Any) -> None:
     """A Redis that comes back empty (no persistence) lost the queued units: the
     coordinator says so in one line and exits non-zero instead of waiting forever; the
-    workers serve the next run, which completes the work."""
-    redis, env = broker
-    jobs = jobs_file(tmp_path, ftp, rate=100_000)
-    workers = [start_worker(redis.url, env, tmp_path / "workers.log")]
-    try:
-        run = start_run(jobs, "--broker", redis.url, env={**env, "XFER_BROKER_PATIENCE": "5"})
-        mid_run(ftp, run)
+    worker serves the next run, which completes the work."""
+    redis, env = one_worker
+
+    def restart() -> None:
         redis.stop()
         time.sleep(1.0)
         redis.start()
-        code, report, err = finish(run, jobs, timeout=90)
-        assert code != 0, err
-        assert_broker_error(report, err, "restarted without the run's queue")
 
-        code, report, err = finish(start_run(jobs_file(tmp_path, ftp, rate=None), "--broker", redis.url, env=env), jobs)
-    finally:
-        stopped(workers)
+    code, report, err = run_through(restart, tmp_path, ftp, redis, env)
+    assert code != 0, err
+    assert_broker_error(report, err, "restarted without the run's queue")
+
+    jobs = jobs_file(tmp_path, ftp, rate=None)
+    code, report, err = finish(start_run(jobs, "--broker", redis.url, env=env), jobs)
     assert code == 0, err
     mirrors_identical(tmp_path, ftp)
 
 
-def test_redis_gone_for_good_ends_after_the_patience(tmp_path: Path, ftp: FtpServer, broker: Any) -> None:
-    redis, env = broker
-    jobs = jobs_file(tmp_path, ftp, rate=100_000)
-    workers = [start_worker(redis.url, env, tmp_path / "workers.log")]
-    try:
-        run = start_run(jobs, "--broker", redis.url, env={**env, "XFER_BROKER_PATIENCE": "3"})
-        mid_run(ftp, run)
-        redis.stop()
-        code, report, err = finish(run, jobs, timeout=60)
-    finally:
-        stopped(workers)
+def test_redis_gone_for_good_ends_after_the_patience(tmp_path: Path, ftp: FtpServer, one_worker: Any) -> None:
+    redis, env = one_worker
+    code, report, err = run_through(redis.stop, tmp_path, ftp, redis, env)
     assert code != 0, err
     assert_broker_error(report, err, "unreachable for 3s")
 
