@@ -44,8 +44,10 @@ class JobMerger:
     def __init__(self, units: Iterable[Unit], bus: EventBus) -> None:
         self.bus = bus
         self.shares: dict[str, int] = {}
+        self.units: dict[str, Unit] = {}  # the first unit of each job
         for unit in units:
             self.shares[unit.job] = unit.shares
+            self.units.setdefault(unit.job, unit)
         self.started: set[str] = set()
         self.planned: dict[str, dict[int, int]] = defaultdict(dict)
         self.finished: dict[str, dict[int, Event]] = defaultdict(dict)
@@ -74,8 +76,25 @@ class JobMerger:
         summaries = [end.data.get("summary") or {} for end in ends]
         merge = SUMMARY_MERGERS.get(self.kind.get(job, ""))
         summary = merge(summaries) if merge and len(summaries) > 1 else summaries[0]
+        unit = self.units[job]
+        if unit.whole is not None and getattr(unit.whole, "report_html", None) and status != "cancelled":
+            self._write_load_report(unit, summary)
         self.bus.emit("job.finished", job=job, data={"status": status, "summary": summary},
                       time=max(end.time for end in ends))
+
+    def _write_load_report(self, unit: Unit, summary: dict[str, Any]) -> None:
+        """A split load test's page, from the merged summary (its shares wrote none)."""
+        from xfer.kinds.mail_load import write_html_report
+        from xfer.mail.latency import Latency
+
+        latency = Latency()
+        latency.add_encoded(summary["latency_hdr"])
+        try:
+            path = write_html_report(unit.file.resolve, unit.whole, summary, latency)
+        except OSError as exc:
+            self.bus.emit("job.error", job=unit.job, error=f"report_html: {exc.strerror or exc}")
+        else:
+            self.bus.emit("job.note", job=unit.job, data={"report_html": str(path)})
 
     def unfinished(self) -> list[str]:
         return [job for job, shares in self.shares.items() if len(self.finished[job]) < shares]

@@ -25,6 +25,7 @@ class Unit:
     shares: int
     file: JobFile
     options: dict[str, Any]  # RunOptions fields: dry_run, force, max_connections
+    whole: Any = None  # a share's job spec before it was split (the coordinator's merged report uses it)
 
     @property
     def id(self) -> str:
@@ -68,5 +69,5 @@ def split(
             for index, overrides in enumerate(shares):
                 job = Record(model_of(spec), {**vars(spec), **overrides}) if overrides else spec
                 copy = dataclasses.replace(file, jobs=[job])
-                units.append(Unit(run, spec.name, index, len(shares), copy, options))
+                units.append(Unit(run, spec.name, index, len(shares), copy, options, spec if overrides else None))
     return units

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xfer.errors import PlaintextAuthRefused
 from xfer.job import Job, Task, TaskContext
 from xfer.mail.html import write_load_report
+from xfer.mail.latency import Latency
 from xfer.mail.loadstats import LoadStats
 from xfer.mail.message import load_message, new_run_id, token_for
 from xfer.mail.sending import SizeChooser, smtp_connector
@@ -160,21 +162,8 @@ class MailLoad(Job):
 
     async def finish(self) -> None:
         if self.spec.report_html is not None:
-            path = self.ctx.resolve(self.spec.report_html)
-            write_load_report(path, self.spec.name, self.summary(), self._settings(), self.stats.latency.percentile_curve())
+            path = write_html_report(self.ctx.resolve, self.spec, self.summary(), self.stats.latency)
             self.ctx.emit("job.note", data={"report_html": str(path)})
-
-    def _settings(self) -> dict[str, Any]:
-        spec = self.spec
-        mode = f"open loop, {spec.rate:g} msg/s" if spec.rate else "closed loop"
-        return {
-            "server": str(spec.smtp),
-            "mode": mode,
-            "concurrency": spec.concurrency,
-            "messages_per_connection": spec.messages_per_connection or "unlimited",
-            "duration_s": spec.duration,
-            "count": spec.count,
-        }
 
     def summary(self) -> dict[str, Any]:
         spec = self.spec
@@ -184,3 +173,20 @@ class MailLoad(Job):
             "concurrency": spec.concurrency,
             **self.stats.summary(),
         }
+
+
+def write_html_report(resolve: Callable[[Path], Path], spec: Any, summary: dict[str, Any], latency: Latency) -> Path:
+    """The test's page at `spec.report_html` (a distributed run's coordinator writes the
+    merged one of its shares the same way)."""
+    mode = f"open loop, {spec.rate:g} msg/s" if spec.rate else "closed loop"
+    settings = {
+        "server": str(spec.smtp),
+        "mode": mode,
+        "concurrency": spec.concurrency,
+        "messages_per_connection": spec.messages_per_connection or "unlimited",
+        "duration_s": spec.duration,
+        "count": spec.count,
+    }
+    path = resolve(spec.report_html)
+    write_load_report(path, spec.name, summary, settings, latency.percentile_curve())
+    return path

@@ -79,6 +79,7 @@ def test_a_load_test_splits_over_workers_and_merges_exactly(tmp_path: Path, sink
         "jobs:\n  - name: load\n    kind: mail.load\n"
         f"    smtp: smtp://127.0.0.1:{port}\n    count: 600\n    concurrency: 6\n"
         "    envelope: {from: load@example.test, to: [sink@example.test]}\n"
+        "    report_html: load.html\n"
     )
     code, report, stderr = run_report(jobs, "--workers", "3")
     assert code == 0, stderr
@@ -96,6 +97,9 @@ def test_a_load_test_splits_over_workers_and_merges_exactly(tmp_path: Path, sink
     assert every.count == 600
     assert summary["latency_ms"] == every.summary()
     assert report["jobs"][0]["tasks"]["ok"] == 600
+    page = (tmp_path / "load.html").read_text()  # one page, of the merged test
+    assert "600 sent, 600 accepted" in page and "<svg" in page
+    assert not list(tmp_path.glob("*.part"))
 
 
 def test_passwords_never_reach_redis_in_clear(tmp_path: Path, ftp_sites: Any) -> None:
