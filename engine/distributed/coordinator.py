@@ -71,12 +71,10 @@ class Coordinator:
         self.grace = files[0].defaults.grace_period
         self.stopped_by: signal.Signals | None = None
         self._stop_at: float | None = None
-        self._subscribers: list[Any] = []
         #: Set when this process started the workers (`--workers N`): are any still running?
         self.workers_alive: Callable[[], bool] | None = None
 
     def subscribe(self, subscriber: Any) -> None:
-        self._subscribers.append(subscriber)
         self.events.subscribe(subscriber)
 
     def build(self) -> None:
