@@ -16,7 +16,7 @@ from xfer.kinds._ftp_common import Walker, make_connector
 from xfer.kinds._pathfilter import PathFilter
 from xfer.ls.context import LsContext
 from xfer.ls.listing import Listing
-from xfer.protocols.ftp import Listing as DirListing
+from xfer.protocols.ftp_listing import Listing as DirListing
 from xfer.urls import Url
 
 COLUMNS = ("type", "size", "mtime", "path")

@@ -22,8 +22,8 @@ import re
 import socket
 import ssl
 from collections.abc import AsyncIterable, Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 import aioftp
@@ -32,7 +32,7 @@ from aioftp.common import SSLSessionBoundContext
 from xfer.errors import PermanentError, XferError
 from xfer.protocols.ftp_control import ControlChannel
 from xfer.protocols.ftp_data import BLOCK_SIZE, LocalFailure, P, Receiver, Sender
-from xfer.protocols.ftp_listing import ListingError, RemoteEntry, parse_list_line, parse_mlsd_line
+from xfer.protocols.ftp_listing import Listing
 from xfer.protocols.ftp_errors import translate
 from xfer.protocols.ftp_reply import Reply, epsv_port, matches, mdtm_time
 from xfer.urls import Url
@@ -70,15 +70,6 @@ class FtpSettings:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         return context
-
-
-@dataclass
-class Listing:
-    """One directory as parsed; `bad_lines` are the lines no parser understood."""
-
-    entries: list[RemoteEntry] = field(default_factory=list)
-    bad_lines: list[str] = field(default_factory=list)
-    exact_times: bool = False  # MLSD (UTC, seconds) rather than LIST
 
 
 class FtpConnector:
@@ -476,20 +467,7 @@ class FtpConnection:
         command = "MLSD" if mlsd else "LIST"
         chunks: list[bytes] = []
         await self._transfer(command, lambda: Receiver(lambda block: chunks.append(bytes(block)), self._buffer()))
-        listing = Listing(exact_times=mlsd)
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
-        for raw in b"".join(chunks).split(b"\n"):
-            line = raw.decode("utf-8", "surrogateescape").rstrip("\r")
-            if not line.strip():
-                continue
-            try:
-                entry = parse_mlsd_line(line) if mlsd else parse_list_line(line, now=now)
-            except ListingError:
-                listing.bad_lines.append(line)
-                continue
-            if entry is not None:
-                listing.entries.append(entry)
-        return listing
+        return Listing(b"".join(chunks), exact_times=mlsd)
 
     async def change_dir(self, path: str) -> None:
         await self._command(f"CWD {path}", "2xx")

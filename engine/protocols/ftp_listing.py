@@ -25,6 +25,7 @@ A size past 2**63-1 (seen from a DVD server: 2**64-1) is kept as None, unknown.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -377,3 +378,45 @@ def parse_list_line(line: str, *, now: datetime) -> RemoteEntry | None:
     except (ValueError, OverflowError) as exc:  # datetime() out of range and the like
         raise ListingError(f"bad LIST line {line[:80]!r}: {exc}") from None
     raise ListingError(f"unrecognized LIST line {line[:80]!r}")
+
+
+class Listing:
+    """One directory's listing as the server sent it, parsed on first use: a mirror
+    that finds the listing unchanged since its last run (`digest`) never parses it.
+    `bad_lines` are the lines no parser understood."""
+
+    def __init__(self, raw: bytes = b"", *, exact_times: bool = False) -> None:
+        self.raw = raw
+        self.exact_times = exact_times  # MLSD (UTC, seconds) rather than LIST
+        self._parsed: tuple[list[RemoteEntry], list[str]] | None = None
+
+    def digest(self, salt: bytes = b"") -> bytes:
+        """A hash of the raw listing (and `salt`): equal digests, equal listings."""
+        return hashlib.blake2b(self.raw, digest_size=16, key=salt[:64]).digest()
+
+    @property
+    def entries(self) -> list[RemoteEntry]:
+        return self._parse()[0]
+
+    @property
+    def bad_lines(self) -> list[str]:
+        return self._parse()[1]
+
+    def _parse(self) -> tuple[list[RemoteEntry], list[str]]:
+        if self._parsed is None:
+            entries: list[RemoteEntry] = []
+            bad: list[str] = []
+            now = datetime.now(timezone.utc).replace(tzinfo=None)
+            for raw in self.raw.split(b"\n"):
+                line = raw.decode("utf-8", "surrogateescape").rstrip("\r")
+                if not line.strip():
+                    continue
+                try:
+                    entry = parse_mlsd_line(line) if self.exact_times else parse_list_line(line, now=now)
+                except ListingError:
+                    bad.append(line)
+                    continue
+                if entry is not None:
+                    entries.append(entry)
+            self._parsed = (entries, bad)
+        return self._parsed
