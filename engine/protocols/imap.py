@@ -7,10 +7,10 @@ RFC 4315), so messages someone else marked \\Deleted stay where they are."""
 
 from __future__ import annotations
 
+import calendar
 import imaplib
 import re
 import socket
-import time
 from collections.abc import Callable, Collection, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from xfer.errors import AuthError, PermanentError, TransientError
 from xfer.protocols._threaded import ThreadedSession, WatchedSockets, open_session, socket_error
 from xfer.protocols._tls import check_credentials_socket, client_context
+from xfer.protocols.imap_fetch import FetchResponse, Unread, uid_fetch
 from xfer.urls import Url
 
 if TYPE_CHECKING:
@@ -29,10 +30,13 @@ DEFAULT_TIMEOUT = 60.0
 _TEMPORARY = ("[UNAVAILABLE]", "[INUSE]", "[LIMIT]")
 _UID = re.compile(rb"\bUID (\d+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
-_INTERNALDATE = re.compile(rb'INTERNALDATE "[^"]*"')
+_INTERNALDATE = re.compile(
+    rb'INTERNALDATE "([ 0-3][0-9])-([A-Z][a-z][a-z])-([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) ([-+])([0-9]{2})([0-9]{2})"'
+)
 _BAD = re.compile(r"(?:error|failed): BAD\b")
 _LIST_LINE = re.compile(rb'^\((?P<flags>[^)]*)\) (?P<delimiter>"(?:[^"\\]|\\.)*"|NIL) (?P<name>.*)$')
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTH_NUMBERS = {name.encode(): number for number, name in enumerate(_MONTHS, 1)}
 
 
 class Folder(NamedTuple):
@@ -93,12 +97,27 @@ def _check(typ: str, data: list[object], what: str) -> list[object]:
     return data
 
 
-class _Imap(WatchedSockets, imaplib.IMAP4):
-    """imaplib.IMAP4 whose connect can be broken off (see `_threaded`)."""
+def received_at(meta: bytes) -> float | None:
+    """INTERNALDATE of a FETCH response as an epoch (what `imaplib.Internaldate2tuple`
+    and `time.mktime` gave, without the round trip through local time)."""
+    match = _INTERNALDATE.search(meta)
+    month = _MONTH_NUMBERS.get(match.group(2)) if match else None
+    if match is None or month is None:
+        return None
+    day, _, year, hour, minute, second, sign, zone_hours, zone_minutes = match.groups()
+    zone = (int(zone_hours) * 60 + int(zone_minutes)) * 60
+    utc = calendar.timegm((int(year), month, int(day), int(hour), int(minute), int(second), 0, 0, 0))
+    return float(utc - zone if sign == b"+" else utc + zone)
 
 
-class _ImapTls(WatchedSockets, imaplib.IMAP4_SSL):
-    """imaplib.IMAP4_SSL whose connect can be broken off (see `_threaded`)."""
+class _Imap(WatchedSockets, Unread, imaplib.IMAP4):
+    """imaplib.IMAP4 whose connect can be broken off (see `_threaded`) and whose
+    FETCH replies `imap_fetch` may read."""
+
+
+class _ImapTls(WatchedSockets, Unread, imaplib.IMAP4_SSL):
+    """imaplib.IMAP4_SSL whose connect can be broken off (see `_threaded`) and whose
+    FETCH replies `imap_fetch` may read."""
 
 
 class ImapConnection(ThreadedSession):
@@ -123,6 +142,11 @@ class ImapConnection(ThreadedSession):
     def _translate(self, exc: BaseException) -> BaseException:
         return translate(exc, self.where)
 
+    def _breaks(self, exc: BaseException) -> bool:
+        """imaplib's `abort` (BYE, a reply cut off or unreadable) leaves the reply
+        stream at an unknown point, as a socket error does."""
+        return isinstance(exc, imaplib.IMAP4.abort) or super()._breaks(exc)
+
     async def find(self, header: str, needle: str, seen: Collection[str]) -> list[tuple[str, bytes | None]]:
         """Messages not in `seen` whose `header` contains `needle`: (uid, full message)."""
         return await self.call(self._find, header, needle, frozenset(seen))
@@ -136,8 +160,7 @@ class ImapConnection(ThreadedSession):
         for uid in uids:
             if uid in seen:
                 continue
-            parts = _check(*client.uid("FETCH", uid, "(UID BODY.PEEK[])"), "FETCH")
-            raw = next((item[1] for item in parts if isinstance(item, tuple) and _UID.search(item[0])), None)
+            raw = next((body for meta, body in self._fetch(uid, "(UID BODY.PEEK[])") if _UID.search(meta)), None)
             found.append((uid, raw))
         return found
 
@@ -223,13 +246,11 @@ class ImapConnection(ThreadedSession):
             return []
         found = []
         for meta, literal in self._fetch(uid_text, "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[])"):
-            uid, size, when = _UID.search(meta), _SIZE.search(meta), _INTERNALDATE.search(meta)
+            uid, size = _UID.search(meta), _SIZE.search(meta)
             if uid is None or literal is None:
                 continue
-            stamp = imaplib.Internaldate2tuple(when.group(0)) if when else None
             found.append(Fetched(
-                int(uid.group(1)), int(size.group(1)) if size else len(literal),
-                time.mktime(stamp) if stamp else None, literal,
+                int(uid.group(1)), int(size.group(1)) if size else len(literal), received_at(meta), literal,
             ))
         return sorted(found)
 
@@ -248,9 +269,7 @@ class ImapConnection(ThreadedSession):
             if offset == 0:
                 if literal is None:
                     raise PermanentError(f"UID {uid}: no such message (expunged meanwhile?)")
-                when = _INTERNALDATE.search(meta)
-                stamp = imaplib.Internaldate2tuple(when.group(0)) if when else None
-                received = time.mktime(stamp) if stamp else None
+                received = received_at(meta)
             if not literal:
                 return received  # past the end: an empty string, not a literal
             write(literal)
@@ -258,18 +277,10 @@ class ImapConnection(ThreadedSession):
             if len(literal) < chunk:
                 return received
 
-    def _fetch(self, uid_text: str, items: str) -> list[tuple[bytes, bytes | None]]:
-        """(metadata, literal) per FETCH response; metadata joins the text before and
-        after the literal, since servers may put UID after the body."""
-        data = _check(*self.client.uid("FETCH", uid_text, items), "FETCH")
-        out: list[tuple[bytes, bytes | None]] = []
-        for index, item in enumerate(data):
-            if isinstance(item, tuple):
-                after = data[index + 1] if index + 1 < len(data) and isinstance(data[index + 1], bytes) else b""
-                out.append((item[0] + b" " + after, item[1]))  # type: ignore[operator]
-            elif isinstance(item, bytes) and item != b")" and _UID.search(item):
-                out.append((item, None))
-        return out
+    def _fetch(self, uid_text: str, items: str) -> list[FetchResponse]:
+        """(metadata, body) per FETCH response, read in blocks (`imap_fetch`); the
+        metadata is all the text outside the body, since servers may put UID after it."""
+        return uid_fetch(self.client, uid_text, items)
 
     async def folders(self) -> list[Folder]:
         """Selectable mailboxes (LIST "" "*"), skipping \\Noselect and \\NonExistent."""

@@ -1,0 +1,164 @@
+"""`UID FETCH` responses read in large blocks, straight off imaplib's connection.
+
+imaplib reads a FETCH response a line at a time, plus one read per literal, and
+matches every line against several patterns: about 60 µs of Python per message,
+more than storing it costs. Here the command still goes out through imaplib (its tag,
+state checks and debug log), but the replies are taken from its buffered socket file
+in blocks of up to `BLOCK` bytes and cut up by `FetchParser`: find a line end, and
+when the line ends in a literal marker `{N}`, take the next N bytes as they are,
+whatever they contain (`)\\r\\n`, `{123}`, a whole other FETCH response). A response is
+complete at the first line end outside a literal; the command ends at its tagged
+OK/NO/BAD. Untagged responses other than FETCH (EXISTS, EXPUNGE, flag updates
+without a body) pass through harmlessly; `* BYE` ends the session as imaplib's own
+`abort` (so `imap.translate` treats it as it always did).
+
+Anything the server sent after the tagged reply stays readable by imaplib
+(`Unread`), so the session carries on exactly as if imaplib had read the reply."""
+
+from __future__ import annotations
+
+import imaplib
+import re
+from typing import NamedTuple
+
+#: Bytes asked for per read (a larger literal is read in one go as far as it goes).
+BLOCK = 256 * 1024
+_LITERAL = re.compile(rb"\{(\d+)\}$")
+_FETCH = re.compile(rb"\* \d+ FETCH ")
+#: A body section's value given as a quoted string or NIL instead of a literal.
+_INLINE_BODY = re.compile(rb'\bBODY\[[^\]]*\](?:<\d+>)? ("(?:[^"\\]|\\.)*"|NIL)')
+_BODY_MARK = re.compile(rb"\bBODY\[[^\]]*\](?:<\d+>)? \{\d+\}$")
+_QUOTED_ESCAPE = re.compile(rb"\\(.)")
+
+
+class FetchResponse(NamedTuple):
+    """One `* n FETCH (...)` response: its text outside literals (`meta`, for UID,
+    RFC822.SIZE, INTERNALDATE in whatever order) and the body section's value (None
+    when it had none, or NIL)."""
+
+    meta: bytes
+    body: bytes | None
+
+
+class FetchParser:
+    """Cuts the server's bytes, fed in blocks of any size, into FETCH responses, until
+    the tagged reply to `tag`. A pure state machine: no I/O, so it can be fed
+    responses split at every possible byte."""
+
+    def __init__(self, tag: bytes) -> None:
+        self._tag = tag + b" "
+        self._buf = bytearray()
+        self._parts: list[bytes] = []  # text of the response so far, outside literals
+        self._body: bytes | None = None
+        #: The tagged reply once it came: (OK/NO/BAD, its text).
+        self.status: tuple[str, str] | None = None
+        #: Bytes the server sent after the tagged reply.
+        self.rest = b""
+        #: At least this many more bytes are needed to finish the literal being read.
+        self.wanted = 0
+
+    def feed(self, data: bytes) -> list[FetchResponse]:
+        """Take `data`; return the FETCH responses it completed (raises imaplib's
+        `abort` on `* BYE` or a continuation request)."""
+        buf = self._buf
+        buf += data
+        pos, out = 0, []
+        self.wanted = 0
+        while self.status is None:
+            end = buf.find(b"\r\n", pos)
+            if end < 0:
+                break
+            line = bytes(buf[pos:end])
+            marker = _LITERAL.search(line) if line.endswith(b"}") else None
+            if marker is not None:
+                start = end + 2
+                stop = start + int(marker.group(1))
+                if stop > len(buf):
+                    self.wanted = stop - len(buf)
+                    break
+                self._parts.append(line)
+                if _BODY_MARK.search(line):
+                    self._body = bytes(buf[start:stop])
+                pos = stop
+                continue
+            pos = end + 2
+            self._parts.append(line)
+            response = self._finish()
+            if response is not None:
+                out.append(response)
+        if self.status is not None:
+            self.rest = bytes(buf[pos:])
+            pos = len(buf)
+        del buf[:pos]
+        return out
+
+    def _finish(self) -> FetchResponse | None:
+        """A response is complete: a FETCH to hand on, the tagged end, or one to skip."""
+        parts, body = self._parts, self._body
+        self._parts, self._body = [], None
+        first = parts[0]
+        if first.startswith(self._tag):
+            status, _, text = first[len(self._tag):].partition(b" ")
+            self.status = (status.decode("ascii", "replace").upper(), text.decode("utf-8", "replace"))
+            return None
+        if first.startswith(b"* BYE"):
+            raise imaplib.IMAP4.abort(first[2:].decode("utf-8", "replace"))
+        if first.startswith(b"+"):
+            raise imaplib.IMAP4.abort(f"unexpected continuation request: {first[:80]!r}")
+        if not _FETCH.match(first):
+            return None  # EXISTS, EXPUNGE, OK [...]: nothing this command asked for
+        meta = parts[0] if len(parts) == 1 else b" ".join(parts)
+        if body is None:
+            inline = _INLINE_BODY.search(meta)
+            if inline is not None and inline.group(1) != b"NIL":
+                body = _QUOTED_ESCAPE.sub(rb"\1", inline.group(1)[1:-1])
+        return FetchResponse(meta, body)
+
+
+class Unread:
+    """Mixin for imaplib clients (before the library class in the bases): bytes read
+    past a block-read reply are handed to imaplib's own `readline`/`read` first."""
+
+    unread = b""
+
+    def readline(self) -> bytes:
+        if not self.unread:
+            return super().readline()  # type: ignore[misc, no-any-return]
+        end = self.unread.find(b"\n")
+        if end < 0:
+            head, self.unread = self.unread, b""
+            return head + super().readline()  # type: ignore[misc, no-any-return]
+        line, self.unread = self.unread[: end + 1], self.unread[end + 1:]
+        return line
+
+    def read(self, size: int) -> bytes:
+        if not self.unread:
+            return super().read(size)  # type: ignore[misc, no-any-return]
+        head, self.unread = self.unread[:size], self.unread[size:]
+        return head + (super().read(size - len(head)) if len(head) < size else b"")  # type: ignore[misc]
+
+
+def uid_fetch(client: imaplib.IMAP4, uid_text: str, items: str) -> list[FetchResponse]:
+    """Send `UID FETCH uid_text items` through imaplib and read its responses in
+    blocks. A NO or BAD raises imaplib's `error`, as `client.uid` would."""
+    tag = client._command("UID", "FETCH", uid_text, items)  # type: ignore[attr-defined]
+    parser = FetchParser(tag)
+    pending = getattr(client, "unread", b"")
+    if pending:
+        client.unread = b""  # type: ignore[attr-defined]
+    out = parser.feed(pending) if pending else []
+    read = client.file.read1  # type: ignore[attr-defined]
+    try:
+        while parser.status is None:
+            data = read(max(BLOCK, parser.wanted))
+            if not data:
+                raise imaplib.IMAP4.abort("socket error: EOF during FETCH")
+            out += parser.feed(data)
+    finally:
+        client.tagged_commands.pop(tag, None)  # type: ignore[attr-defined]
+    if parser.rest:
+        client.unread = parser.rest  # type: ignore[attr-defined]
+    status, text = parser.status
+    if status != "OK":
+        raise imaplib.IMAP4.error(f"FETCH failed: {status} {text}".strip())
+    return out
