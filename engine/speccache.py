@@ -28,7 +28,6 @@ import hashlib
 import io
 import os
 import pickle
-import secrets
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,7 +95,7 @@ def _env_digest(directory: Path, names: list[str]) -> bytes:
     try:
         key = key_path.read_bytes()
     except FileNotFoundError:
-        key = secrets.token_bytes(32)
+        key = os.urandom(32)
         fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(key)

@@ -34,6 +34,7 @@ from xfer.protocols.ftp import FtpConnection, FtpConnector, FtpSettings
 from xfer.protocols.ftp_listing import RemoteEntry
 from xfer.ratelimit import TokenBucket, consume_all, host_bucket
 from xfer.kinds._pathfilter import PathFilter
+from xfer.kinds._ftp_settled import SettledDirs
 from xfer.urls import Url
 
 PART_SUFFIX = ".part"
@@ -279,6 +280,8 @@ class Walker:
     accept_dir: Callable[[str], bool]
     max_depth: int | None
     symlinks: str = "skip"
+    settled: SettledDirs | None = None  # unchanged directories skipped (engine/kinds/_ftp_settled.py)
+    salt: bytes = b""  # keys the listing digests: the walk options
     complete: bool = True
     counts: dict[str, int] = field(default_factory=lambda: {"dirs": 0, "files": 0, "links_skipped": 0, "unsafe": 0})
 
@@ -321,19 +324,34 @@ class Walker:
                     self.ctx.emit("job.error", error=f"listing {remote_dir!r}: {describe(exc)}")
                     continue
                 self.counts["dirs"] += 1
+                settled = self.settled
+                if settled is not None:
+                    digest = listing.digest(self.salt)
+                    known = settled.lookup(relative, digest)
+                    if known is not None:
+                        self.counts["files"] += known.listed_files
+                        for name in known.dirs:
+                            child = f"{relative}/{name}" if relative else name
+                            yield WalkItem(child, remote_join(self.root, child), RemoteEntry(name, "dir", None, None, None), depth)
+                            stack.append((child, depth + 1))
+                        continue
+                    settled.opened(relative, digest)
                 for line in listing.bad_lines[:20]:
                     self._note(event="unparsed_listing_line", dir=remote_dir, line=line[:200])
                 if listing.bad_lines:
                     self.complete = False  # an entry we could not read may exist remotely
+                    self._spoil(relative)
                 for entry in sorted(listing.entries, key=lambda e: e.name, reverse=True):
                     reason = check_name(entry.name)
                     child = f"{relative}/{entry.name}" if relative else entry.name
                     if reason is not None:
                         self.counts["unsafe"] += 1
+                        self._spoil(relative)
                         self._note(event="unsafe_name", dir=remote_dir, name=entry.name, reason=reason)
                         continue
                     remote = remote_join(self.root, child)
                     if entry.type == "link":
+                        self._spoil(relative)  # what a link points to can change unlisted
                         if self.symlinks == "skip" or depth >= MAX_LINK_DEPTH or self._loops(remote_dir, entry):
                             self.counts["links_skipped"] += 1
                             continue
@@ -344,16 +362,26 @@ class Walker:
                         entry = resolved
                     if entry.type == "dir":
                         if (self.max_depth is None or depth < self.max_depth) and self.accept_dir(child):
+                            if settled is not None:
+                                settled.subdir(relative, entry.name)
                             yield WalkItem(child, remote, entry, depth)
                             stack.append((child, depth + 1))
                     elif entry.type == "file":
                         self.counts["files"] += 1
+                        if settled is not None:
+                            settled.listed_file(relative)
                         yield WalkItem(child, remote, entry, depth)
+                if settled is not None:
+                    settled.closed(relative)
         finally:
             for task in ahead.values():
                 task.cancel()
                 if task.done() and not task.cancelled():
                     task.exception()  # retrieved: a failed listing nobody waits for any more
+
+    def _spoil(self, relative: str) -> None:
+        if self.settled is not None:
+            self.settled.spoil(relative)
 
     def _look_ahead(self, stack: list[tuple[str, int]], ahead: dict[str, asyncio.Task[Any]]) -> None:
         """Start listing the next directories on the stack, on other pooled connections:
@@ -386,6 +414,7 @@ class Downloads:
     succeeded: int = 0
     resumed: int = 0
     safe_parents: set[str] = field(default_factory=set)
+    settled: SettledDirs | None = None
 
     def target(self, relative: str) -> str:
         """Where `relative` lands. Its directory is checked (and made) by `safe_target`
@@ -486,6 +515,8 @@ class DownloadTask(FileTask):
             entry.mtime_precision,
             mtime_ns,
         )
+        if shared.settled is not None:
+            shared.settled.recorded(self.relative.rpartition("/")[0])
         shared.succeeded += 1
         if offset:
             shared.resumed += 1
@@ -547,7 +578,11 @@ class FtpDownloadJob(Job):
 
     unit = "files"
 
-    def _setup_downloads(self, url: Url, local: Path, path_filter: PathFilter, max_depth: int | None) -> None:
+    def _setup_downloads(
+        self, url: Url, local: Path, path_filter: PathFilter, max_depth: int | None, salt: bytes | None = None
+    ) -> None:
+        """`salt` (the walk options, `_ftp_settled.walk_salt`) lets unchanged
+        directories be skipped; without it every listing is parsed and compared."""
         spec = self.spec
         self.url = url
         self.filter = path_filter
@@ -559,6 +594,9 @@ class FtpDownloadJob(Job):
         )
         root = posixpath.normpath(url.path or "/")
         self.walker = Walker(self.ctx, self.connector, root, path_filter.walk_dir, max_depth, spec.symlinks)
+        if salt is not None and not (self.ctx.force or self.ctx.dry_run):
+            self.walker.settled = self.downloads.settled = SettledDirs(self.state, str(self.local_root))
+            self.walker.salt = salt
         self.figures = {"up_to_date": 0, "queued": 0, "refused_local": 0}
         self._checked_parent: tuple[str | None, bool] = (None, False)  # (parent, safe) for _local_path
         self._dir_rows: tuple[str | None, dict[str, StateRow]] = (None, {})  # (parent, rows) for _row
@@ -569,15 +607,23 @@ class FtpDownloadJob(Job):
     def _download_task(self, item: WalkItem) -> DownloadTask | None:
         """The task for a wanted remote file, or None when it is up to date or refused."""
         self.state.seen(item.relative, "file")
+        settled = self.downloads.settled
+        parent, _, name = item.relative.rpartition("/")
         target = self._local_path(item.relative)
         if target is None:
             self.figures["refused_local"] += 1
             self.ctx.emit("job.note", data={"event": "unsafe_local_path", "path": item.relative})
+            if settled is not None:
+                settled.spoil(parent)
             return None
         if not self.ctx.force and self._exists(item.relative) and up_to_date(self._row(item.relative), item.entry, target):
             self.figures["up_to_date"] += 1
+            if settled is not None:
+                settled.wanted(parent, name, queued=False)
             return None
         self.figures["queued"] += 1
+        if settled is not None:
+            settled.wanted(parent, name, queued=True)
         return DownloadTask(self.downloads, item, item.relative, self.ctx.dry_run)
 
     def _row(self, relative: str) -> StateRow | None:
@@ -615,9 +661,12 @@ class FtpDownloadJob(Job):
     def summary(self) -> dict[str, Any]:
         if not hasattr(self, "walker"):
             return {}
+        settled = self.downloads.settled
         return {
             **self.walker.counts,
             **self.figures,
+            "up_to_date": self.figures["up_to_date"] + (settled.skipped if settled else 0),
+            "unchanged_dirs": settled.skipped_dirs if settled else 0,
             "downloaded": self.downloads.succeeded,
             "resumed": self.downloads.resumed,
             "walk_complete": self.walker.complete,

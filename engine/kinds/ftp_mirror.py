@@ -23,8 +23,6 @@ from __future__ import annotations
 import asyncio
 import os
 import posixpath
-import tarfile
-import zipfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +39,7 @@ from xfer.kinds._ftp_common import (
     make_connector,
     remote_join,
 )
-from xfer.kinds._ftp_prune import PruneRules, delete_unseen
+from xfer.kinds._ftp_settled import walk_salt
 from xfer.kinds._pathfilter import PathFilter
 from xfer.pathsafety import check_name, is_inside, safe_mkdir
 from xfer.protocols.ftp import BLOCK_SIZE, FtpConnection, FtpConnector
@@ -69,7 +67,9 @@ class FtpMirrorJob(FtpDownloadJob):
 
     async def _plan_download(self) -> AsyncIterator[Task[Any]]:
         spec = self.spec
-        self._setup_downloads(spec.remote, spec.local, PathFilter(spec.include, spec.exclude), depth_limit(spec))
+        depth = depth_limit(spec)
+        salt = walk_salt("download", spec.include, spec.exclude, depth, spec.symlinks)
+        self._setup_downloads(spec.remote, spec.local, PathFilter(spec.include, spec.exclude), depth, salt)
         async for item in self.walker.items():
             if item.entry.type == "dir":
                 self.state.seen(item.relative, "dir")
@@ -121,7 +121,9 @@ class FtpMirrorJob(FtpDownloadJob):
 
     async def _delete_unseen(self) -> None:
         """Remove local files (and emptied directories) the walk did not see, off the
-        event loop (engine/kinds/_ftp_prune.py)."""
+        event loop (engine/kinds/_ftp_prune.py, imported only by a mirror that deletes)."""
+        from xfer.kinds._ftp_prune import PruneRules, delete_unseen
+
         rules = PruneRules(
             root=self.local_root,
             protected=frozenset(self._protected()),
@@ -145,6 +147,8 @@ class FtpMirrorJob(FtpDownloadJob):
         if self.ctx.dry_run:
             self._note(event="would_archive", path=str(target))
             return
+        from xfer.kinds._ftp_archive import write_archive  # tarfile and zipfile: only when archiving
+
         count = await asyncio.to_thread(write_archive, self.local_root, target, self.spec.archive or "zip")
         self.figures["archived_files"] = count
         self._note(event="archived", path=str(target), files=count)
@@ -276,42 +280,3 @@ class UploadTask(FileTask):
                 if self.shared.buckets:
                     await consume_all(self.shared.buckets, len(block))
                 yield block
-
-
-# ----------------------------------------------------------------------- archive
-
-
-def _tree_files(root: Path) -> Iterator[tuple[Path, str]]:
-    """Regular files under root in a stable order, without `.part` files or links."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(dirpath, name)
-            if name.endswith(PART_SUFFIX) or path.is_symlink() or not path.is_file():
-                continue
-            yield path, path.relative_to(root).as_posix()
-
-
-def write_archive(root: Path, target: Path, kind: str) -> int:
-    """Pack root's files into `target` via `target.part`, replacing `target` only when
-    the new archive is complete. Returns the number of files."""
-    part = target.with_name(target.name + PART_SUFFIX)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    try:
-        if kind == "zip":
-            with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
-                for path, name in _tree_files(root):
-                    archive.write(path, name)
-                    count += 1
-        else:
-            mode = "w:gz" if kind == "tgz" else "w:bz2"
-            with tarfile.open(part, mode) as archive:  # type: ignore[call-overload]
-                for path, name in _tree_files(root):
-                    archive.add(path, name, recursive=False)
-                    count += 1
-        os.replace(part, target)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    return count

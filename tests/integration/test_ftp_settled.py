@@ -1,0 +1,126 @@
+"""ftp.mirror's shortcut for unchanged directories (engine/kinds/_ftp_settled.py), against
+real servers: a directory whose listing and local files are as the last run left them
+is not compared file by file, and anything that changed still takes the full path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.integration.ftp_helpers import fill, job_report, run_inprocess, tree, write_jobs
+from tests.servers.ftp import FtpServer, ftp_server, vsftpd  # noqa: F401 - fixtures
+
+FILES = {
+    "top.txt": "top\n",
+    "src/main.py": "print('hi')\n",
+    "src/util.py": "x = 1\n" * 100,
+    "src/notes.log": "noise\n",
+    "deep/a/b/data.bin": os.urandom(50_000),
+}
+DIRS = 5  # the top, src, deep, deep/a, deep/a/b
+
+
+def mirror(server: FtpServer, tmp: Path, extra: str = "") -> Path:
+    return write_jobs(
+        tmp,
+        f"""
+jobs:
+  - name: m
+    kind: ftp.mirror
+    remote: "{server.url('/', with_password=True)}"
+    local: out
+{extra}
+""",
+    )
+
+
+@pytest.fixture
+def mirrored(ftp_server: FtpServer, tmp_path: Path) -> tuple[FtpServer, Path]:
+    """A server with FILES, mirrored once into tmp_path/out."""
+    fill(ftp_server.root, FILES)
+    ftp_server.chown_root()
+    path = mirror(ftp_server, tmp_path)
+    assert job_report(run_inprocess(path), "m")["tasks"]["ok"] == len(FILES)
+    return ftp_server, path
+
+
+def rerun(path: Path, **options: object) -> dict:
+    return job_report(run_inprocess(path, **options), "m")
+
+
+def test_rerun_skips_every_unchanged_directory(mirrored: tuple[FtpServer, Path]) -> None:
+    _, path = mirrored
+    for _ in range(2):
+        job = rerun(path)
+        assert job["tasks"]["planned"] == 0
+        assert job["summary"]["unchanged_dirs"] == DIRS
+        assert job["summary"]["up_to_date"] == len(FILES)
+        assert job["summary"]["files"] == len(FILES) and job["summary"]["dirs"] == DIRS
+
+
+def test_remote_change_is_fetched_and_the_directory_settles_again(mirrored: tuple[FtpServer, Path], tmp_path: Path) -> None:
+    server, path = mirrored
+    (server.root / "src/main.py").write_text("print('changed, and longer')\n")
+    job = rerun(path)
+    assert [task["label"] for task in job["task_list"]] == ["src/main.py"]
+    assert job["summary"]["unchanged_dirs"] == DIRS - 1
+    assert (tmp_path / "out/src/main.py").read_text() == "print('changed, and longer')\n"
+    assert rerun(path)["summary"]["unchanged_dirs"] == DIRS
+
+
+@pytest.mark.parametrize("change", ["deleted", "rewritten", "touched", "replaced_by_dir"])
+def test_local_change_in_an_unchanged_directory_is_repaired(
+    mirrored: tuple[FtpServer, Path], tmp_path: Path, change: str
+) -> None:
+    _, path = mirrored
+    local = tmp_path / "out/src/util.py"
+    if change == "deleted":
+        local.unlink()
+    elif change == "rewritten":
+        local.write_text("local edit\n")
+    elif change == "touched":
+        os.utime(local, ns=(1_000_000_000, 1_000_000_000))
+    else:
+        local.unlink()
+        local.mkdir()
+    job = rerun(path)
+    assert job["summary"]["unchanged_dirs"] == DIRS - 1
+    if change == "replaced_by_dir":
+        assert job["tasks"]["failed"] == 1  # a directory in the way is not removed
+        return
+    assert [task["label"] for task in job["task_list"]] == ["src/util.py"]
+    assert tree(tmp_path / "out") == {n: (v.encode() if isinstance(v, str) else v) for n, v in FILES.items()}
+
+
+def test_new_filters_take_the_full_path(mirrored: tuple[FtpServer, Path], tmp_path: Path) -> None:
+    server, _ = mirrored
+    narrowed = mirror(server, tmp_path, '    exclude: ["*.log"]')
+    job = rerun(narrowed)
+    assert job["summary"]["unchanged_dirs"] == 0  # the options key every digest
+    assert job["summary"]["up_to_date"] == len(FILES) - 1
+    assert rerun(narrowed)["summary"]["unchanged_dirs"] == DIRS
+
+
+def test_force_never_takes_the_shortcut(mirrored: tuple[FtpServer, Path]) -> None:
+    _, path = mirrored
+    job = rerun(path, force=True)
+    assert job["tasks"]["ok"] == len(FILES) and job["summary"]["unchanged_dirs"] == 0
+
+
+def test_a_failed_file_keeps_its_directory_unsettled(vsftpd: FtpServer, tmp_path: Path) -> None:
+    """vsftpd serves as an unprivileged user: a mode-0 file is refused (550) each run."""
+    fill(vsftpd.root, FILES)
+    vsftpd.chown_root()
+    path = mirror(vsftpd, tmp_path)
+    (vsftpd.root / "src/new.py").write_text("new\n")
+    (vsftpd.root / "src/new.py").chmod(0)
+    for _ in range(2):
+        job = rerun(path)
+        assert job["tasks"]["failed"] == 1
+        assert job["summary"]["unchanged_dirs"] <= DIRS - 1  # never src
+    (vsftpd.root / "src/new.py").chmod(0o644)
+    job = rerun(path)
+    assert [task["label"] for task in job["task_list"]] == ["src/new.py"]
+    assert rerun(path)["summary"]["unchanged_dirs"] == DIRS
