@@ -29,7 +29,7 @@ from typing import Any
 
 from xfer.errors import PermanentError, TransientError, UnsafePathError, describe
 from xfer.job import Job, JobContext, Task, TaskContext
-from xfer.pathsafety import check_name, open_new, safe_target
+from xfer.pathsafety import check_name, open_new, safe_mkdir, safe_target
 from xfer.protocols.ftp import FtpConnection, FtpConnector, FtpSettings
 from xfer.protocols.ftp_listing import RemoteEntry
 from xfer.ratelimit import TokenBucket, consume_all, host_bucket
@@ -42,8 +42,9 @@ PART_SUFFIX = ".part"
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 #: Deepest directory level walked when following symlinks (they may loop).
 MAX_LINK_DEPTH = 32
-#: Directories listed ahead of the walk, concurrently (each on a pooled connection).
-LIST_AHEAD = 4
+#: Most directories listed ahead of the walk, concurrently (each on a pooled connection;
+#: a job lists ahead on one connection fewer than it may open, the walk keeps one).
+LIST_AHEAD = 16
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS ftp_files (
@@ -268,7 +269,7 @@ class WalkItem:
 @dataclass
 class Walker:
     """Lists a remote tree directory by directory (depth-first, one directory in
-    memory at a time, plus up to LIST_AHEAD listings fetched ahead by tasks of their
+    memory at a time, plus up to `ahead` listings fetched ahead by tasks of their
     own); yields files and directories; never holds a connection across a yield.
     Unsafe names, unlisted links and broken listing lines become `job.note`s; a
     directory that cannot be listed is a `job.error` and makes `complete` false
@@ -282,6 +283,7 @@ class Walker:
     symlinks: str = "skip"
     settled: SettledDirs | None = None  # unchanged directories skipped (engine/kinds/_ftp_settled.py)
     salt: bytes = b""  # keys the listing digests: the walk options
+    ahead: int = 4  # listings fetched ahead at most
     complete: bool = True
     counts: dict[str, int] = field(default_factory=lambda: {"dirs": 0, "files": 0, "links_skipped": 0, "unsafe": 0})
 
@@ -385,9 +387,9 @@ class Walker:
 
     def _look_ahead(self, stack: list[tuple[str, int]], ahead: dict[str, asyncio.Task[Any]]) -> None:
         """Start listing the next directories on the stack, on other pooled connections:
-        round trips overlap instead of adding up (at most LIST_AHEAD listings held)."""
-        for relative, _ in reversed(stack[-LIST_AHEAD:]):
-            if relative not in ahead and len(ahead) < LIST_AHEAD:
+        round trips overlap instead of adding up (at most `self.ahead` listings held)."""
+        for relative, _ in reversed(stack[-self.ahead :]):
+            if relative not in ahead and len(ahead) < self.ahead:
                 ahead[relative] = asyncio.ensure_future(self._list(remote_join(self.root, relative)))
 
     @staticmethod
@@ -425,6 +427,27 @@ class Downloads:
             safe_target(self.local_root, PurePosixPath(relative), make_parents=True)
             self.safe_parents.add(parent)
         return os.path.join(self.local_root, relative)
+
+    def make_dir(self, relative: str) -> None:
+        """Make (or find) the local directory `relative`, the walk's parents first. Below
+        a directory already checked, a real directory (`lstat`, no link followed) is
+        inside the destination too: one syscall, not `safe_mkdir`'s resolving of every
+        path component, which was a tenth of a no-op run. Anything else (a link, a file,
+        an unchecked parent) gets `safe_mkdir`'s full check and its error."""
+        parent = relative.rpartition("/")[0]
+        if parent in self.safe_parents or not parent:
+            path = os.path.join(self.local_root, relative)
+            try:
+                is_dir = stat.S_ISDIR(os.lstat(path).st_mode)
+            except FileNotFoundError:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(path)
+                is_dir = stat.S_ISDIR(os.lstat(path).st_mode)
+            if is_dir:
+                self.safe_parents.add(relative)
+                return
+        safe_mkdir(self.local_root, relative)
+        self.safe_parents.add(relative)
 
 
 def _unlink(path: str) -> None:
@@ -594,6 +617,8 @@ class FtpDownloadJob(Job):
         )
         root = posixpath.normpath(url.path or "/")
         self.walker = Walker(self.ctx, self.connector, root, path_filter.walk_dir, max_depth, spec.symlinks)
+        connections = min(self.ctx.file.host_limit(url), spec.max_connections or LIST_AHEAD + 1)
+        self.walker.ahead = max(1, min(LIST_AHEAD, connections - 1))
         if salt is not None and not (self.ctx.force or self.ctx.dry_run):
             self.walker.settled = self.downloads.settled = SettledDirs(self.state, str(self.local_root))
             self.walker.salt = salt

@@ -41,7 +41,7 @@ from xfer.kinds._ftp_common import (
 )
 from xfer.kinds._ftp_settled import walk_salt
 from xfer.kinds._pathfilter import PathFilter
-from xfer.pathsafety import check_name, is_inside, safe_mkdir
+from xfer.pathsafety import check_name, is_inside
 from xfer.protocols.ftp import BLOCK_SIZE, FtpConnection, FtpConnector
 from xfer.ratelimit import TokenBucket, consume_all
 
@@ -75,7 +75,7 @@ class FtpMirrorJob(FtpDownloadJob):
                 self.state.seen(item.relative, "dir")
                 if not self.ctx.dry_run:
                     try:
-                        safe_mkdir(self.local_root, item.relative)
+                        self.downloads.make_dir(item.relative)
                     except (UnsafePathError, OSError) as exc:
                         # Its files will be refused one by one; the rest goes on.
                         self._note(event="unsafe_local_path", path=item.relative, reason=describe(exc))
