@@ -17,6 +17,7 @@ where parsing each LIST line and comparing it with its row cost ~25 µs a file."
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 from dataclasses import dataclass, field
@@ -111,7 +112,7 @@ class SettledDirs:
         if row[0] != digest or not self._files_in_place(relative, settled.files):
             self._drop.append((self.state.job, self.state.direction, relative))
             return None
-        self._mark_seen(relative)
+        self._mark_seen(_paths(relative, settled.files))
         self.skipped += len(settled.files)
         self.skipped_dirs += 1
         return settled
@@ -119,13 +120,15 @@ class SettledDirs:
     def _files_in_place(self, relative: str, names: list[str]) -> bool:
         """Whether each file is a regular file of the recorded size and mtime, with no
         download pending: one query for the directory, one `lstat` a file."""
+        if not names:
+            return True
         self.state.flush()  # queued pending marks and records count
         recorded = {
             path.rpartition("/")[2]: (size, mtime_ns)
             for path, size, mtime_ns in self.state.store.execute(
                 "SELECT path, size, local_mtime_ns FROM ftp_files WHERE job = ? AND direction = ? "
-                f"AND {_CHILDREN} AND type = 'file' AND pending IS NULL AND local_mtime_ns IS NOT NULL",
-                (self.state.job, self.state.direction, *_children_range(relative)),
+                f"AND {_NAMED} AND type = 'file' AND pending IS NULL AND local_mtime_ns IS NOT NULL",
+                (self.state.job, self.state.direction, _paths(relative, names)),
             )
         }
         directory = os.path.join(self.local_root, relative)
@@ -141,11 +144,11 @@ class SettledDirs:
                 return False
         return True
 
-    def _mark_seen(self, relative: str) -> None:
-        """What `FileState.seen` does for each file, for the whole directory at once."""
+    def _mark_seen(self, paths: str) -> None:
+        """What `FileState.seen` does for each file, for a directory's at once."""
         self.state.store.execute(
-            f"UPDATE ftp_files SET run = ? WHERE job = ? AND direction = ? AND {_CHILDREN} AND type = 'file'",
-            (self.state.run, self.state.job, self.state.direction, *_children_range(relative)),
+            f"UPDATE ftp_files SET run = ? WHERE job = ? AND direction = ? AND {_NAMED}",
+            (self.state.run, self.state.job, self.state.direction, paths),
         )
 
     # -- settling on the full path ----------------------------------------------------
@@ -191,15 +194,13 @@ class SettledDirs:
             )
 
 
-#: The direct children of a directory: a range on the primary key, then no further "/".
-_CHILDREN = "path >= ? AND path < ? AND instr(substr(path, ?), '/') = 0"
+#: Rows by path, the paths a JSON array (one statement, an index probe per path).
+_NAMED = "path IN (SELECT value FROM json_each(?))"
 
 
-def _children_range(relative: str) -> tuple[str, str, int]:
-    """Parameters of `_CHILDREN` ("a/" <= path < "a0": "0" follows "/"; the top: all)."""
-    if not relative:
-        return "", "\U0010ffff", 1
-    return relative + "/", relative + "0", len(relative) + 2
+def _paths(relative: str, names: list[str]) -> str:
+    prefix = f"{relative}/" if relative else ""
+    return json.dumps([prefix + name for name in names])
 
 
 def _split(joined: str) -> list[str]:

@@ -17,6 +17,7 @@ FILES = {
     "src/main.py": "print('hi')\n",
     "src/util.py": "x = 1\n" * 100,
     "src/notes.log": "noise\n",
+    "src/été 🎉.txt": "non-ASCII names are matched exactly\n",
     "deep/a/b/data.bin": os.urandom(50_000),
 }
 DIRS = 5  # the top, src, deep, deep/a, deep/a/b
