@@ -49,7 +49,7 @@ from xfer.errors import PermanentError, UnsafePathError
 from xfer.job import Job, Task, TaskContext
 from xfer.mailbox_store.attachments import save_attachments
 from xfer.mailbox_store.budget import run_budget
-from xfer.mailbox_store.ledger import Ledger, digest
+from xfer.mailbox_store.ledger import Ledger, digest, header_digest
 from xfer.mailbox_store.spool import CHUNK, STREAM_ABOVE, Spool
 from xfer.mailbox_store.stores import Incoming, Store, open_store
 from xfer.pathsafety import check_name
@@ -144,8 +144,10 @@ class LocalFolder:
             if not fresh:
                 return 0, 0
             self.ledger.begin([message.token for message, _ in fresh], await asyncio.to_thread(self.store.mark))
-            await asyncio.to_thread(self.store.write, [message for message, _ in fresh])
-            self.ledger.finish((message.token, digest(message.raw, size)) for message, size in fresh)
+            heads = await asyncio.to_thread(self.store.write, [message for message, _ in fresh])
+            self.ledger.finish(
+                (message.token, header_digest(head, size)) for (message, size), head in zip(fresh, heads)
+            )
             for message, _ in fresh:
                 self.stored.add(message.token)
                 self.stored_now.append(message.token)

@@ -39,7 +39,12 @@ _SCHEMA = [
 
 def digest(raw_or_header: bytes, size: int) -> str:
     """Recognises a message again: its header block (LF form) and its server size."""
-    return hashlib.sha256(header_block(raw_or_header)).hexdigest()[:32] + f":{size}"
+    return header_digest(header_block(raw_or_header), size)
+
+
+def header_digest(head: bytes, size: int) -> str:
+    """`digest` of a message whose header block (`stores.header_block`) is at hand."""
+    return hashlib.sha256(head).hexdigest()[:32] + f":{size}"
 
 
 class Ledger:

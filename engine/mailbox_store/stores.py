@@ -39,6 +39,7 @@ from xfer.pathsafety import safe_mkdir, safe_target
 _FROM_LINE = re.compile(rb"^(>*From )", re.MULTILINE)
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")  # two line ends in a row, in any mix of CRLF and LF
 _RETURN_PATH = re.compile(rb"^Return-Path:[ \t]*<([^<>\s]*)>", re.MULTILINE | re.IGNORECASE)
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")  # what `quote` never changes
 _counter = itertools.count(1)
 
 
@@ -65,7 +66,12 @@ def header_block(raw: bytes) -> bytes:
     """The header block of a message (up to and including the blank line), LF form.
     Only the part up to the first blank line is converted: the body can be large."""
     blank = _BLANK_LINE.search(raw)
-    text = to_lf(raw if blank is None else raw[: blank.end()])
+    return local_header(to_lf(raw if blank is None else raw[: blank.end()]))
+
+
+def local_header(text: bytes) -> bytes:
+    """The header block of a message already in local (LF) form: the same bytes as
+    `header_block` of its raw form, for a store that converted the whole of it anyway."""
     end = text.find(b"\n\n")
     return text if end < 0 else text[: end + 2]
 
@@ -78,8 +84,10 @@ class Store(abc.ABC):
         """What recovery needs from before a batch (mbox: its size)."""
 
     @abc.abstractmethod
-    def write(self, batch: list[Incoming]) -> None:
-        """Store `batch` in order; every message is on disk (fsynced) when this returns."""
+    def write(self, batch: list[Incoming]) -> list[bytes]:
+        """Store `batch` in order; every message is on disk (fsynced) when this returns.
+        Returns each message's `header_block` (for the ledger's digests: the store has
+        just converted the message, so this costs a `find`, not a second pass)."""
 
     @abc.abstractmethod
     def recover(self, mark: int, tokens: list[str]) -> set[str]:
@@ -105,32 +113,36 @@ class MaildirStore(Store):
         return 0
 
     def _name(self, token: str) -> str:
-        return f"{int(time.time())}.P{os.getpid()}Q{next(_counter)}.{self._host},U={quote(token, safe='')}"
+        return f"{int(time.time())}.P{os.getpid()}Q{next(_counter)}.{self._host},U={_quoted(token)}"
 
     def spool(self, token: str) -> Spool:
         return Spool(os.path.join(self.path, "tmp", self._name(token)))  # recover() knows tmp/ names
 
-    def write(self, batch: list[Incoming]) -> None:
-        tmp_dir, new_dir = os.path.join(self.path, "tmp"), os.path.join(self.path, "new")  # str: no Path per file
+    def write(self, batch: list[Incoming]) -> list[bytes]:
+        tmp_dir, new_dir = f"{self.path}/tmp/", f"{self.path}/new/"  # str: no Path per file
+        heads = []
         for message in batch:
             if message.spool is not None:  # already in tmp/, whole and fsynced
-                os.rename(message.spool, os.path.join(new_dir, os.path.basename(message.spool)))
+                os.rename(message.spool, new_dir + os.path.basename(message.spool))
+                heads.append(header_block(message.raw))
                 continue
             name = self._name(message.token)
-            tmp = os.path.join(tmp_dir, name)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            text = to_lf(message.raw)
+            fd = os.open(tmp_dir + name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
             try:
-                _write_all(fd, to_lf(message.raw))
+                _write_all(fd, text)
                 if message.received is not None:
                     os.utime(fd, (message.received, message.received))
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.rename(tmp, os.path.join(new_dir, name))
+            os.rename(tmp_dir + name, new_dir + name)
+            heads.append(local_header(text))
         _fsync_dir(Path(new_dir))
+        return heads
 
     def recover(self, mark: int, tokens: list[str]) -> set[str]:
-        wanted = {f",U={quote(token, safe='')}": token for token in tokens}
+        wanted = {f",U={_quoted(token)}": token for token in tokens}
         found = set()
         for sub in ("tmp", "new", "cur"):
             for name in os.listdir(self.path / sub):
@@ -168,30 +180,34 @@ class MboxStore(Store):
             return 0
 
     def spool(self, token: str) -> Spool:
-        return Spool(str(self.path.with_name(f".{self.path.name}.spool,U={quote(token, safe='')}")))
+        return Spool(str(self.path.with_name(f".{self.path.name}.spool,U={_quoted(token)}")))
 
     def _spools(self) -> list[Path]:
         return list(self.path.parent.glob(f".{self.path.name}.spool,U=*"))
 
-    def write(self, batch: list[Incoming]) -> None:
+    def write(self, batch: list[Incoming]) -> list[bytes]:
+        heads = []
         with open(self.path, "ab") as guard:  # closing it releases the lock
             fcntl.lockf(guard, fcntl.LOCK_EX)
             for message in batch:
+                head = header_block(message.raw)
+                heads.append(head)
                 if message.spool is None:
-                    self._open().add(from_line(message) + b"\n" + _FROM_LINE.sub(rb">\1", to_lf(message.raw)))
+                    self._open().add(from_line(message, head) + b"\n" + _FROM_LINE.sub(rb">\1", to_lf(message.raw)))
                 else:
-                    self._append_spooled(guard, message)
+                    self._append_spooled(guard, message, head)
             if self._box is not None:
                 self._box.flush()  # fsyncs the appended data
+        return heads
 
-    def _append_spooled(self, out: BinaryIO, message: Incoming) -> None:
+    def _append_spooled(self, out: BinaryIO, message: Incoming, head: bytes) -> None:
         """Append a spooled message as `mailbox.mbox.add` would (From line, mboxrd-quoted
         body, a blank line after), a chunk at a time, then remove its spool file."""
         if self._box is not None:
             self._box.flush()
             self.close()  # its table of contents is stale after this append: reopened when needed
         out.seek(0, os.SEEK_END)
-        out.write(from_line(message) + b"\n")
+        out.write(from_line(message, head) + b"\n")
         at_line_start, last = True, b"\n"
         with open(message.spool, "rb") as source:  # type: ignore[arg-type]
             while piece := source.readline(CHUNK):
@@ -220,10 +236,11 @@ class MboxStore(Store):
             self._box = None
 
 
-def from_line(message: Incoming) -> bytes:
-    """`From sender date`: the envelope sender from Return-Path (else MAILER-DAEMON)
-    and the server's receive time (else now), as mbox readers expect."""
-    match = _RETURN_PATH.search(header_block(message.raw))
+def from_line(message: Incoming, head: bytes) -> bytes:
+    """`From sender date`: the envelope sender from Return-Path in the message's
+    header block `head` (else MAILER-DAEMON) and the server's receive time (else
+    now), as mbox readers expect."""
+    match = _RETURN_PATH.search(head)
     sender = match.group(1) if match and match.group(1) else b"MAILER-DAEMON"
     when = time.gmtime(message.received) if message.received is not None else time.gmtime()
     return b"From " + sender + b" " + time.asctime(when).encode()
@@ -250,6 +267,12 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _quoted(token: str) -> str:
+    """`quote(token, safe='')`, skipped for the usual token (digits and a dash):
+    quote costs more than writing the file."""
+    return token if _UNRESERVED.fullmatch(token) else quote(token, safe="")
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -8,6 +8,7 @@ RFC 4315), so messages someone else marked \\Deleted stay where they are."""
 from __future__ import annotations
 
 import calendar
+import functools
 import imaplib
 import re
 import socket
@@ -101,13 +102,25 @@ def received_at(meta: bytes) -> float | None:
     """INTERNALDATE of a FETCH response as an epoch (what `imaplib.Internaldate2tuple`
     and `time.mktime` gave, without the round trip through local time)."""
     match = _INTERNALDATE.search(meta)
-    month = _MONTH_NUMBERS.get(match.group(2)) if match else None
-    if match is None or month is None:
+    if match is None:
         return None
-    day, _, year, hour, minute, second, sign, zone_hours, zone_minutes = match.groups()
+    day, month, year, hour, minute, second, sign, zone_hours, zone_minutes = match.groups()
+    days = _epoch_days(year, month, day)
+    if days is None:
+        return None
     zone = (int(zone_hours) * 60 + int(zone_minutes)) * 60
-    utc = calendar.timegm((int(year), month, int(day), int(hour), int(minute), int(second), 0, 0, 0))
+    utc = days * 86400 + int(hour) * 3600 + int(minute) * 60 + int(second)
     return float(utc - zone if sign == b"+" else utc + zone)
+
+
+@functools.lru_cache(maxsize=1024)
+def _epoch_days(year: bytes, month: bytes, day: bytes) -> int | None:
+    """Days from 1970-01-01 to a date (cached: a mailbox's mail comes on few days)."""
+    number = _MONTH_NUMBERS.get(month)
+    try:
+        return calendar.timegm((int(year), number, int(day), 0, 0, 0, 0, 0, 0)) // 86400 if number else None
+    except ValueError:
+        return None
 
 
 class _Imap(WatchedSockets, Unread, imaplib.IMAP4):

@@ -23,11 +23,11 @@ from typing import NamedTuple
 
 #: Bytes asked for per read (a larger literal is read in one go as far as it goes).
 BLOCK = 256 * 1024
-_LITERAL = re.compile(rb"\{(\d+)\}$")
 _FETCH = re.compile(rb"\* \d+ FETCH ")
 #: A body section's value given as a quoted string or NIL instead of a literal.
 _INLINE_BODY = re.compile(rb'\bBODY\[[^\]]*\](?:<\d+>)? ("(?:[^"\\]|\\.)*"|NIL)')
-_BODY_MARK = re.compile(rb"\bBODY\[[^\]]*\](?:<\d+>)? \{\d+\}$")
+#: What precedes a body section's literal marker `{N}` (matched just before it).
+_BODY_MARK = re.compile(rb"[ (]BODY\[[^\]]*\](?:<\d+>)? $")
 _QUOTED_ESCAPE = re.compile(rb"\\(.)")
 
 
@@ -60,6 +60,9 @@ class FetchParser:
     def feed(self, data: bytes) -> list[FetchResponse]:
         """Take `data`; return the FETCH responses it completed (raises imaplib's
         `abort` on `* BYE` or a continuation request)."""
+        if self.status is not None:
+            self.rest += data
+            return []
         buf = self._buf
         buf += data
         pos, out = 0, []
@@ -69,15 +72,15 @@ class FetchParser:
             if end < 0:
                 break
             line = bytes(buf[pos:end])
-            marker = _LITERAL.search(line) if line.endswith(b"}") else None
-            if marker is not None:
+            brace = line.rfind(b"{") if line.endswith(b"}") else -1
+            if brace >= 0 and line[brace + 1:-1].isdigit():  # a literal follows
                 start = end + 2
-                stop = start + int(marker.group(1))
+                stop = start + int(line[brace + 1:-1])
                 if stop > len(buf):
                     self.wanted = stop - len(buf)
                     break
                 self._parts.append(line)
-                if _BODY_MARK.search(line):
+                if _BODY_MARK.match(line, line.rfind(b"BODY[", 0, brace) - 1, brace):
                     self._body = bytes(buf[start:stop])
                 pos = stop
                 continue
