@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import netrc
 import os
-import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ DEFAULT_PORTS: dict[str, int] = {
 
 #: Key for login fingerprints: random per process, so a fingerprint says nothing
 #: about the password outside this run.
-_FINGERPRINT_KEY = secrets.token_bytes(32)
+_FINGERPRINT_KEY = os.urandom(32)
 
 #: Schemes whose connection starts with TLS (implicit TLS) or upgrades to it (ftps).
 TLS_SCHEMES = frozenset({"ftps", "nntps", "smtps", "pop3s", "imaps"})
