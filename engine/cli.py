@@ -110,9 +110,20 @@ def cmd_run(args: argparse.Namespace) -> int:
             from xfer.distributed.command import coordinator_for
 
             run: Any = stack.enter_context(coordinator_for(jobs, only, args))
+        elif args.processes > 1 and len(shards := _shards(jobs, only, args)) > 1:
+            from xfer.forked import ForkedRun
+
+            options = {"dry_run": args.dry_run, "force": args.force}
+            run = ForkedRun(jobs, shards, options, loop_factory(args.loop))
         else:
             run = Run(jobs, only=only, dry_run=args.dry_run, force=args.force, max_connections=args.max_connections)
         return _run_and_show(run, args)
+
+
+def _shards(jobs: Any, only: set[str] | None, args: argparse.Namespace) -> list[Any]:
+    from xfer.forked import plan_shards
+
+    return plan_shards(list(jobs.files), only, args.processes, args.max_connections)
 
 
 def _run_and_show(run: Any, args: argparse.Namespace) -> int:
@@ -238,6 +249,8 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the JSON report on stdout")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress or summary, only the exit code")
     run.add_argument("--max-connections", type=int, metavar="N", help="connections in use across all hosts")
+    run.add_argument("--processes", "-P", type=int, default=1, metavar="N",
+                     help="share the jobs out over N processes of this machine (by host; limits hold across them)")
     run.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto", help="event loop (default: uvloop if installed)")
     from xfer.distributed.command import add_run_options, register as register_worker
 
@@ -288,6 +301,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--max-connections must be >= 1")
     if getattr(args, "workers", None) is not None and args.workers < 1:
         parser.error("--workers must be >= 1")
+    if getattr(args, "processes", 1) < 1:
+        parser.error("--processes must be >= 1")
+    if getattr(args, "processes", 1) > 1 and (args.broker or args.workers):
+        parser.error("--processes is for one machine without a broker; with --broker/--workers the workers share the jobs")
     try:
         return int(args.handler(args))
     except SpecError as exc:

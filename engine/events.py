@@ -49,7 +49,10 @@ class EventBus:
         self._subscribers.append(subscriber)
 
     def emit(self, name: str, **fields: Any) -> Event:
-        event = Event(name, **fields)
+        return self.publish(Event(name, **fields))
+
+    def publish(self, event: Event) -> Event:
+        """Pass on an event as it is (one made in another process, say)."""
         for subscriber in self._subscribers:
             subscriber(event)
         return event

@@ -1,0 +1,340 @@
+"""`xfer run --processes N`: one run over N processes of this machine, so a job set
+that keeps one core busy (many FTP sites, many mailboxes) uses them all.
+
+The jobs are dealt into shards before any event loop exists, and each shard runs in a
+forked child with the ordinary scheduler: nothing is imported again, and nothing but
+events crosses between processes, so every limit must hold inside each shard:
+
+- jobs that share a host (any endpoint, transitively) go to the same shard, so the
+  host's limit holds there as in one process;
+- a host whose jobs are too many for one shard (twenty accounts on one IMAP server)
+  is split over several shards, and its limit with it (8 connections over two shards:
+  4 and 4), so the sum is never above the limit;
+- the global `max_connections` is divided the same way.
+
+A child sends its events to the parent through a pipe, pickled in batches (every 0.1 s
+or 2,000 events); the parent's report, live display and exit code are built from them
+as in one process. Children run in their own process groups, so a terminal's Ctrl-C
+reaches the parent alone, which passes the signal on once (each child then stops with
+the grace period, as a run does); a child whose parent died stops when its pipe breaks.
+Each child records its shard's run in the state database."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import pickle
+import signal
+import struct
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from xfer.api import JobSet, Run
+from xfer.events import Event, EventBus
+from xfer.jobfile import NO_HOST_BLOCK, JobFile
+from xfer.records import Record, model_of
+from xfer.report import Report
+from xfer.urls import Url
+
+FLUSH_SECONDS = 0.1
+FLUSH_EVENTS = 2000
+#: Seconds past the grace period before children still running are killed.
+STOP_SLACK = 1.0
+_FRAME = struct.Struct("!I")
+#: A child's exit code when the shard itself broke (not a job: the report says those).
+_CRASHED = 70
+
+
+@dataclass
+class Shard:
+    """Jobs one process runs, with its share of split host limits and the global bound."""
+
+    jobs: set[str] = field(default_factory=set)
+    host_limits: dict[str, int] = field(default_factory=dict)  # endpoint -> this shard's share
+    max_connections: int = 1
+
+
+def plan_shards(files: list[JobFile], only: set[str] | None, processes: int, max_connections: int | None) -> list[Shard]:
+    """At most `processes` shards of the selected jobs (one shard: run in-process)."""
+    jobs = [(file, spec) for file in files for spec in file.jobs if only is None or spec.name in only]
+    total = max_connections or min(file.defaults.max_connections for file in files)
+    processes = max(1, min(processes, len(jobs), total))
+    groups = _host_groups(jobs)
+    if len(groups) < processes:
+        groups = [piece for group in groups for piece in _split_group(group, processes)]
+    shards = [Shard() for _ in range(min(processes, len(groups)))]
+    for group in sorted(groups, key=lambda group: -len(group.jobs)):
+        shard = min(shards, key=lambda shard: len(shard.jobs))
+        shard.jobs |= group.jobs
+        shard.host_limits.update(group.host_limits)
+    for index, shard in enumerate(shards):
+        shard.max_connections = _share(total, len(shards), index)
+    return shards
+
+
+def _share(total: int, parts: int, index: int) -> int:
+    return total // parts + (1 if index < total % parts else 0)
+
+
+@dataclass
+class _Group:
+    jobs: set[str]
+    endpoints: set[str]
+    limit: int  # of the one endpoint, for a group that may be split
+    host_limits: dict[str, int] = field(default_factory=dict)
+
+
+def _host_groups(jobs: list[tuple[JobFile, Any]]) -> list[_Group]:
+    """Jobs joined by the endpoints they share (a job without one is a group of its own)."""
+    groups: list[_Group] = []
+    for file, spec in jobs:
+        urls = list(_urls(spec))
+        endpoints = {url.endpoint for url in urls}
+        limit = min((file.host_limit(url) for url in urls), default=0)
+        joined = [group for group in groups if group.endpoints & endpoints]
+        merged = _Group({spec.name}, endpoints, limit)
+        for group in joined:
+            groups.remove(group)
+            merged.jobs |= group.jobs
+            merged.endpoints |= group.endpoints
+            merged.limit = min(merged.limit, group.limit)
+        groups.append(merged)
+    return groups
+
+
+def _split_group(group: _Group, processes: int) -> list[_Group]:
+    """A one-host group dealt over up to `processes` shards, the host's limit shared."""
+    parts = min(processes, group.limit, len(group.jobs)) if len(group.endpoints) == 1 else 1
+    if parts <= 1:
+        return [group]
+    (endpoint,) = group.endpoints
+    names = sorted(group.jobs)
+    return [
+        _Group(set(names[index::parts]), group.endpoints, 0, {endpoint: _share(group.limit, parts, index)})
+        for index in range(parts)
+    ]
+
+
+def _urls(value: Any) -> Iterator[Url]:
+    """Every Url in a job spec (nested blocks and lists included)."""
+    if isinstance(value, Url):
+        yield value
+    elif isinstance(value, Record):
+        for item in vars(value).values():
+            yield from _urls(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _urls(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _urls(item)
+
+
+# ------------------------------------------------------------------------- child
+
+
+def _with_limits(files: tuple[JobFile, ...], host_limits: dict[str, int]) -> list[JobFile]:
+    """The job files with this shard's share of split hosts' limits in their host blocks."""
+    changed = []
+    for file in files:
+        hosts = dict(file.hosts)
+        for endpoint, limit in host_limits.items():
+            block = hosts.get(endpoint) or hosts.get(endpoint.rpartition(":")[0]) or NO_HOST_BLOCK
+            hosts[endpoint] = Record(model_of(block), {**vars(block), "max_connections": limit})
+        changed.append(replace(file, hosts=hosts))
+    return changed
+
+
+class _PipeSender:
+    """A child's subscriber: its events, pickled in batches, into the pipe."""
+
+    def __init__(self, fd: int, on_broken: Callable[[], None]) -> None:
+        self.fd = fd
+        self.on_broken = on_broken
+        self._buffer: list[tuple[Any, ...]] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __call__(self, event: Event) -> None:
+        if event.name.startswith("run."):
+            return  # the parent's own
+        self._buffer.append((event.name, event.job, event.task, event.host, event.bytes, event.error, event.data, event.time))
+        if len(self._buffer) >= FLUSH_EVENTS:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._buffer or self.fd < 0:
+            return
+        payload = pickle.dumps(self._buffer, protocol=pickle.HIGHEST_PROTOCOL)
+        self._buffer = []
+        try:
+            view = memoryview(_FRAME.pack(len(payload)) + payload)
+            while view:
+                view = view[os.write(self.fd, view) :]
+        except BrokenPipeError:
+            self.fd = -1  # the parent is gone: stop this shard like a SIGTERM
+            self.on_broken()
+
+
+def _run_child(jobs: JobSet, shard: Shard, options: dict[str, Any], fd: int, loop_factory: Any) -> int:
+    """Run one shard to its end; the exit code says only whether the shard itself broke."""
+    os.setpgid(0, 0)  # a terminal's Ctrl-C is the parent's to pass on
+    run = Run(JobSet(_with_limits(jobs.files, shard.host_limits)), only=shard.jobs,
+              max_connections=shard.max_connections, **options)
+    sender = _PipeSender(fd, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    run.subscribe(sender)
+
+    async def main() -> None:
+        run.build()
+        gc.freeze()
+        await run.execute()
+        sender.flush()
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main())
+    return 0
+
+
+def _fork_child(jobs: JobSet, shard: Shard, options: dict[str, Any], loop_factory: Any) -> tuple[int, int]:
+    """(pid, read end of its pipe)."""
+    read, write = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        os.close(write)
+        return pid, read
+    code = _CRASHED
+    try:
+        os.close(read)
+        code = _run_child(jobs, shard, options, write, loop_factory)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+# ------------------------------------------------------------------------ parent
+
+
+class _Reader(asyncio.Protocol):
+    """The parent's end of one child's pipe: frames in, events out."""
+
+    def __init__(self, emit: Callable[[Event], None]) -> None:
+        self.emit = emit
+        self.buffer = bytearray()
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while len(self.buffer) >= _FRAME.size:
+            (size,) = _FRAME.unpack_from(self.buffer)
+            if len(self.buffer) < _FRAME.size + size:
+                return
+            batch = pickle.loads(self.buffer[_FRAME.size : _FRAME.size + size])
+            del self.buffer[: _FRAME.size + size]
+            for fields in batch:
+                self.emit(Event(*fields))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class ForkedRun:
+    """The parent: forks the shards at once (before any event loop runs here), then,
+    in `execute`, turns their events into this run's report. The same steps as
+    `api.Run`, so `xfer run` shows and writes it the same way."""
+
+    def __init__(self, jobs: JobSet, shards: list[Shard], options: dict[str, Any], loop_factory: Any) -> None:
+        self.report = Report()
+        self.events = EventBus()
+        self.events.subscribe(self.report)
+        self.pools: list[Any] = []  # the hosts' pools live in the children
+        self.shards = shards
+        self.grace = jobs.files[0].defaults.grace_period
+        self.stopped_by: signal.Signals | None = None
+        self._finished: set[str] = set()
+        self.events.subscribe(self._note_finished)
+        for name in jobs.names:  # the report lists the jobs in file order, as one process does
+            if any(name in shard.jobs for shard in shards):
+                self.report.job(name)
+        self.children = [_fork_child(jobs, shard, options, loop_factory) for shard in shards]
+
+    def subscribe(self, subscriber: Callable[[Event], None]) -> None:
+        self.events.subscribe(subscriber)
+
+    def build(self) -> None:
+        """Nothing to build here: each child builds its shard's jobs."""
+
+    def _note_finished(self, event: Event) -> None:
+        if event.name == "job.finished" and event.job:
+            self._finished.add(event.job)
+
+    async def execute(self) -> Report:
+        loop = asyncio.get_running_loop()
+        self.events.emit("run.started", data={"jobs": sorted(set().union(*(s.jobs for s in self.shards))),
+                                              "processes": len(self.shards)})
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.stop, signum)
+        try:
+            readers = []
+            for _, fd in self.children:
+                _, reader = await loop.connect_read_pipe(lambda: _Reader(self.events.publish), os.fdopen(fd, "rb", 0))
+                readers.append(reader)
+            await asyncio.gather(*(reader.closed for reader in readers))
+            codes = [await _reap(pid) for pid, _ in self.children]
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+        for shard, code in zip(self.shards, codes):
+            self._end_shard(shard, code)
+        self.events.emit("run.finished", data={"stopped_by": self.stopped_by.name if self.stopped_by else None})
+        return self.report
+
+    def _end_shard(self, shard: Shard, code: int) -> None:
+        """A shard's jobs that never finished: failed if its process broke, else cancelled."""
+        for job in sorted(shard.jobs - self._finished):
+            if code:
+                how = f"signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
+                self.events.emit("job.error", job=job, error=f"its worker process ended with {how}")
+            self.events.emit("job.finished", job=job, data={"status": "failed" if code else "cancelled", "summary": {}})
+
+    def stop(self, signum: signal.Signals | int = signal.SIGTERM) -> None:
+        """Pass the signal on (each child stops gracefully; a second one stops them at
+        once), and kill what still runs once the grace period is over."""
+        first = self.stopped_by is None
+        if first:
+            self.stopped_by = signal.Signals(signum)
+            self.events.emit("run.stopping", data={"signal": self.stopped_by.name, "grace_period": self.grace})
+            asyncio.get_running_loop().call_later(self.grace + STOP_SLACK, self._kill)
+        for pid, _ in self.children:
+            _signal(pid, signum)
+
+    def _kill(self) -> None:
+        for pid, _ in self.children:
+            _signal(pid, signal.SIGKILL)
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+async def _reap(pid: int) -> int:
+    """The child's exit code (negative: the signal that ended it), without blocking the loop."""
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        await asyncio.sleep(0.005)

@@ -1,0 +1,125 @@
+"""`xfer run --processes N` (engine/forked.py) against real servers: pyftpdlib counting
+its own connections, so a host's limit is checked as the server saw it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.ftp_helpers import REPO, fill, tree
+from tests.servers.ftp import running_pyftpdlib
+
+SITES = 6
+
+
+def start(jobs: Path, *args: str) -> subprocess.Popen[str]:
+    report = jobs.with_suffix(".report.json")
+    report.unlink(missing_ok=True)
+    return subprocess.Popen([sys.executable, "-m", "xfer", "run", str(jobs), "--report", str(report), "--quiet", *args],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def run_report(jobs: Path, *args: str) -> tuple[int, dict[str, Any], str]:
+    proc = start(jobs, *args)
+    _, stderr = proc.communicate(timeout=180)
+    report = jobs.with_suffix(".report.json")
+    return proc.returncode, (json.loads(report.read_text()) if report.exists() else {}), stderr
+
+
+def mirror_jobs(tmp: Path, urls: list[str], limit: int, extra: str = "") -> Path:
+    lines = [f"  - {{name: site{n}, kind: ftp.mirror, remote: '{urls[n % len(urls)]}site{n}/', local: out/site{n}}}"
+             for n in range(SITES)]
+    path = tmp / "jobs.yaml"
+    path.write_text(f"defaults: {{max_connections_per_host: {limit}{extra}}}\njobs:\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def fill_sites(server: Any, files: int = 15) -> None:
+    for n in range(SITES):
+        fill(server.root / f"site{n}", {f"d{d}/f{i}.bin": os.urandom(3000 + i) for d in range(3) for i in range(files)})
+
+
+@pytest.fixture
+def one_host(tmp_path: Path) -> Iterator[Any]:
+    with running_pyftpdlib(tmp_path / "a") as server:
+        fill_sites(server)
+        yield server
+
+
+def test_jobs_of_one_host_split_over_processes_keep_the_host_limit(tmp_path: Path, one_host: Any) -> None:
+    jobs = mirror_jobs(tmp_path, [f"ftp://127.0.0.1:{one_host.port}/"], limit=4)
+    code, report, stderr = run_report(jobs, "--processes", "2")
+    assert code == 0, stderr
+    for n in range(SITES):
+        assert tree(tmp_path / f"out/site{n}") == tree(one_host.root / f"site{n}")
+    assert one_host.peak_connections <= 4  # 2 + 2, counted by the server
+    assert [job["name"] for job in report["jobs"]] == [f"site{n}" for n in range(SITES)]  # file order
+    assert {job["status"] for job in report["jobs"]} == {"ok"}
+    assert sum(job["tasks"]["ok"] for job in report["jobs"]) == SITES * 45
+    assert report["totals"]["bytes"] == sum(len(data) for n in range(SITES) for data in tree(one_host.root / f"site{n}").values())
+
+    code, again, stderr = run_report(jobs, "-P", "2")  # state shared by the processes: incremental
+    assert code == 0, stderr
+    assert again["totals"]["bytes"] == 0 and again["totals"]["tasks_ok"] == 0
+
+
+def test_hosts_are_never_shared_between_processes(tmp_path: Path) -> None:
+    with running_pyftpdlib(tmp_path / "a") as first, running_pyftpdlib(tmp_path / "b") as second:
+        for server in (first, second):
+            fill_sites(server, files=10)
+        urls = [f"ftp://127.0.0.1:{first.port}/", f"ftp://127.0.0.1:{second.port}/"]
+        jobs = mirror_jobs(tmp_path, urls, limit=3)
+        code, report, stderr = run_report(jobs, "-P", "2")
+        assert code == 0, stderr
+        assert first.peak_connections <= 3 and second.peak_connections <= 3
+        assert report["totals"]["tasks_ok"] == SITES * 30
+
+
+def test_sigterm_stops_every_process_and_a_rerun_completes(tmp_path: Path, one_host: Any) -> None:
+    for n in range(SITES):
+        fill(one_host.root / f"site{n}", {f"big{i}.bin": os.urandom(2_000_000) for i in range(4)})
+    jobs = mirror_jobs(tmp_path, [f"ftp://127.0.0.1:{one_host.port}/"], limit=4, extra=", grace_period: 0.5")
+    rate_limited = jobs.read_text().replace("local: out/site", "rate_limit: 2000000, local: out/site")
+    jobs.write_text(rate_limited)
+    proc = start(jobs, "-P", "2")
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=10)  # grace + 1 s, and some slack for start-up
+    assert proc.returncode == 143, stderr
+    report = json.loads(jobs.with_suffix(".report.json").read_text())
+    assert report["stopped_by"] == "SIGTERM"
+    assert "cancelled" in {job["status"] for job in report["jobs"]}
+    assert not [path for path in (tmp_path / "out").rglob("*.bin") if path.stat().st_size != 2_000_000]
+    code, _, stderr = run_report(jobs.with_name("jobs.yaml"))
+    assert code == 0, stderr
+    for n in range(SITES):
+        assert tree(tmp_path / f"out/site{n}") == tree(one_host.root / f"site{n}")
+
+
+def test_a_killed_process_fails_its_jobs_with_one_line(tmp_path: Path, one_host: Any) -> None:
+    for n in range(SITES):
+        fill(one_host.root / f"site{n}", {"big.bin": os.urandom(4_000_000)})
+    jobs = mirror_jobs(tmp_path, [f"ftp://127.0.0.1:{one_host.port}/"], limit=4)
+    jobs.write_text(jobs.read_text().replace("local: out/site", "rate_limit: 1000000, local: out/site"))
+    proc = start(jobs, "-P", "2")
+    children: list[int] = []
+    deadline = time.monotonic() + 20
+    while len(children) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        children = [int(pid) for pid in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    os.kill(children[0], signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1, stderr
+    report = json.loads(jobs.with_suffix(".report.json").read_text())
+    failed = [job for job in report["jobs"] if job["status"] == "failed"]
+    assert failed and all(job["errors"] == ["its worker process ended with signal SIGKILL"] for job in failed)
+    assert {job["status"] for job in report["jobs"] if job not in failed} == {"ok"}

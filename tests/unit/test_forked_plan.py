@@ -1,0 +1,55 @@
+"""How `xfer run --processes N` deals jobs into shards (engine/forked.py): hosts never
+straddle shards unless their limit is split, and no limit is ever exceeded in sum."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import xfer
+from xfer.forked import plan_shards
+
+
+def files(jobs: list[dict[str, Any]], **defaults: Any) -> list[Any]:
+    return list(xfer.load({"defaults": defaults, "jobs": jobs}).files)
+
+
+def mirror(name: str, host: str) -> dict[str, Any]:
+    return {"name": name, "kind": "ftp.mirror", "remote": f"ftp://{host}/{name}/", "local": f"out/{name}"}
+
+
+def test_separate_hosts_are_dealt_whole_and_evenly() -> None:
+    shards = plan_shards(files([mirror(f"s{n}", f"h{n % 4}:21") for n in range(8)]), None, 2, None)
+    assert len(shards) == 2
+    assert sorted(len(shard.jobs) for shard in shards) == [4, 4]
+    hosts = [{f"h{int(name[1:]) % 4}" for name in shard.jobs} for shard in shards]
+    assert not hosts[0] & hosts[1]
+    assert all(not shard.host_limits for shard in shards)  # whole hosts keep their limit
+    assert sum(shard.max_connections for shard in shards) == 64
+
+
+def test_one_host_is_split_with_its_limit() -> None:
+    shards = plan_shards(files([mirror(f"s{n}", "h:21") for n in range(5)], max_connections_per_host=5), None, 2, None)
+    assert sorted(len(shard.jobs) for shard in shards) == [2, 3]
+    assert sorted(shard.host_limits["h:21"] for shard in shards) == [2, 3]
+
+
+def test_a_limit_of_one_is_never_split() -> None:
+    shards = plan_shards(files([mirror(f"s{n}", "h:21") for n in range(4)], max_connections_per_host=1), None, 4, None)
+    assert len(shards) == 1
+
+
+def test_jobs_sharing_any_host_stay_together() -> None:
+    roundtrip = {"name": "rt", "kind": "mail.roundtrip", "smtp": "smtp://mx:25", "fetch": "imap://u:p@mx:143",
+                 "envelope": {"from": "a@example.org", "to": "b@example.org"}}
+    jobs = [mirror("s0", "mx:21"), roundtrip, {**roundtrip, "name": "rt2", "fetch": "imap://u:p@other:143"},
+            mirror("s1", "other:143")]
+    shards = plan_shards(files(jobs), None, 3, None)
+    together = [shard.jobs for shard in shards if "rt" in shard.jobs][0]
+    assert {"rt", "rt2", "s1"} <= together  # smtp://mx:25 and imap://other:143 join them
+
+
+def test_processes_are_bounded_by_jobs_and_the_global_limit() -> None:
+    assert len(plan_shards(files([mirror("s0", "a:21"), mirror("s1", "b:21")]), None, 8, None)) == 2
+    shards = plan_shards(files([mirror(f"s{n}", f"h{n}:21") for n in range(6)]), None, 4, 3)
+    assert len(shards) == 3 and [shard.max_connections for shard in shards] == [1, 1, 1]
+    assert len(plan_shards(files([mirror(f"s{n}", f"h{n}:21") for n in range(6)]), {"s1"}, 4, None)) == 1
