@@ -369,6 +369,8 @@ def scenario_sites(args: argparse.Namespace, results: Results, name: str, files:
     tools = ["xfer", "lftp-concurrent"] + (["lftp-sequential"] if line is None or args.include_sequential else [])
     if args.xfer_workers:
         tools.insert(1, f"xfer-w{args.xfer_workers}")  # `xfer run --workers N` (issue 10)
+    if args.xfer_processes:
+        tools.insert(1, f"xfer-p{args.xfer_processes}")  # `xfer run --processes N` (issue 15)
     try:
         warm_up(work, servers[0].url)
         for round_no in range(args.rounds):
@@ -379,7 +381,8 @@ def scenario_sites(args: argparse.Namespace, results: Results, name: str, files:
                     line.counters()  # from zero
                 if tool.startswith("xfer"):
                     (work / f"{name}-state.db").unlink(missing_ok=True)
-                    extra = ["--workers", str(args.xfer_workers)] if tool != "xfer" else []
+                    extra = {"xfer": [], f"xfer-w{args.xfer_workers}": ["--workers", str(args.xfer_workers)],
+                             f"xfer-p{args.xfer_processes}": ["--processes", str(args.xfer_processes)]}[tool]
                     job = xfer_job(work, name, list(zip(urls, dests)), args.site_limit)
                     sample = run_xfer(job, servers, work, *extra)
                 elif tool == "lftp-sequential":
@@ -548,6 +551,8 @@ def main() -> int:
     parser.add_argument("--site-limit", type=int, default=4)
     parser.add_argument("--xfer-workers", type=int, default=0,
                         help="sites: also `xfer run --workers N` (a private redis-server and N worker processes)")
+    parser.add_argument("--xfer-processes", type=int, default=0,
+                        help="sites: also `xfer run --processes N` (the jobs dealt over N forked processes)")
     parser.add_argument("--wan-files", type=int, default=50, help="files per site behind the delay line")
     parser.add_argument("--rtt-ms", type=float, default=50.0, help="the delay line's round trip (wan)")
     parser.add_argument("--include-sequential", action="store_true",

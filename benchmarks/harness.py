@@ -22,9 +22,31 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-#: `xfer` as a user runs it: the venv's console script (or `python -m engine` without one).
-_SCRIPT = Path(sys.executable).with_name("xfer")
-XFER = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "xfer"]
+#: Where the benchmarks install xfer as a user would have it (see `installed_xfer`).
+BENCH_ENV = Path("/dev/shm/xfer-bench-env")
+
+
+def installed_xfer() -> list[str]:
+    """`xfer` as a user runs it: installed from a wheel of this checkout into a venv of
+    its own (its dependencies taken from the development venv through a .pth line), so
+    no run pays the editable install's import hook (~17 ms a start, ~20 % of `import
+    asyncio` here). Built afresh by every benchmark run, so it is the checkout's code.
+    XFER_BENCH_EDITABLE=1 uses the development venv's `xfer` instead."""
+    script = Path(sys.executable).with_name("xfer")
+    if os.environ.get("XFER_BENCH_EDITABLE"):
+        return [str(script)] if script.exists() else [sys.executable, "-m", "xfer"]
+    repo = Path(__file__).resolve().parents[1]
+    python = BENCH_ENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(BENCH_ENV)], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
+                    "--force-reinstall", str(repo)], check=True)
+    site = next((BENCH_ENV / "lib").glob("python3*/site-packages"))
+    (site / "_xfer_dependencies.pth").write_text(next(Path(sys.prefix, "lib").glob("python3*/site-packages")).as_posix() + "\n")
+    return [str(BENCH_ENV / "bin" / "xfer")]
+
+
+XFER = installed_xfer()
 
 
 #: Where the tools' Python bytecode is cached, kept from run to run.

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 import os
 import pickle
 import signal
@@ -203,6 +204,20 @@ def _run_child(jobs: JobSet, shard: Shard, options: dict[str, Any], fd: int, loo
     return 0
 
 
+def _import_before_fork(jobs: JobSet, shards: list[Shard]) -> None:
+    """Import the kinds (and the scheduler) once, in the parent, and freeze what was
+    imported: each child then starts with them, and pages shared until written."""
+    from xfer.kinds import job_class
+
+    importlib.import_module("xfer.scheduler")
+    wanted = set().union(*(shard.jobs for shard in shards))
+    for file in jobs.files:
+        for spec in file.jobs:
+            if spec.name in wanted:
+                job_class(spec.kind)
+    gc.freeze()
+
+
 def _fork_child(jobs: JobSet, shard: Shard, options: dict[str, Any], loop_factory: Any) -> tuple[int, int]:
     """(pid, read end of its pipe)."""
     read, write = os.pipe()
@@ -267,6 +282,7 @@ class ForkedRun:
         for name in jobs.names:  # the report lists the jobs in file order, as one process does
             if any(name in shard.jobs for shard in shards):
                 self.report.job(name)
+        _import_before_fork(jobs, shards)
         self.children = [_fork_child(jobs, shard, options, loop_factory) for shard in shards]
 
     def subscribe(self, subscriber: Callable[[Event], None]) -> None:
