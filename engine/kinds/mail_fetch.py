@@ -43,7 +43,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, datetime, timezone
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 from xfer.errors import PermanentError, UnsafePathError
 from xfer.job import Job, Task, TaskContext
@@ -53,6 +53,7 @@ from xfer.mailbox_store.ledger import Ledger, digest, header_digest
 from xfer.mailbox_store.spool import CHUNK, STREAM_ABOVE, Spool
 from xfer.mailbox_store.stores import Incoming, Store, open_store
 from xfer.pathsafety import check_name
+from xfer.retry import mark_spent
 from xfer.protocols.imap import Fetched, ImapConnection, ImapConnector
 from xfer.protocols.pop3 import Pop3Connection, Pop3Connector
 from xfer.urls import Url
@@ -60,6 +61,7 @@ from xfer.urls import Url
 if TYPE_CHECKING:
     from xfer.kinds._spec_mail_fetch import MailFetchSpec
 
+T = TypeVar("T")
 #: A batch task fetches at most this many bytes (a big message still goes alone).
 BATCH_BYTES = 16 * 1024 * 1024
 #: Batches of one folder that may be fetched ahead of the one being stored (memory bound).
@@ -67,6 +69,19 @@ AHEAD = 8
 #: Tasks of one folder that may wait for or hold a connection at once; each one also
 #: fetches the batches after its own, so a folder needs few logins.
 FETCHERS = 2
+
+
+class Saved(NamedTuple):
+    """A batch stored: how many of its messages were new, and their bytes."""
+
+    count: int
+    nbytes: int
+
+
+class Beside(Protocol):
+    """Runs blocking disk work somewhere other than the event loop."""
+
+    def __call__(self, function: Callable[..., T], /, *args: Any) -> Awaitable[T]: ...
 
 
 class Turnstile:
@@ -110,7 +125,7 @@ class LocalFolder:
         self.batches: list[list[int]] = []
         self.claimed: set[int] = set()
         self.streamed: set[int] = set()  # batches of one message fetched to disk by their own task
-        self.ahead: dict[int, asyncio.Future[list[Fetched] | None]] = {}
+        self.ahead: dict[int, asyncio.Future[list[Fetched] | Saved | None]] = {}
         #: Tasks of this folder waiting for or holding a connection (at most FETCHERS).
         self.fetchers = 0
         self.fetch_turn = asyncio.Condition()
@@ -137,14 +152,16 @@ class LocalFolder:
         self.stored = self.ledger.stored()
         return len(kept)
 
-    async def save(self, batch: list[tuple[Incoming, int]]) -> tuple[int, int]:
-        """Store (message, server size) pairs not stored yet; returns (count, bytes)."""
+    async def save(self, batch: list[tuple[Incoming, int]], beside: Beside = asyncio.to_thread) -> Saved:
+        """Store (message, server size) pairs not stored yet; returns (count, bytes).
+        `beside` runs the disk work: a thread of its own, or the thread of the
+        connection that fetched the batch (`ThreadedSession.beside`)."""
         async with self.lock:
             fresh = [(message, size) for message, size in batch if message.token not in self.stored]
             if not fresh:
-                return 0, 0
-            self.ledger.begin([message.token for message, _ in fresh], await asyncio.to_thread(self.store.mark))
-            heads = await asyncio.to_thread(self.store.write, [message for message, _ in fresh])
+                return Saved(0, 0)
+            self.ledger.begin([message.token for message, _ in fresh], await beside(self.store.mark))
+            heads = await beside(self.store.write, [message for message, _ in fresh])
             self.ledger.finish(
                 (message.token, header_digest(head, size)) for (message, size), head in zip(fresh, heads)
             )
@@ -160,7 +177,27 @@ class LocalFolder:
                     })
                     continue
                 self.job.attachments += len(await asyncio.to_thread(save_attachments, message.raw, target))
-        return len(fresh), sum(size for _, size in fresh)
+        return Saved(len(fresh), sum(size for _, size in fresh))
+
+    async def save_fetched(self, fetched: list[Fetched], beside: Beside = asyncio.to_thread) -> Saved:
+        return await self.save(
+            [(Incoming(self.token(m.uid), m.raw, m.received, m.spool), m.size) for m in fetched], beside
+        )
+
+    async def save_in_turn(self, index: int, fetched: list[Fetched], conn: ImapConnection) -> Saved | None:
+        """Batch `index` just fetched on `conn`: if every batch before it is stored,
+        store it now in `conn`'s thread and let the next batch pass; else None (its
+        task stores it in its turn). A store error is final, as it is for a batch
+        stored by its task: a retry could store a message twice."""
+        if not self.turnstile.passes(index):
+            return None
+        try:
+            saved = await self.save_fetched(fetched, conn.beside)
+        except Exception as exc:
+            mark_spent(exc)
+            raise
+        await self.turnstile.advance(index)
+        return saved
 
     async def spooled(self, token: str, size: int, fetch: Callable[[Spool], Awaitable[float | None]]) -> Incoming:
         """A message too large for memory, fetched by `fetch` into a spool file of the
@@ -202,26 +239,26 @@ class ImapBatch(Task[None]):
         folder = self.folder
         await folder.turnstile.wait(self.index - AHEAD)
         taken = await folder.reserve(self.index, CHUNK if self.streamed else self.size)
-        fetched: list[Fetched] | None = None
+        obtained: list[Fetched] | Saved | None = None
         count = nbytes = 0
         try:
-            fetched = await self._obtain()
+            obtained = await self._obtain()
         finally:
             try:
                 await folder.turnstile.wait(self.index)
-                if fetched is not None:
-                    count, nbytes = await folder.save(
-                        [(Incoming(folder.token(m.uid), m.raw, m.received, m.spool), m.size) for m in fetched]
-                    )
+                if obtained is not None:
+                    saved = obtained if isinstance(obtained, Saved) else await folder.save_fetched(obtained)
+                    count, nbytes = saved
                     folder.job.count(count, nbytes, ctx)
             finally:
                 await folder.turnstile.advance(self.index)
                 await run_budget().give(taken)
         return {"stored": count, "bytes": nbytes}
 
-    async def _obtain(self) -> list[Fetched]:
-        """This batch's messages: handed over by a sibling that fetched it ahead, or
-        fetched on a connection of our own once fewer than FETCHERS siblings use one."""
+    async def _obtain(self) -> list[Fetched] | Saved:
+        """This batch's messages, or the batch already stored (`save_in_turn`): handed
+        over by a sibling that fetched it ahead, or fetched on a connection of our own
+        once fewer than FETCHERS siblings use one."""
         folder = self.folder
         async with folder.fetch_turn:
             await folder.fetch_turn.wait_for(
@@ -232,9 +269,9 @@ class ImapBatch(Task[None]):
                 folder.claimed.add(self.index)
                 folder.fetchers += 1
         if handed is not None:
-            fetched = await handed
-            if fetched is not None:
-                return fetched
+            obtained = await handed
+            if obtained is not None:
+                return obtained
             # fetching it ahead failed: fetch it here (retried), outside the FETCHERS bound
             return await folder.job.ctx.with_connection(self.connector_for_fetch, self._fetch, self.label)
         try:
@@ -244,7 +281,7 @@ class ImapBatch(Task[None]):
                 folder.fetchers -= 1
                 folder.fetch_turn.notify_all()
 
-    async def _fetch(self, conn: ImapConnection) -> list[Fetched]:
+    async def _fetch(self, conn: ImapConnection) -> list[Fetched] | Saved:
         folder = self.folder
         if conn.uidvalidity != folder.validity:
             raise PermanentError(f"{folder.name}: UIDVALIDITY changed during the run; the next run re-syncs")
@@ -254,35 +291,57 @@ class ImapBatch(Task[None]):
                 folder.token(uid), self.size, lambda spool: conn.fetch_in_chunks(uid, spool.write, CHUNK)
             )
             return [Fetched(uid, self.size, message.received, message.raw, message.spool)]
-        fetched = await conn.fetch_messages(self.uids)
+        fetched = await conn.fetch_messages(self.uids, self._uids(self._next_ahead(self.index)))
+        saved = await folder.save_in_turn(self.index, fetched, conn)
         await self._fetch_ahead(conn)
-        return fetched
+        return fetched if saved is None else saved
+
+    def _next_ahead(self, after: int) -> int | None:
+        """The batch after `after` to fetch ahead as things stand: not started by any
+        task, its turn to fetch come and its memory reserved."""
+        folder, index = self.folder, after + 1
+        while (
+            index < len(folder.batches) and folder.turnstile.passes(index - AHEAD) and folder.reserving.passes(index + 1)
+        ):
+            if index not in folder.claimed and index not in folder.streamed:
+                return index
+            index += 1
+        return None
+
+    def _uids(self, index: int | None) -> list[int]:
+        return [] if index is None else self.folder.batches[index]
 
     async def _fetch_ahead(self, conn: ImapConnection) -> None:
         """While holding `conn`, fetch the next batches no task has started whose turn
-        to fetch has come (same memory bound), for their tasks to take. A failure
-        leaves the batch to its own task (which retries it) and this connection
-        closed unless the server just refused, so a broken session is not reused."""
-        folder, index = self.folder, self.index + 1
-        while (
-            index < len(folder.batches) and folder.turnstile.passes(index - AHEAD) and folder.reserving.passes(index + 1)
-        ):  # only batches whose memory is reserved
-            if index not in folder.claimed and index not in folder.streamed:
-                folder.claimed.add(index)
-                handed = folder.ahead[index] = asyncio.get_running_loop().create_future()
-                async with folder.fetch_turn:
-                    folder.fetch_turn.notify_all()  # its task stops waiting for a connection
-                try:
-                    handed.set_result(await conn.fetch_messages(folder.batches[index]))
-                except Exception as exc:  # noqa: BLE001 - the batch's own task fetches it again
-                    handed.set_result(None)
-                    if not isinstance(exc, PermanentError):
-                        await conn.close()
+        to fetch has come (same memory bound), and store those whose turn to be stored
+        has come, for their tasks to take. A failed fetch leaves the batch to its own
+        task (which retries it) and this connection closed unless the server just
+        refused, so a broken session is not reused; a failed store is the batch's failure."""
+        folder = self.folder
+        index = self._next_ahead(self.index)
+        while index is not None:
+            folder.claimed.add(index)
+            handed = folder.ahead[index] = asyncio.get_running_loop().create_future()
+            async with folder.fetch_turn:
+                folder.fetch_turn.notify_all()  # its task stops waiting for a connection
+            fetched = None
+            try:
+                fetched = await conn.fetch_messages(folder.batches[index], self._uids(self._next_ahead(index)))
+                saved = await folder.save_in_turn(index, fetched, conn)
+            except Exception as exc:  # noqa: BLE001 - handed on
+                if fetched is not None:  # storing failed: its task reports that, as its own failure
+                    handed.set_exception(exc)
                     return
-                finally:
-                    if not handed.done():  # cancelled
-                        handed.set_result(None)
-            index += 1
+                handed.set_result(None)  # its task fetches it again
+                if not isinstance(exc, PermanentError):
+                    await conn.close()
+                return
+            else:
+                handed.set_result(fetched if saved is None else saved)
+            finally:
+                if not handed.done():  # cancelled
+                    handed.set_result(None)
+            index = self._next_ahead(index)
 
 
 class ImapDelete(Task[ImapConnection]):

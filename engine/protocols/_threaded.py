@@ -178,6 +178,12 @@ class ThreadedSession(abc.ABC):
         finally:
             self._busy = False
 
+    async def beside(self, function: Callable[..., T], *args: object) -> T:
+        """Run local work (a store's disk writes) in the session's thread, errors as
+        they are: the thread that just read a batch also writes it, rather than a
+        second thread that would fight it for the GIL at every system call."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(function, *args))
+
     async def quit(self) -> None:
         """Log out now (LOGOUT / QUIT), its errors raised, then close: for callers that
         time or count the logout (a session load test)."""

@@ -15,17 +15,18 @@ import socket
 from collections.abc import Callable, Collection, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from xfer.errors import AuthError, PermanentError, TransientError
 from xfer.protocols._threaded import ThreadedSession, WatchedSockets, open_session, socket_error
 from xfer.protocols._tls import check_credentials_socket, client_context
-from xfer.protocols.imap_fetch import FetchResponse, Unread, uid_fetch
+from xfer.protocols.imap_fetch import FetchResponse, Unread, read_uid_fetch, send_uid_fetch, uid_fetch
 from xfer.urls import Url
 
 if TYPE_CHECKING:
     from xfer.spec import HostConfig
 
+T = TypeVar("T")
 DEFAULT_TIMEOUT = 60.0
 #: Response codes (RFC 5530) that mean "try again later", not "wrong password".
 _TEMPORARY = ("[UNAVAILABLE]", "[INUSE]", "[LIMIT]")
@@ -37,6 +38,7 @@ _INTERNALDATE = re.compile(
 _BAD = re.compile(r"(?:error|failed): BAD\b")
 _LIST_LINE = re.compile(rb'^\((?P<flags>[^)]*)\) (?P<delimiter>"(?:[^"\\]|\\.)*"|NIL) (?P<name>.*)$')
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MESSAGE_ITEMS = "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[])"
 _MONTH_NUMBERS = {name.encode(): number for number, name in enumerate(_MONTHS, 1)}
 
 
@@ -145,6 +147,33 @@ class ImapConnection(ThreadedSession):
         self.mailbox = mailbox
         #: UIDVALIDITY announced when the mailbox was last selected (constant per session).
         self.uidvalidity = uidvalidity
+        #: A message FETCH sent ahead (`fetch_messages(then=...)`): its UID set and tag.
+        self._sent: tuple[str, bytes] | None = None
+
+    async def call(self, function: Callable[..., T], *args: object) -> T:
+        """Any command but the awaited message FETCH first reads off a FETCH sent
+        ahead that was not wanted after all (imaplib would choke on its reply)."""
+        if self._sent is not None and function != self._fetch_messages:
+            return await super().call(self._after_sent, function, *args)
+        return await super().call(function, *args)
+
+    def _after_sent(self, function: Callable[..., T], *args: object) -> T:
+        self._take_sent(None)
+        return function(*args)
+
+    def _take_sent(self, uid_text: str | None) -> bytes | None:
+        """The tag of the FETCH sent ahead when it is for `uid_text`; otherwise that
+        reply (if any) is read and dropped, and None."""
+        sent, self._sent = self._sent, None
+        if sent is None:
+            return None
+        if sent[0] == uid_text:
+            return sent[1]
+        try:
+            read_uid_fetch(self.client, sent[1])
+        except imaplib.IMAP4.error:
+            pass  # refused: nothing to read off
+        return None
 
     def _socket(self) -> socket.socket | None:
         return getattr(self.client, "sock", None)
@@ -249,16 +278,23 @@ class ImapConnection(ThreadedSession):
                 found[int(uid.group(1))] = (int(size.group(1)), literal)
         return found
 
-    async def fetch_messages(self, uids: Collection[int]) -> list[Fetched]:
+    async def fetch_messages(self, uids: Collection[int], then: Collection[int] = ()) -> list[Fetched]:
         """Whole messages by UID in one `UID FETCH` (several in flight), in UID order;
-        BODY.PEEK leaves \\Seen alone."""
-        return await self.call(self._fetch_messages, uid_set(uids))
+        BODY.PEEK leaves \\Seen alone. `then`: the UIDs likely wanted next, whose
+        FETCH is sent at once, so the server works on it while this batch is stored
+        (if the next call wants other UIDs, its reply is read off and dropped)."""
+        return await self.call(self._fetch_messages, uid_set(uids), uid_set(then))
 
-    def _fetch_messages(self, uid_text: str) -> list[Fetched]:
-        if not uid_text:
+    def _fetch_messages(self, uid_text: str, then: str = "") -> list[Fetched]:
+        tag = self._take_sent(uid_text)
+        if tag is None and uid_text:
+            tag = send_uid_fetch(self.client, uid_text, _MESSAGE_ITEMS)
+        if then:
+            self._sent = (then, send_uid_fetch(self.client, then, _MESSAGE_ITEMS))
+        if tag is None:
             return []
         found = []
-        for meta, literal in self._fetch(uid_text, "(UID RFC822.SIZE INTERNALDATE BODY.PEEK[])"):
+        for meta, literal in read_uid_fetch(self.client, tag):
             uid, size = _UID.search(meta), _SIZE.search(meta)
             if uid is None or literal is None:
                 continue

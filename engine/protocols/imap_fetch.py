@@ -141,10 +141,15 @@ class Unread:
         return head + (super().read(size - len(head)) if len(head) < size else b"")  # type: ignore[misc]
 
 
-def uid_fetch(client: imaplib.IMAP4, uid_text: str, items: str) -> list[FetchResponse]:
-    """Send `UID FETCH uid_text items` through imaplib and read its responses in
-    blocks. A NO or BAD raises imaplib's `error`, as `client.uid` would."""
-    tag = client._command("UID", "FETCH", uid_text, items)  # type: ignore[attr-defined]
+def send_uid_fetch(client: imaplib.IMAP4, uid_text: str, items: str) -> bytes:
+    """Send `UID FETCH uid_text items` through imaplib, not waiting for the reply
+    (`read_uid_fetch`); returns its tag."""
+    return client._command("UID", "FETCH", uid_text, items)  # type: ignore[attr-defined, no-any-return]
+
+
+def read_uid_fetch(client: imaplib.IMAP4, tag: bytes) -> list[FetchResponse]:
+    """Read the reply to the UID FETCH sent as `tag` in blocks. A NO or BAD raises
+    imaplib's `error`, as `client.uid` would."""
     parser = FetchParser(tag)
     pending = getattr(client, "unread", b"")
     if pending:
@@ -165,3 +170,8 @@ def uid_fetch(client: imaplib.IMAP4, uid_text: str, items: str) -> list[FetchRes
     if status != "OK":
         raise imaplib.IMAP4.error(f"FETCH failed: {status} {text}".strip())
     return out
+
+
+def uid_fetch(client: imaplib.IMAP4, uid_text: str, items: str) -> list[FetchResponse]:
+    """`UID FETCH uid_text items`, its reply read in blocks."""
+    return read_uid_fetch(client, send_uid_fetch(client, uid_text, items))

@@ -26,15 +26,15 @@ class Held:
         self.now = self.peak = 0
         fetch, save = ImapConnection.fetch_messages, mail_fetch.LocalFolder.save
 
-        async def fetch_messages(conn: ImapConnection, uids: Any) -> Any:
-            fetched = await fetch(conn, uids)
+        async def fetch_messages(conn: ImapConnection, uids: Any, *then: Any) -> Any:
+            fetched = await fetch(conn, uids, *then)
             self.now += sum(len(item.raw) for item in fetched)
             self.peak = max(self.peak, self.now)
             return fetched
 
-        async def store(folder: Any, batch: list[Any]) -> tuple[int, int]:
+        async def store(folder: Any, batch: list[Any], *beside: Any) -> tuple[int, int]:
             try:
-                return await save(folder, batch)
+                return await save(folder, batch, *beside)
             finally:
                 self.now -= sum(len(incoming.raw) for incoming, _ in batch)
 
