@@ -34,10 +34,11 @@ from xfer.protocols.ftp_control import ControlChannel
 from xfer.protocols.ftp_data import BLOCK_SIZE, LocalFailure, P, Receiver, Sender
 from xfer.protocols.ftp_listing import Listing
 from xfer.protocols.ftp_errors import translate
+from xfer.protocols.ftp_pump import AVAILABLE as PUMP_AVAILABLE, FileReceiver, FileSink
 from xfer.protocols.ftp_reply import Reply, epsv_port, matches, mdtm_time
 from xfer.urls import Url
 
-__all__ = ["BLOCK_SIZE", "FtpConnection", "FtpConnector", "FtpSettings", "Listing"]
+__all__ = ["BLOCK_SIZE", "FileSink", "FtpConnection", "FtpConnector", "FtpSettings", "Listing"]
 
 #: Servers (host:port) that refused a transfer command sent in the same write as EPSV
 #: (425: no data connection yet); they get the command after the connection, for the run.
@@ -500,14 +501,23 @@ class FtpConnection:
         """Remote `path` from `offset` (REST), block by block into `write` (called
         with a view of a reused buffer: use it before returning; return an awaitable to
         slow down, e.g. for a rate limit). Returns the number of bytes received.
+        A `FileSink` as `write` (a file, no rate limit) lets a big file's bytes move
+        off the loop (see `_receiver`).
 
         `on_mtime`, if given, is called before the first block with the exact time
         (MDTM; None when the server cannot say), asked in the same write as EPSV: no
         round trip of its own."""
         ahead = f"MDTM {path}" if on_mtime is not None and self.has_mdtm else None
         on_ahead = None if on_mtime is None else (lambda early: on_mtime(mdtm_time(early)))
-        receiver = await self._transfer(f"RETR {path}", lambda: Receiver(write, self._buffer()), offset, ahead, on_ahead)
+        receiver = await self._transfer(f"RETR {path}", lambda: self._receiver(write), offset, ahead, on_ahead)
         return receiver.received
+
+    def _receiver(self, write: Callable[[memoryview], Awaitable[None] | None]) -> Receiver:
+        """A big file's bytes move in a thread of their own (`ftp_pump`) when the sink
+        is a plain file and the data connection is not TLS; all others in the loop."""
+        if isinstance(write, FileSink) and self.settings.tls == "none" and PUMP_AVAILABLE:
+            return FileReceiver(write, self._buffer(), self.settings.timeout)
+        return Receiver(write, self._buffer())
 
     async def store(self, path: str, blocks: AsyncIterable[bytes]) -> int:
         """Upload `blocks` as remote `path` (STOR); returns bytes sent."""

@@ -1,0 +1,269 @@
+"""Big downloads through the pump (engine/protocols/ftp_pump.py): once a plain data
+connection into a `FileSink` has brought `HANDOFF` bytes, a thread moves the rest with
+splice. Against pyftpdlib and vsftpd on loopback (and the fault proxy in front of one):
+the file arrives byte-identical on both loops, a resume (REST, append mode) continues
+it, a stop ends the thread and leaves a clean prefix, a cut connection and a silent one
+are errors of their own, a full disk is the OSError it was."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvloop
+
+from tests.faults.proxy import Cut, FaultProxy
+from tests.servers.common import require_root
+from tests.servers.ftp import FtpServer, ftp_server, pyftpd, running_pyftpdlib, vsftpd  # noqa: F401 (fixtures)
+from xfer.errors import TransientError
+from xfer.pathsafety import open_new
+from xfer.protocols import ftp_pump
+from xfer.protocols.ftp import FileSink, FtpConnection, FtpConnector, FtpSettings
+from xfer.urls import parse_url
+
+SIZE = 3 * ftp_pump.HANDOFF + 12345  # well past the hand-off, not a whole number of blocks
+LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+
+
+def _pump_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "xfer-ftp-pump"]
+
+
+@pytest.fixture
+def pumps(monkeypatch: pytest.MonkeyPatch) -> list[ftp_pump.Pump]:
+    """Every pump started during the test (the path taken, not a stand-in for it)."""
+    started: list[ftp_pump.Pump] = []
+    original = ftp_pump.Pump.__init__
+
+    def record(self: ftp_pump.Pump, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        started.append(self)
+
+    monkeypatch.setattr(ftp_pump.Pump, "__init__", record)
+    return started
+
+
+def _source(server: FtpServer, name: str = "big.bin", size: int = SIZE) -> bytes:
+    data = os.urandom(size)
+    (server.root / name).write_bytes(data)
+    return data
+
+
+async def _connect(server: FtpServer, port: int | None = None, timeout: float = 30) -> FtpConnection:
+    url = parse_url(server.url("/", with_password=True).replace(f":{server.port}/", f":{port or server.port}/"))
+    return await FtpConnector(url, FtpSettings(timeout=timeout)).connect()
+
+
+async def _retrieve(conn: FtpConnection, fd: int, offset: int = 0, progress: Callable[[int], None] = lambda n: None) -> int:
+    try:
+        return await conn.retrieve("/big.bin", FileSink(fd, progress), offset)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_big_file_arrives_whole_with_its_progress(
+    ftp_server: FtpServer, tmp_path: Path, pumps: list[ftp_pump.Pump], loop: str
+) -> None:
+    data = _source(ftp_server)
+    part = tmp_path / "big.bin.part"
+    reported: list[int] = []
+
+    async def main() -> int:
+        conn = await _connect(ftp_server)
+        try:
+            received = await _retrieve(conn, open_new(part, exclusive=True), progress=reported.append)
+            assert conn.is_usable()  # 226 read: the session goes on
+            await conn.list_dir("/")
+            return received
+        finally:
+            await conn.close()
+
+    with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
+        assert runner.run(main()) == SIZE
+    assert part.read_bytes() == data
+    assert sum(reported) == SIZE
+    assert len(pumps) == 1
+    assert not _pump_threads()
+
+
+def test_small_file_and_rate_limited_sink_stay_in_the_loop(pyftpd: FtpServer, tmp_path: Path, pumps: list[ftp_pump.Pump]) -> None:
+    small = _source(pyftpd, "small.bin", 100_000)
+    data = _source(pyftpd)
+    chunks: list[bytes] = []
+
+    async def main() -> None:
+        conn = await _connect(pyftpd)
+        try:
+            fd = open_new(tmp_path / "small.bin", exclusive=True)
+            try:
+                await conn.retrieve("/small.bin", FileSink(fd, lambda n: None))
+            finally:
+                os.close(fd)
+            await conn.retrieve("/big.bin", lambda block: chunks.append(bytes(block)))  # not a FileSink
+        finally:
+            await conn.close()
+
+    asyncio.run(main())
+    assert (tmp_path / "small.bin").read_bytes() == small
+    assert b"".join(chunks) == data
+    assert pumps == []
+
+
+def test_resumed_big_download_appends_from_the_offset(ftp_server: FtpServer, tmp_path: Path, pumps: list[ftp_pump.Pump]) -> None:
+    data = _source(ftp_server)
+    part = tmp_path / "big.bin.part"
+    offset = ftp_pump.HANDOFF + 777
+    part.write_bytes(data[:offset])
+
+    async def main() -> int:
+        conn = await _connect(ftp_server)
+        try:
+            return await _retrieve(conn, open_new(part, append=True), offset)
+        finally:
+            await conn.close()
+
+    assert asyncio.run(main()) == SIZE - offset
+    assert part.read_bytes() == data
+    assert len(pumps) == 1
+
+
+def test_stopped_download_ends_its_thread_and_leaves_a_prefix(tmp_path: Path, pumps: list[ftp_pump.Pump]) -> None:
+    from pyftpdlib.handlers import ThrottledDTPHandler
+
+    slow = type("Slow", (ThrottledDTPHandler,), {"read_limit": 4 * 1024 * 1024, "write_limit": 4 * 1024 * 1024})
+    part = tmp_path / "big.bin.part"
+    with running_pyftpdlib(tmp_path / "srv", handler_attrs={"dtp_handler": slow}) as server:
+        data = _source(server)
+        moved: list[int] = []
+
+        async def main() -> None:
+            conn = await _connect(server)
+            task = asyncio.ensure_future(_retrieve(conn, open_new(part, exclusive=True), progress=moved.append))
+            while sum(moved) <= ftp_pump.HANDOFF:  # the pump has taken over and moved some
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert not conn.is_usable()
+            await conn.close()
+
+        asyncio.run(main())
+    for pump in pumps:
+        pump._thread.join(10)
+        assert not pump._thread.is_alive()
+    got = part.read_bytes()
+    assert len(pumps) == 1
+    assert ftp_pump.HANDOFF < len(got) < SIZE
+    assert got == data[: len(got)]
+
+
+def test_cut_data_connection_mid_file_is_a_transient_error(vsftpd: FtpServer, tmp_path: Path, pumps: list[ftp_pump.Pump]) -> None:
+    data = _source(vsftpd)
+    part = tmp_path / "big.bin.part"
+    with FaultProxy(vsftpd.port, ftp=True) as proxy:
+        proxy.faults.append(Cut(after=2 * ftp_pump.HANDOFF, data=True))
+
+        async def main() -> None:
+            conn = await _connect(vsftpd, proxy.port)
+            try:
+                with pytest.raises(TransientError) as caught:
+                    await _retrieve(conn, open_new(part, exclusive=True))
+                assert "RETR /big.bin" in str(caught.value)
+                assert vsftpd.password not in str(caught.value)
+            finally:
+                await conn.close()
+
+        asyncio.run(main())
+        assert proxy.stats.cuts == 1
+    got = part.read_bytes()
+    assert len(pumps) == 1
+    assert len(got) == 2 * ftp_pump.HANDOFF
+    assert got == data[: len(got)]
+
+
+@contextmanager
+def _stalling_server(tmp: Path, after: int) -> Iterator[tuple[FtpServer, threading.Event]]:
+    """pyftpdlib whose files stop giving data after `after` bytes until the event is
+    set: the data connection stays open and silent (a stalled server)."""
+    from pyftpdlib.filesystems import AbstractedFS
+
+    release = threading.Event()
+
+    class Stalling:
+        def __init__(self, file: Any) -> None:
+            self._file = file
+            self.name = file.name
+            self.closed = False
+
+        def read(self, size: int) -> bytes:
+            if self._file.tell() >= after:
+                release.wait(60)
+            return self._file.read(size)
+
+        def close(self) -> None:
+            self.closed = True
+            self._file.close()
+
+    class StallingFS(AbstractedFS):  # type: ignore[misc]
+        def open(self, filename: str, mode: str) -> Any:
+            return Stalling(super().open(filename, mode))
+
+    with running_pyftpdlib(tmp, filesystem=StallingFS, handler_attrs={"use_sendfile": False}) as server:
+        try:
+            yield server, release
+        finally:
+            release.set()
+
+
+def test_silent_data_connection_after_the_hand_off_times_out(tmp_path: Path, pumps: list[ftp_pump.Pump]) -> None:
+    part = tmp_path / "big.bin.part"
+    with _stalling_server(tmp_path / "srv", after=2 * ftp_pump.HANDOFF) as (server, _):
+        data = _source(server)
+
+        async def main() -> None:
+            conn = await _connect(server, timeout=1)
+            try:
+                with pytest.raises(TimeoutError) as caught:
+                    await _retrieve(conn, open_new(part, exclusive=True))
+                assert "RETR /big.bin" in str(caught.value)
+            finally:
+                await conn.close()
+
+        asyncio.run(main())
+    got = part.read_bytes()
+    assert len(pumps) == 1
+    assert ftp_pump.HANDOFF < len(got) <= 2 * ftp_pump.HANDOFF + 65536
+    assert got == data[: len(got)]
+
+
+def test_full_disk_in_the_pump_is_the_os_error(pyftpd: FtpServer, tmp_path: Path, pumps: list[ftp_pump.Pump]) -> None:
+    import subprocess
+
+    require_root("mounting a small tmpfs")
+    _source(pyftpd)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={2 * ftp_pump.HANDOFF}", "tmpfs", str(disk)], check=True)
+    try:
+
+        async def main() -> None:
+            conn = await _connect(pyftpd)
+            try:
+                with pytest.raises(OSError) as caught:
+                    await _retrieve(conn, open_new(disk / "big.bin.part", exclusive=True))
+                assert caught.value.errno == errno.ENOSPC
+            finally:
+                await conn.close()
+
+        asyncio.run(main())
+        assert len(pumps) == 1
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
