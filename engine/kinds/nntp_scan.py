@@ -4,7 +4,7 @@ Planning: wildcard groups are resolved with LIST ACTIVE (cached in the state DB 
 `active_ttl` seconds); then one task per group sends GROUP (a group whose
 high-water mark has not moved costs that one command); then each group's range is
 cut into chunks, one task per chunk (GROUP if the pooled connection has another
-group selected, OVER, optional pipelined BODY), so a big group is read by all of
+group selected, pipelined OVER, optional pipelined BODY), so a big group is read by all of
 the server's connections at once. Chunk results go through a sequencer and are
 written in article order; the high-water mark only covers chunks written without
 a gap. A chunk fetches only when the sequencer gives it its turn, so at most about
@@ -357,25 +357,16 @@ class ChunkTask(_NewsTask):
         return {"server": self.job.server, "group": self.group}  # leading keys: JSONL lines read well
 
     async def _encoded_headers(self, conn: NntpConnection, ctx: TaskContext, overview: OverviewFormat) -> Encoded:
-        encode = OverviewEncoder(overview, self._first).encode
-
-        def measured(block: bytes) -> tuple[int, Encoded]:
-            return len(block), encode(block)
-
-        size, encoded = await conn.over(self.low, self.high, measured)
-        ctx.progress(size)
-        return encoded
+        encoder = OverviewEncoder(overview, self._first)
+        ctx.progress(await conn.over(self.low, self.high, encoder.feed))
+        return encoder.take()
 
     async def _headers(self, conn: NntpConnection, ctx: TaskContext) -> list[dict[str, Any]]:
         first = self._first
         if self.overview is not None:
             parse = self.overview.parse
-
-            def measured(block: bytes) -> tuple[int, list[dict[str, Any]]]:
-                return len(block), parse(block, first)
-
-            size, records = await conn.over(self.low, self.high, measured)
-            ctx.progress(size)
+            records: list[dict[str, Any]] = []
+            ctx.progress(await conn.over(self.low, self.high, lambda piece: records.extend(parse(piece, first))))
             return records
         columns = {}
         for header in HDR_FIELDS:

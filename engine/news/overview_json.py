@@ -36,13 +36,15 @@ class OverviewEncoder:
         self._fast = overview.fields in _FAST_FIELDS
         self._fields = len(overview.fields)
         self._head = encode_record(self.first)[:-1] + ", " if self.first else "{"
+        self._out: list[str] = []
 
-    def encode(self, block: bytes) -> Encoded:
-        """The JSONL lines of one OVER data block (garbage lines are skipped)."""
-        out: list[str] = []
+    def feed(self, block: bytes) -> None:
+        """Encode whole OVER lines (a reply, or a piece of one as it arrives), kept for
+        `take`; garbage lines are skipped."""
+        out = self._out
         if not self._fast or b"\\" in block:
             self._slow(block, out)
-            return Encoded.lines(out)
+            return
         start = 0
         while start < len(block):  # UTF-8 runs go fast; each line that is not, slow
             try:
@@ -60,6 +62,10 @@ class OverviewEncoder:
                 continue
             self._lines(block[start:] if start else block, out, text)
             break
+
+    def take(self) -> Encoded:
+        """The lines fed since the last `take`."""
+        out, self._out = self._out, []
         return Encoded.lines(out)
 
     def _lines(self, block: bytes, out: list[str], text: str | None = None) -> None:

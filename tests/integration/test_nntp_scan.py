@@ -5,6 +5,7 @@ threads, one big group for chunking; tests that add articles use groups of their
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import subprocess
@@ -16,8 +17,11 @@ from typing import Any
 
 import pytest
 
+from xfer.errors import TransientError
+from xfer.protocols.nntp import OVER_STEP, NntpConnector
 from xfer.scheduler import Scheduler
 from xfer.spec import load_job_file
+from xfer.urls import parse_url
 from tests.jobrun import run_scheduler
 from tests.servers.inn import NewsServer, make_article, start_news_server
 
@@ -303,3 +307,65 @@ def test_jsonl_only_scan_writes_what_the_dict_path_writes(news, tmp_path: Path) 
     rows = [r for r in read_jsonl(tmp_path / "f.jsonl") if r["group"] == group]
     assert [r["subject"] for r in rows[:6]] == ['say "hi"', "wörld", "café ünïcode", "café", "tab here", "plain"]
     assert rows[-1]["subject"] == "back\\slash"
+
+
+def test_big_replies_written_as_the_server_sent_them(news, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """OVER replies many socket reads long (both paths work on each piece as it arrives)
+    give, byte for byte, the dict encoding of the reply as nntplib reads it in one go."""
+    import nntplib
+
+    from xfer.news.jsonl import encode_record
+    from xfer.news.overview import OverviewFormat
+
+    server, _ = news
+    group = "xfer.pieces"
+    server.create_group(group)
+    tricky = ['say "hi"', "=?utf-8?q?w=C3=B6rld?=", "café ünïcode", "LATIN1", "tab\there", "back\\slash"]
+    subjects = [tricky[i // 97 % len(tricky)] if i % 97 == 0 else f"subject {i} " + "x" * (i % 200) for i in range(3000)]
+    server.post_articles(
+        make_article(group, subject, "x\n", references=[f"<r{i}@t>", f"<s{i}@t>"][: i % 3]).replace(b"LATIN1", b"caf\xe9")
+        for i, subject in enumerate(subjects)
+    )
+    with nntplib.NNTP(server.host, server.reader_port, readermode=True) as client:
+        _, fmt = client._longcmdstring("LIST OVERVIEW.FMT")
+        client.group(group)
+        _, lines = client._longcmd(f"OVER 1-{len(subjects)}")
+    first = {"server": f"{server.host}:{server.reader_port}", "group": group}
+    records = OverviewFormat.from_lines(fmt).parse(b"".join(line + b"\r\n" for line in lines), first)
+    expected = "".join(encode_record(record) + "\n" for record in records).encode()
+    assert len(expected) > 20 * (1 << 16) and len(records) == len(subjects)
+
+    jobs = "jobs:\n" + scan_job(server, "fast", f"[{group}]", f"chunk: 5000\njsonl: {tmp_path / 'f.jsonl'}") + scan_job(
+        server, "dicts", f"[{group}]", f"chunk: 5000\njsonl: {tmp_path / 'd.jsonl'}\nsqlite: {tmp_path / 'd.db'}"
+    )
+    report, _ = run_jobs(tmp_path, jobs)
+    assert all(job["status"] == "ok" for job in report.values()), report
+    assert (tmp_path / "f.jsonl").read_bytes() == expected
+    assert (tmp_path / "d.jsonl").read_bytes() == expected
+
+
+def test_pipelined_over_keeps_the_session_in_step(news) -> None:  # type: ignore[no-untyped-def]
+    """A range's OVER commands go out at once, OVER_STEP articles each: steps past the
+    group's end (423) feed nothing, refused steps fail the call only after every reply
+    was read, and the session answers in step afterwards."""
+    server, truth = news
+    count = len(truth["xfer.corpus.python"])
+    steps = -(-3 * count // OVER_STEP)
+
+    async def scan() -> None:
+        conn = await NntpConnector(parse_url(f"nntp://{server.host}:{server.reader_port}")).connect()
+        try:
+            pieces: list[bytes] = []
+            with pytest.raises(TransientError, match="412"):  # no group selected: every step refused
+                await conn.over(1, 3 * count, pieces.append)
+            assert pieces == []
+            await conn.select("xfer.corpus.python")
+            size = await conn.over(1, 3 * count, pieces.append)
+            data = b"".join(pieces)
+            assert [int(line.split(b"\t")[0]) for line in data.splitlines()] == list(range(1, count + 1))
+            assert size == len(data) and conn.commands["OVER"] == 2 * steps > 2
+            assert (await conn.group("xfer.corpus.misc")).count == len(truth["xfer.corpus.misc"])
+        finally:
+            await conn.close()
+
+    asyncio.run(scan())

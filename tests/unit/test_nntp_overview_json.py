@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xfer.news.jsonl import encode_record
+from xfer.news.jsonl import Encoded, encode_record
 from xfer.news.overview import OverviewFormat
 from xfer.news.overview_json import OverviewEncoder
 
@@ -27,6 +27,13 @@ fields = st.sampled_from([6, 7, 7, 7, 8, 8, 8, 9]).flatmap(lambda n: st.lists(fi
 line = st.tuples(number, fields).map(lambda t: b"\t".join([t[0], *t[1]]))
 
 
+def encoded(fmt: OverviewFormat, *pieces: bytes) -> Encoded:
+    encoder = OverviewEncoder(fmt, FIRST)
+    for piece in pieces:
+        encoder.feed(piece)
+    return encoder.take()
+
+
 def dict_path(fmt: OverviewFormat, block: bytes) -> bytes:
     lines = [encode_record(record) for record in fmt.parse(block, FIRST)]
     return ("\n".join(lines) + "\n").encode() if lines else b""
@@ -37,9 +44,12 @@ def dict_path(fmt: OverviewFormat, block: bytes) -> bytes:
 def test_same_bytes_as_the_dict_path(lines: list[bytes], format_lines: list[str]) -> None:
     fmt = OverviewFormat.from_lines(format_lines)
     block = b"".join(raw + b"\r\n" for raw in lines)
-    encoded = OverviewEncoder(fmt, FIRST).encode(block)
-    assert encoded.data == dict_path(fmt, block)
-    assert encoded.count == encoded.data.count(b"\n")
+    whole = encoded(fmt, block)
+    assert whole.data == dict_path(fmt, block)
+    assert whole.count == whole.data.count(b"\n")
+    cut = len(lines) // 2  # a reply's lines fed in two pieces as they arrive: the same lines
+    halves = b"".join(raw + b"\r\n" for raw in lines[:cut]), b"".join(raw + b"\r\n" for raw in lines[cut:])
+    assert encoded(fmt, *halves) == whole
 
 
 def test_fast_lines_are_plain_json() -> None:
@@ -50,9 +60,9 @@ def test_fast_lines_are_plain_json() -> None:
         b"4\tsays \"hi\"\tB <b@x>\t\t<m4@x>\t\t\t\tXref: host g:4\r\n"
         b"junk\r\n"
     )
-    encoded = OverviewEncoder(fmt, FIRST).encode(block)
-    first, second = (json.loads(row) for row in encoded.data.splitlines())
-    assert encoded.count == 2
+    result = encoded(fmt, block)
+    first, second = (json.loads(row) for row in result.data.splitlines())
+    assert result.count == 2
     assert first == {
         **FIRST, "number": 3, "subject": "Hello wörld", "from": "A <a@x>", "date": "Mon, 1 Jan 2024 10:00:00 +0000",
         "message_id": "<m3@x>", "references": ["<r1@x>", "<r2@x>"], "bytes": 321, "lines": 4,
@@ -82,4 +92,4 @@ def test_edge_lines(raw: bytes) -> None:
     fmt = OverviewFormat.from_lines(INN_FORMAT)
     good = b"2\ts\tf\td\t<id>\t\t1\t1\tXref: h g:2\r\n"
     block = good + raw + b"\r\n" + good + raw + b"\r\n" + good
-    assert OverviewEncoder(fmt, FIRST).encode(block).data == dict_path(fmt, block)
+    assert encoded(fmt, block).data == dict_path(fmt, block)
