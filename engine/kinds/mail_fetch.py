@@ -7,11 +7,15 @@ SELECT (UIDVALIDITY), UID SEARCH (with `since`), RFC822.SIZE of the new UIDs (fo
 `max_size` and batching). A UIDVALIDITY change re-recognises stored messages by
 their headers (no duplicates). New UIDs are cut into batches (`batch` messages, at
 most `BATCH_BYTES`), one task each: one `UID FETCH a:b (BODY.PEEK[] ...)` on a pooled
-connection, then the batch is stored — in UID order per folder (a turnstile), and
-without holding the connection while it waits its turn. A task that holds a connection
-also fetches the folder's next batches that no task has started yet (within the
-`AHEAD` window) and hands them over: each lease then serves several batches, so many
-accounts sharing a host's few slots do not log in again for every batch. Every batch
+connection, then the batch is stored — in UID order per folder (a turnstile). A batch
+whose turn has come is stored by the connection's own thread right after its FETCH
+(one thread reads and writes it: no second thread fighting it for the GIL); one whose
+turn has not come is stored by its task later, without holding the connection. A task
+that holds a connection also fetches (and stores, in turn) the folder's next batches
+that no task has started yet (within the `AHEAD` window), sending each FETCH before
+storing the batch before it so the server works meanwhile, and hands them over: each
+lease serves many batches, so many accounts sharing a host's few slots do not log in
+again for every batch. Every batch
 (and POP3 retrieval) first reserves its size in the run's one memory budget
 (`engine.mailbox_store.budget`), shared by every mail.fetch job and folder. POP3 is one
 task: UIDL + LIST, then RETR of new messages in batches on that session. A message
@@ -67,8 +71,10 @@ BATCH_BYTES = 16 * 1024 * 1024
 #: Batches of one folder that may be fetched ahead of the one being stored (memory bound).
 AHEAD = 8
 #: Tasks of one folder that may wait for or hold a connection at once; each one also
-#: fetches the batches after its own, so a folder needs few logins.
-FETCHERS = 2
+#: fetches the batches after its own, so a folder needs few logins. One: its FETCHes
+#: are pipelined, and a second session of the same folder only adds a login and a
+#: thread contending for the GIL (measured: more CPU for the same wall time).
+FETCHERS = 1
 
 
 class Saved(NamedTuple):

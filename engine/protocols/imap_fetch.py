@@ -111,7 +111,7 @@ class FetchParser:
         if not _FETCH.match(first):
             return None  # EXISTS, EXPUNGE, OK [...]: nothing this command asked for
         meta = parts[0] if len(parts) == 1 else b" ".join(parts)
-        if body is None:
+        if body is None and b"BODY[" in meta:
             inline = _INLINE_BODY.search(meta)
             if inline is not None and inline.group(1) != b"NIL":
                 body = _QUOTED_ESCAPE.sub(rb"\1", inline.group(1)[1:-1])
