@@ -10,9 +10,14 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import signal
+import subprocess
+import sys
 import threading
+import time
+import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +25,7 @@ import pytest
 import uvloop
 
 from tests.faults.proxy import Cut, FaultProxy
+from tests.integration.ftp_helpers import REPO, job_report, run_inprocess, tree, write_jobs
 from tests.servers.common import require_root
 from tests.servers.ftp import FtpServer, ftp_server, pyftpd, running_pyftpdlib, vsftpd  # noqa: F401 (fixtures)
 from xfer.errors import TransientError
@@ -66,6 +72,17 @@ async def _retrieve(conn: FtpConnection, fd: int, offset: int = 0, progress: Cal
         return await conn.retrieve("/big.bin", FileSink(fd, progress), offset)
     finally:
         os.close(fd)
+
+
+def _slow_server(tmp: Path) -> AbstractContextManager[FtpServer]:
+    """pyftpdlib sending at most 4 MiB/s per transfer: a big file is still in the
+    pump's hands when the test stops it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from pyftpdlib.handlers import ThrottledDTPHandler
+
+    slow = type("Slow", (ThrottledDTPHandler,), {"read_limit": 4 * 1024 * 1024, "write_limit": 4 * 1024 * 1024})
+    return running_pyftpdlib(tmp, handler_attrs={"dtp_handler": slow})
 
 
 @pytest.mark.parametrize("loop", LOOPS)
@@ -136,11 +153,8 @@ def test_resumed_big_download_appends_from_the_offset(ftp_server: FtpServer, tmp
 
 
 def test_stopped_download_ends_its_thread_and_leaves_a_prefix(tmp_path: Path, pumps: list[ftp_pump.Pump]) -> None:
-    from pyftpdlib.handlers import ThrottledDTPHandler
-
-    slow = type("Slow", (ThrottledDTPHandler,), {"read_limit": 4 * 1024 * 1024, "write_limit": 4 * 1024 * 1024})
     part = tmp_path / "big.bin.part"
-    with running_pyftpdlib(tmp_path / "srv", handler_attrs={"dtp_handler": slow}) as server:
+    with _slow_server(tmp_path / "srv") as server:
         data = _source(server)
         moved: list[int] = []
 
@@ -193,7 +207,9 @@ def test_cut_data_connection_mid_file_is_a_transient_error(vsftpd: FtpServer, tm
 def _stalling_server(tmp: Path, after: int) -> Iterator[tuple[FtpServer, threading.Event]]:
     """pyftpdlib whose files stop giving data after `after` bytes until the event is
     set: the data connection stays open and silent (a stalled server)."""
-    from pyftpdlib.filesystems import AbstractedFS
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from pyftpdlib.filesystems import AbstractedFS
 
     release = threading.Event()
 
@@ -245,8 +261,6 @@ def test_silent_data_connection_after_the_hand_off_times_out(tmp_path: Path, pum
 
 
 def test_full_disk_in_the_pump_is_the_os_error(pyftpd: FtpServer, tmp_path: Path, pumps: list[ftp_pump.Pump]) -> None:
-    import subprocess
-
     require_root("mounting a small tmpfs")
     _source(pyftpd)
     disk = tmp_path / "disk"
@@ -267,3 +281,52 @@ def test_full_disk_in_the_pump_is_the_os_error(pyftpd: FtpServer, tmp_path: Path
         assert len(pumps) == 1
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+# -- through ftp.mirror: the `.part` discipline around the pump ---------------------
+
+
+def _mirror_job(tmp: Path, server: FtpServer) -> Path:
+    return write_jobs(tmp, (
+        "defaults: {grace_period: 0.2, retries: 0}\n"
+        f"jobs:\n  - {{name: m, kind: ftp.mirror, remote: '{server.url('/', with_password=True)}', local: out}}\n"
+    ))
+
+
+def test_mirror_resumes_a_big_part(vsftpd: FtpServer, tmp_path: Path) -> None:
+    data = _source(vsftpd)
+    (vsftpd.root / "small.txt").write_text("small")
+    half = ftp_pump.HANDOFF + 4096
+    part = tmp_path / "out/big.bin.part"
+    part.parent.mkdir()
+    part.write_bytes(data[:half])
+    job = job_report(run_inprocess(_mirror_job(tmp_path, vsftpd)), "m")
+    assert job["status"] == "ok"
+    details = {task["label"]: task["detail"] for task in job["task_list"]}
+    assert details["big.bin"] == {"bytes": SIZE - half, "resumed_from": half}
+    assert tree(tmp_path / "out") == {"big.bin": data, "small.txt": b"small"}
+
+
+def test_sigterm_mid_big_file_leaves_its_part_for_the_next_run(tmp_path: Path) -> None:
+    part = tmp_path / "out/big.bin.part"
+    with _slow_server(tmp_path / "srv") as server:
+        data = _source(server)
+        path = _mirror_job(tmp_path, server)
+        proc = subprocess.Popen([sys.executable, "-m", "xfer", "run", str(path), "--quiet"], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if part.exists() and part.stat().st_size > ftp_pump.HANDOFF + 1024 * 1024:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before the signal"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 143, err
+        assert set(tree(tmp_path / "out")) == {"big.bin.part"}
+        got = part.read_bytes()
+        assert ftp_pump.HANDOFF < len(got) < SIZE and got == data[: len(got)]
+        job = job_report(run_inprocess(path), "m")
+    (task,) = job["task_list"]
+    assert task["detail"]["resumed_from"] >= len(got)
+    assert tree(tmp_path / "out") == {"big.bin": data}
