@@ -36,12 +36,21 @@ class OverviewEncoder:
         self._fast = overview.fields in _FAST_FIELDS
         self._fields = len(overview.fields)
         self._head = encode_record(self.first)[:-1] + ", " if self.first else "{"
-        self._out: list[str] = []
+        self._pieces: list[Encoded] = []
 
     def feed(self, block: bytes) -> None:
-        """Encode whole OVER lines (a reply, or a piece of one as it arrives), kept for
-        `take`; garbage lines are skipped."""
-        out = self._out
+        """Encode whole OVER lines (a reply, or a piece of one as it arrives) to bytes
+        at once, kept for `take`; garbage lines are skipped."""
+        out: list[str] = []
+        self._encode(block, out)
+        self._pieces.append(Encoded.lines(out))
+
+    def take(self) -> Encoded:
+        """The lines fed since the last `take`."""
+        pieces, self._pieces = self._pieces, []
+        return Encoded(b"".join(piece.data for piece in pieces), sum(piece.count for piece in pieces))
+
+    def _encode(self, block: bytes, out: list[str]) -> None:
         if not self._fast or b"\\" in block:
             self._slow(block, out)
             return
@@ -62,11 +71,6 @@ class OverviewEncoder:
                 continue
             self._lines(block[start:] if start else block, out, text)
             break
-
-    def take(self) -> Encoded:
-        """The lines fed since the last `take`."""
-        out, self._out = self._out, []
-        return Encoded.lines(out)
 
     def _lines(self, block: bytes, out: list[str], text: str | None = None) -> None:
         """UTF-8 lines: no escaping needed (the usual case), or escaped at once."""

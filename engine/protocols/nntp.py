@@ -50,8 +50,9 @@ with warnings.catch_warnings():
 READ_TIMEOUT = 120.0
 #: BODY commands sent before reading their replies (small enough never to fill a socket buffer).
 BODY_WINDOW = 32
-#: Articles per OVER command; a chunk's OVER commands are pipelined.
-OVER_STEP = 500
+#: Articles per OVER command; a chunk's OVER commands are pipelined. Small, so that
+#: little of a chunk is left unoverlapped: the server's first reply, the client's last.
+OVER_STEP = 100
 _READ_SIZE = 1 << 16
 #: OVER data handed on as soon as this much has arrived (whole lines).
 _PIECE = 1 << 16
