@@ -501,8 +501,8 @@ class FtpConnection:
         """Remote `path` from `offset` (REST), block by block into `write` (called
         with a view of a reused buffer: use it before returning; return an awaitable to
         slow down, e.g. for a rate limit). Returns the number of bytes received.
-        A `FileSink` as `write` (a file, no rate limit) lets a big file's bytes move
-        off the loop (see `_receiver`).
+        A `FileSink` as `write` (a file) lets a big file's bytes move off the loop
+        when it has no rate limit (see `_receiver`).
 
         `on_mtime`, if given, is called before the first block with the exact time
         (MDTM; None when the server cannot say), asked in the same write as EPSV: no
@@ -514,8 +514,9 @@ class FtpConnection:
 
     def _receiver(self, write: Callable[[memoryview], Awaitable[None] | None]) -> Receiver:
         """A big file's bytes move in a thread of their own (`ftp_pump`) when the sink
-        is a plain file and the data connection is not TLS; all others in the loop."""
-        if isinstance(write, FileSink) and self.settings.tls == "none" and PUMP_AVAILABLE:
+        is a file without a rate limit and the data connection is not TLS; all others
+        in the loop."""
+        if isinstance(write, FileSink) and write.limit is None and self.settings.tls == "none" and PUMP_AVAILABLE:
             return FileReceiver(write, self._buffer(), self.settings.timeout)
         return Receiver(write, self._buffer())
 

@@ -2,7 +2,8 @@
 blocks into one reused buffer per session and hands each straight to the caller (a
 download writes it to its file: no stream-buffer copies, no task switch per block);
 the sending end uses the transport's flow control. Both have an idle watchdog, one
-timer per transfer rather than one per read."""
+timer per transfer rather than one per read. A big plain download into a file moves
+on to a thread of its own (`ftp_pump.FileReceiver`)."""
 
 from __future__ import annotations
 

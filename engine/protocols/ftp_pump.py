@@ -22,7 +22,7 @@ import os
 import select
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from xfer.protocols.ftp_data import LocalFailure, Receiver
 
@@ -41,19 +41,24 @@ def write_all(fd: int, view: memoryview) -> None:
 
 class FileSink:
     """A download into a file: `fd` (at the place the next byte goes; the transfer
-    owns its writes until it ends) and `progress` (called in the loop with bytes moved).
-    Called with a block, it is the in-loop sink; its fd lets a big plain transfer move
-    to a `Pump`."""
+    owns its writes until it ends), `progress` (called in the loop with bytes moved) and
+    `limit` (a rate limit: bytes -> an awaitable that returns when they may go on).
+    Called with a block, it is the in-loop sink; without a limit, its fd lets a big
+    plain transfer move to a `Pump`."""
 
-    __slots__ = ("fd", "progress")
+    __slots__ = ("fd", "limit", "progress")
 
-    def __init__(self, fd: int, progress: Callable[[int], None]) -> None:
+    def __init__(
+        self, fd: int, progress: Callable[[int], None], limit: Callable[[int], Awaitable[None]] | None = None
+    ) -> None:
         self.fd = fd
         self.progress = progress
+        self.limit = limit
 
-    def __call__(self, block: memoryview) -> None:
+    def __call__(self, block: memoryview) -> Awaitable[None] | None:
         write_all(self.fd, block)
         self.progress(len(block))
+        return None if self.limit is None else self.limit(len(block))
 
 
 class Pump:
@@ -180,19 +185,27 @@ class FileReceiver(Receiver):
             self._file.progress(moved - self._counted)
             self._counted = moved
 
+    def _last_count(self) -> None:
+        """The pump's bytes counted a last time, while the transfer is still the
+        caller's: no progress reaches it after its end."""
+        assert self._ticker is not None
+        self._ticker.cancel()
+        self._ticker = None
+        self._count()
+
     def _pumped(self, error: BaseException | None) -> None:
         """The pump's thread has ended: the transfer is over, one way or another."""
-        if self._ticker is not None:
-            self._ticker.cancel()
-        self._count()
-        if self._closed.done():
+        if self._ticker is None:
             return  # aborted meanwhile: that error (or the cancellation) stands
+        self._last_count()
         if error is not None:
             self.abort(error)
         elif self.transport is not None:
             self.transport.close()
 
     def abort(self, error: BaseException | None = None) -> None:
-        if self._pump is not None:
+        if self._ticker is not None:  # the pump is at work
+            self._last_count()
+            assert self._pump is not None
             self._pump.stop()
         super().abort(error)
