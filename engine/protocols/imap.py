@@ -12,7 +12,7 @@ import functools
 import imaplib
 import re
 import socket
-from collections.abc import Callable, Collection, Hashable, Iterable
+from collections.abc import Callable, Collection, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple, TypeVar
 from xfer.errors import AuthError, PermanentError, TransientError
 from xfer.protocols._threaded import ThreadedSession, WatchedSockets, open_session, socket_error
 from xfer.protocols._tls import check_credentials_socket, client_context
-from xfer.protocols.imap_fetch import FetchResponse, Unread, read_uid_fetch, send_uid_fetch, uid_fetch
+from xfer.protocols.imap_fetch import FetchResponse, MessageFetches, Unread, uid_fetch, uid_set
 from xfer.urls import Url
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT = 60.0
 #: Response codes (RFC 5530) that mean "try again later", not "wrong password".
 _TEMPORARY = ("[UNAVAILABLE]", "[INUSE]", "[LIMIT]")
-_UID = re.compile(rb"\bUID (\d+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 _INTERNALDATE = re.compile(
     rb'INTERNALDATE "([ 0-3][0-9])-([A-Z][a-z][a-z])-([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) ([-+])([0-9]{2})([0-9]{2})"'
@@ -147,33 +146,18 @@ class ImapConnection(ThreadedSession):
         self.mailbox = mailbox
         #: UIDVALIDITY announced when the mailbox was last selected (constant per session).
         self.uidvalidity = uidvalidity
-        #: A message FETCH sent ahead (`fetch_messages(then=...)`): its UID set and tag.
-        self._sent: tuple[str, bytes] | None = None
+        self._messages = MessageFetches(client, _MESSAGE_ITEMS)
 
     async def call(self, function: Callable[..., T], *args: object) -> T:
         """Any command but the awaited message FETCH first reads off a FETCH sent
         ahead that was not wanted after all (imaplib would choke on its reply)."""
-        if self._sent is not None and function != self._fetch_messages:
-            return await super().call(self._after_sent, function, *args)
+        if self._messages.in_flight and function != self._fetch_messages:
+            return await super().call(self._settled, function, *args)
         return await super().call(function, *args)
 
-    def _after_sent(self, function: Callable[..., T], *args: object) -> T:
-        self._take_sent(None)
+    def _settled(self, function: Callable[..., T], *args: object) -> T:
+        self._messages.settle()
         return function(*args)
-
-    def _take_sent(self, uid_text: str | None) -> bytes | None:
-        """The tag of the FETCH sent ahead when it is for `uid_text`; otherwise that
-        reply (if any) is read and dropped, and None."""
-        sent, self._sent = self._sent, None
-        if sent is None:
-            return None
-        if sent[0] == uid_text:
-            return sent[1]
-        try:
-            read_uid_fetch(self.client, sent[1])
-        except imaplib.IMAP4.error:
-            pass  # refused: nothing to read off
-        return None
 
     def _socket(self) -> socket.socket | None:
         return getattr(self.client, "sock", None)
@@ -202,7 +186,7 @@ class ImapConnection(ThreadedSession):
         for uid in uids:
             if uid in seen:
                 continue
-            raw = next((body for meta, body in self._fetch(uid, "(UID BODY.PEEK[])") if _UID.search(meta)), None)
+            raw = next((response.body for response in self._fetch(uid, "(UID BODY.PEEK[])") if response.uid is not None), None)
             found.append((uid, raw))
         return found
 
@@ -257,10 +241,10 @@ class ImapConnection(ThreadedSession):
         if not uid_text:
             return {}
         found = {}
-        for meta, _ in self._fetch(uid_text, "(UID RFC822.SIZE)"):
-            uid, size = _UID.search(meta), _SIZE.search(meta)
-            if uid and size:
-                found[int(uid.group(1))] = int(size.group(1))
+        for response in self._fetch(uid_text, "(UID RFC822.SIZE)"):
+            uid, size = response.uid, _SIZE.search(response.meta)
+            if uid is not None and size:
+                found[uid] = int(size.group(1))
         return found
 
     async def headers(self, uids: Collection[int]) -> dict[int, tuple[int, bytes]]:
@@ -272,10 +256,10 @@ class ImapConnection(ThreadedSession):
         if not uid_text:
             return {}
         found = {}
-        for meta, literal in self._fetch(uid_text, "(UID RFC822.SIZE BODY.PEEK[HEADER])"):
-            uid, size = _UID.search(meta), _SIZE.search(meta)
-            if uid and size and literal is not None:
-                found[int(uid.group(1))] = (int(size.group(1)), literal)
+        for response in self._fetch(uid_text, "(UID RFC822.SIZE BODY.PEEK[HEADER])"):
+            uid, size = response.uid, _SIZE.search(response.meta)
+            if uid is not None and size and response.body is not None:
+                found[uid] = (int(size.group(1)), response.body)
         return found
 
     async def fetch_messages(self, uids: Collection[int], then: Collection[int] = ()) -> list[Fetched]:
@@ -283,24 +267,16 @@ class ImapConnection(ThreadedSession):
         BODY.PEEK leaves \\Seen alone. `then`: the UIDs likely wanted next, whose
         FETCH is sent at once, so the server works on it while this batch is stored
         (if the next call wants other UIDs, its reply is read off and dropped)."""
-        return await self.call(self._fetch_messages, uid_set(uids), uid_set(then))
+        return await self.call(self._fetch_messages, uids, then)
 
-    def _fetch_messages(self, uid_text: str, then: str = "") -> list[Fetched]:
-        tag = self._take_sent(uid_text)
-        if tag is None and uid_text:
-            tag = send_uid_fetch(self.client, uid_text, _MESSAGE_ITEMS)
-        if then:
-            self._sent = (then, send_uid_fetch(self.client, then, _MESSAGE_ITEMS))
-        if tag is None:
-            return []
+    def _fetch_messages(self, uids: Collection[int], then: Collection[int]) -> list[Fetched]:
         found = []
-        for meta, literal in read_uid_fetch(self.client, tag):
-            uid, size = _UID.search(meta), _SIZE.search(meta)
+        for response in self._messages.fetch(uids, then):
+            meta, literal, uid = response.meta, response.body, response.uid
             if uid is None or literal is None:
                 continue
-            found.append(Fetched(
-                int(uid.group(1)), int(size.group(1)) if size else len(literal), received_at(meta), literal,
-            ))
+            size = _SIZE.search(meta)
+            found.append(Fetched(uid, int(size.group(1)) if size else len(literal), received_at(meta), literal))
         return sorted(found)
 
     async def fetch_in_chunks(self, uid: int, write: Callable[[bytes], None], chunk: int) -> float | None:
@@ -314,7 +290,7 @@ class ImapConnection(ThreadedSession):
         while True:
             items = f"(UID{' INTERNALDATE' if offset == 0 else ''} BODY.PEEK[]<{offset}.{chunk}>)"
             found = self._fetch(str(uid), items)
-            meta, literal = next(((m, part) for m, part in found if part is not None), (b"", None))
+            meta, literal = next(((r.meta, r.body) for r in found if r.body is not None), (b"", None))
             if offset == 0:
                 if literal is None:
                     raise PermanentError(f"UID {uid}: no such message (expunged meanwhile?)")
@@ -368,23 +344,6 @@ def _unquote(token: bytes) -> str | None:
     if len(text) >= 2 and text[0] == text[-1] == '"':
         text = re.sub(r"\\(.)", r"\1", text[1:-1])
     return text
-
-
-def uid_set(uids: Iterable[int]) -> str:
-    """UIDs as a compact IMAP set: [1, 2, 3, 7, 9, 10] -> '1:3,7,9:10'."""
-    ordered = sorted(set(uids))
-    runs: list[str] = []
-    start = previous = None
-    for uid in ordered:
-        if previous is not None and uid == previous + 1:
-            previous = uid
-            continue
-        if start is not None:
-            runs.append(f"{start}:{previous}" if previous != start else str(start))
-        start = previous = uid
-    if start is not None:
-        runs.append(f"{start}:{previous}" if previous != start else str(start))
-    return ",".join(runs)
 
 
 def _imap_date(day: date) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import imaplib
 import re
+from collections.abc import Collection, Iterable
 from typing import NamedTuple
 
 #: Bytes asked for per read (a larger literal is read in one go as far as it goes).
@@ -29,15 +30,17 @@ _INLINE_BODY = re.compile(rb'\bBODY\[[^\]]*\](?:<\d+>)? ("(?:[^"\\]|\\.)*"|NIL)'
 #: What precedes a body section's literal marker `{N}` (matched just before it).
 _BODY_MARK = re.compile(rb"[ (]BODY\[[^\]]*\](?:<\d+>)? $")
 _QUOTED_ESCAPE = re.compile(rb"\\(.)")
+_UID = re.compile(rb"\bUID (\d+)")
 
 
 class FetchResponse(NamedTuple):
-    """One `* n FETCH (...)` response: its text outside literals (`meta`, for UID,
-    RFC822.SIZE, INTERNALDATE in whatever order) and the body section's value (None
-    when it had none, or NIL)."""
+    """One `* n FETCH (...)` response: its text outside literals (`meta`, for
+    RFC822.SIZE, INTERNALDATE... in whatever order), the body section's value (None
+    when it had none, or NIL) and its UID (None in an unsolicited flag update)."""
 
     meta: bytes
     body: bytes | None
+    uid: int | None
 
 
 class FetchParser:
@@ -115,7 +118,8 @@ class FetchParser:
             inline = _INLINE_BODY.search(meta)
             if inline is not None and inline.group(1) != b"NIL":
                 body = _QUOTED_ESCAPE.sub(rb"\1", inline.group(1)[1:-1])
-        return FetchResponse(meta, body)
+        uid = _UID.search(meta)
+        return FetchResponse(meta, body, int(uid.group(1)) if uid else None)
 
 
 class Unread:
@@ -175,3 +179,77 @@ def read_uid_fetch(client: imaplib.IMAP4, tag: bytes) -> list[FetchResponse]:
 def uid_fetch(client: imaplib.IMAP4, uid_text: str, items: str) -> list[FetchResponse]:
     """`UID FETCH uid_text items`, its reply read in blocks."""
     return read_uid_fetch(client, send_uid_fetch(client, uid_text, items))
+
+
+class MessageFetches:
+    """The message FETCHes of one session, each next one sent ahead of need: the
+    server works on it while the caller stores the batch just read.
+
+    Dovecot runs pipelined FETCHes side by side, so responses to the one sent ahead
+    may come before the tagged end of the one being read; they are told apart by UID
+    (batches never share one) and kept for their own command. A FETCH sent ahead and
+    then not asked for is read off (`settle`) before the session does anything else."""
+
+    def __init__(self, client: imaplib.IMAP4, items: str) -> None:
+        self.client, self.items = client, items
+        self._sent: tuple[frozenset[int], bytes] | None = None  # UIDs and tag sent ahead
+        self._early: list[FetchResponse] = []  # its responses that came in early
+
+    @property
+    def in_flight(self) -> bool:
+        return self._sent is not None
+
+    def fetch(self, uids: Collection[int], then: Collection[int] = ()) -> list[FetchResponse]:
+        """The responses for `uids` (one UID FETCH, or the one already sent ahead for
+        exactly them); `then`'s FETCH is sent before this one is read."""
+        wanted = frozenset(uids)
+        tag = self._take(wanted)
+        if tag is None and wanted:
+            tag = send_uid_fetch(self.client, uid_set(wanted), self.items)
+        if then:
+            self._sent = (frozenset(then), send_uid_fetch(self.client, uid_set(then), self.items))
+        if tag is None:
+            return []
+        responses, self._early = self._early + read_uid_fetch(self.client, tag), []
+        mine = []
+        for response in responses:
+            if response.uid in wanted:
+                mine.append(response)
+            elif self._sent is not None and response.uid in self._sent[0]:
+                self._early.append(response)
+        return mine
+
+    def settle(self) -> None:
+        """Read off (and drop) a FETCH sent ahead that will not be asked for."""
+        self._take(None)
+
+    def _take(self, wanted: frozenset[int] | None) -> bytes | None:
+        """The tag sent ahead when it was for exactly `wanted`; else its reply is read
+        off and dropped (a refusal included), and None."""
+        sent, self._sent = self._sent, None
+        if sent is not None and sent[0] == wanted:
+            return sent[1]
+        self._early = []
+        if sent is not None:
+            try:
+                read_uid_fetch(self.client, sent[1])
+            except imaplib.IMAP4.error:
+                pass  # refused: nothing more to read
+        return None
+
+
+def uid_set(uids: Iterable[int]) -> str:
+    """UIDs as a compact IMAP set: [1, 2, 3, 7, 9, 10] -> '1:3,7,9:10'."""
+    ordered = sorted(set(uids))
+    runs: list[str] = []
+    start = previous = None
+    for uid in ordered:
+        if previous is not None and uid == previous + 1:
+            previous = uid
+            continue
+        if start is not None:
+            runs.append(f"{start}:{previous}" if previous != start else str(start))
+        start = previous = uid
+    if start is not None:
+        runs.append(f"{start}:{previous}" if previous != start else str(start))
+    return ",".join(runs)

@@ -98,3 +98,30 @@ def test_job_stores_the_local_form(tmp_path: Path, mail_server: MailServer, fmt:
     assert [message.get_from().encode() for message in stored] == [
         sender + b" " + time.asctime(time.gmtime(WHEN + n)).encode() for n, sender in enumerate(senders)
     ]
+
+
+def test_fetch_sent_ahead_and_not_wanted_is_read_off(mail_server: MailServer) -> None:  # noqa: F811
+    """A FETCH sent ahead (`then`) for a batch the next call does not ask for, or
+    followed by another command, leaves the session in step."""
+    server = mail_server
+    _append(server, "Reader")
+    url = parse_url(f"imap://{server.address('user1')}:{server.users['user1']}@127.0.0.1:{server.imap_port}/Reader")
+
+    async def session() -> tuple[list[bytes], list[bytes], list[int], list[bytes], list[int]]:
+        conn = await ImapConnector(url, HostConfig()).connect()
+        try:
+            uids = await conn.search_uids()
+            first = await conn.fetch_messages(uids[:1], then=uids[1:3])
+            other = await conn.fetch_messages(uids[3:], then=uids[:2])  # not what was sent ahead
+            searched = await conn.search_uids()  # another command while a FETCH is in flight
+            sent = await conn.fetch_messages(uids[1:2], then=uids[2:])
+            again = await conn.fetch_messages(uids[2:])  # what was sent ahead
+            return [m.raw for m in first], [m.raw for m in other], searched, [m.raw for m in sent + again], uids
+        finally:
+            await conn.close()
+
+    first, other, searched, rest, uids = asyncio.run(session())
+    assert first == MESSAGES[:1]
+    assert other == MESSAGES[3:]
+    assert searched == uids
+    assert rest == MESSAGES[1:]

@@ -23,11 +23,11 @@ REPLY = (
     + b"* 6 EXISTS\r\n"  # after the tagged reply: left for imaplib
 )
 EXPECTED = [
-    FetchResponse(b"* 1 FETCH (UID 7 RFC822.SIZE %d BODY[] {%d} )" % (len(TRICKY), len(TRICKY)), TRICKY),
-    FetchResponse(b"* 2 FETCH (FLAGS (\\Seen) UID 8)", None),
-    FetchResponse(b"* 3 FETCH (BODY[] {0}  UID 9 RFC822.SIZE 0)", b""),
-    FetchResponse(b'* 4 FETCH (UID 10 BODY[]<4096> "")', b""),
-    FetchResponse(b'* 5 FETCH (UID 11 INTERNALDATE "01-Feb-2024 10:00:00 +0100" BODY[HEADER] {4} )', b"ab\r\n"),
+    FetchResponse(b"* 1 FETCH (UID 7 RFC822.SIZE %d BODY[] {%d} )" % (len(TRICKY), len(TRICKY)), TRICKY, 7),
+    FetchResponse(b"* 2 FETCH (FLAGS (\\Seen) UID 8)", None, 8),
+    FetchResponse(b"* 3 FETCH (BODY[] {0}  UID 9 RFC822.SIZE 0)", b"", 9),
+    FetchResponse(b'* 4 FETCH (UID 10 BODY[]<4096> "")', b"", 10),
+    FetchResponse(b'* 5 FETCH (UID 11 INTERNALDATE "01-Feb-2024 10:00:00 +0100" BODY[HEADER] {4} )', b"ab\r\n", 11),
 ]
 
 
@@ -65,7 +65,7 @@ def test_large_literal_asks_for_the_rest() -> None:
     assert parser.feed(b"* 1 FETCH (UID 1 BODY[] {%d}\r\n" % len(body) + body[:1000]) == []
     assert parser.wanted == len(body) - 1000
     out = parser.feed(body[1000:] + b")\r\nA1 OK done\r\n")
-    assert out == [FetchResponse(b"* 1 FETCH (UID 1 BODY[] {%d} )" % len(body), body)]
+    assert out == [FetchResponse(b"* 1 FETCH (UID 1 BODY[] {%d} )" % len(body), body, 1)]
 
 
 def test_bye_aborts() -> None:
