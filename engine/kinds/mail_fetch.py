@@ -24,6 +24,9 @@ partial FETCH, POP3 RETR a block of lines at a time) into a spool file beside th
 (`engine.mailbox_store.spool`), reserving one chunk of the budget; its attachments are
 not extracted (a job note says so).
 
+Beside this module: `_mail_folder` (a folder's local side: store, ledger, the order
+batches are stored in) and `_mail_fetch_pop3` (the POP3 task).
+
 `delete_after` deletes, after every batch ended, exactly the messages recorded as
 stored (IMAP UID STORE \\Deleted + UID EXPUNGE; POP3 DELE + QUIT); skipped or failed
 messages stay on the server.
@@ -43,29 +46,23 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import date, datetime, timezone
-from email.parser import BytesHeaderParser
-from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 from xfer.errors import PermanentError, UnsafePathError
 from xfer.job import Job, Task, TaskContext
-from xfer.mailbox_store.attachments import save_attachments
+from xfer.kinds._mail_fetch_pop3 import Pop3Fetch
+from xfer.kinds._mail_folder import LocalFolder, Saved, local_name
 from xfer.mailbox_store.budget import run_budget
-from xfer.mailbox_store.ledger import Ledger, digest, header_digest
-from xfer.mailbox_store.spool import CHUNK, STREAM_ABOVE, Spool
-from xfer.mailbox_store.stores import Incoming, Store, open_store
-from xfer.pathsafety import check_name
-from xfer.retry import mark_spent
+from xfer.mailbox_store.ledger import digest
+from xfer.mailbox_store.spool import CHUNK, STREAM_ABOVE
 from xfer.protocols.imap import Fetched, ImapConnection, ImapConnector
-from xfer.protocols.pop3 import Pop3Connection, Pop3Connector
+from xfer.protocols.pop3 import Pop3Connector
 from xfer.urls import Url
 
 if TYPE_CHECKING:
     from xfer.kinds._spec_mail_fetch import MailFetchSpec
 
-T = TypeVar("T")
 #: A batch task fetches at most this many bytes (a big message still goes alone).
 BATCH_BYTES = 16 * 1024 * 1024
 #: Batches of one folder that may be fetched ahead of the one being stored (memory bound).
@@ -75,157 +72,6 @@ AHEAD = 8
 #: are pipelined, and a second session of the same folder only adds a login and a
 #: thread contending for the GIL (measured: more CPU for the same wall time).
 FETCHERS = 1
-
-
-class Saved(NamedTuple):
-    """A batch stored: how many of its messages were new, and their bytes."""
-
-    count: int
-    nbytes: int
-
-
-class Beside(Protocol):
-    """Runs blocking disk work somewhere other than the event loop."""
-
-    def __call__(self, function: Callable[..., T], /, *args: Any) -> Awaitable[T]: ...
-
-
-class Turnstile:
-    """Lets the batches of one folder be stored in UID order, whatever order they are
-    fetched in; a batch that failed still lets the next one pass."""
-
-    def __init__(self) -> None:
-        self._next = 0
-        self._changed = asyncio.Condition()
-
-    async def wait(self, index: int) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self._next >= index)
-
-    def passes(self, index: int) -> bool:
-        """Whether `wait(index)` would return at once."""
-        return self._next >= index
-
-    async def advance(self, index: int) -> None:
-        async with self._changed:
-            self._next = max(self._next, index + 1)
-            self._changed.notify_all()
-
-
-class LocalFolder:
-    """One remote folder and where it goes: the store, its ledger, the write order."""
-
-    def __init__(self, job: MailFetch, name: str, local: str) -> None:
-        self.job, self.name = job, name
-        self.store: Store = open_store(job.dest, local, job.spec.format)
-        self.ledger = Ledger(job.ctx.state, job.account, name)
-        self.validity: int | None = None
-        self.stored = self.ledger.stored()
-        self.stored_now: list[str] = []
-        self.deletable: list[str] = []
-        self.turnstile = Turnstile()
-        self.reserving = Turnstile()  # batches reserve memory in batch order
-        self.lock = asyncio.Lock()
-        #: UIDs of each batch, by index (set when planned), the batches a task started
-        #: fetching, and those fetched ahead by another batch's task, until taken.
-        self.batches: list[list[int]] = []
-        self.claimed: set[int] = set()
-        self.streamed: set[int] = set()  # batches of one message fetched to disk by their own task
-        self.ahead: dict[int, asyncio.Future[list[Fetched] | Saved | None]] = {}
-        #: Tasks of this folder waiting for or holding a connection (at most FETCHERS).
-        self.fetchers = 0
-        self.fetch_turn = asyncio.Condition()
-
-    async def reserve(self, index: int, nbytes: int) -> int:
-        """Reserve memory for batch `index` after the batches before it; what was taken."""
-        try:
-            await self.reserving.wait(index)
-            return await run_budget().take(nbytes)
-        finally:
-            await self.reserving.advance(index)
-
-    def token(self, uid: int | str) -> str:
-        return f"{self.validity}-{uid}" if self.validity is not None else str(uid)
-
-    async def recover(self) -> int:
-        """Finish a batch a crashed run left pending; returns how many of it were kept."""
-        pending = self.ledger.pending
-        if pending is None:
-            return 0
-        tokens, mark = pending
-        kept = await asyncio.to_thread(self.store.recover, mark, tokens)
-        self.ledger.finish((token, "recovered") for token in kept)
-        self.stored = self.ledger.stored()
-        return len(kept)
-
-    async def save(self, batch: list[tuple[Incoming, int]], beside: Beside = asyncio.to_thread) -> Saved:
-        """Store (message, server size) pairs not stored yet; returns (count, bytes).
-        `beside` runs the disk work: a thread of its own, or the thread of the
-        connection that fetched the batch (`ThreadedSession.beside`)."""
-        async with self.lock:
-            fresh = [(message, size) for message, size in batch if message.token not in self.stored]
-            if not fresh:
-                return Saved(0, 0)
-            self.ledger.begin([message.token for message, _ in fresh], await beside(self.store.mark))
-            heads = await beside(self.store.write, [message for message, _ in fresh])
-            self.ledger.finish(
-                (message.token, header_digest(head, size)) for (message, size), head in zip(fresh, heads)
-            )
-            for message, _ in fresh:
-                self.stored.add(message.token)
-                self.stored_now.append(message.token)
-        if self.job.spec.attachments is not None:
-            target = self.job.ctx.resolve(self.job.spec.attachments)
-            for message, size in fresh:
-                if message.spool is not None:  # parsing it would hold it whole in memory
-                    self.job.ctx.emit("job.note", data={
-                        "event": "attachments_skipped", "folder": self.name, "message": message.token, "size": size,
-                    })
-                    continue
-                self.job.attachments += len(await asyncio.to_thread(save_attachments, message.raw, target))
-        return Saved(len(fresh), sum(size for _, size in fresh))
-
-    async def save_fetched(self, fetched: list[Fetched], beside: Beside = asyncio.to_thread) -> Saved:
-        return await self.save(
-            [(Incoming(self.token(m.uid), m.raw, m.received, m.spool), m.size) for m in fetched], beside
-        )
-
-    async def save_in_turn(self, index: int, fetched: list[Fetched], conn: ImapConnection) -> Saved | None:
-        """Batch `index` just fetched on `conn`: if every batch before it is stored,
-        store it now in `conn`'s thread and let the next batch pass; else None (its
-        task stores it in its turn). A store error is final, as it is for a batch
-        stored by its task: a retry could store a message twice."""
-        if not self.turnstile.passes(index):
-            return None
-        try:
-            saved = await self.save_fetched(fetched, conn.beside)
-        except Exception as exc:
-            mark_spent(exc)
-            raise
-        await self.turnstile.advance(index)
-        return saved
-
-    async def spooled(self, token: str, size: int, fetch: Callable[[Spool], Awaitable[float | None]]) -> Incoming:
-        """A message too large for memory, fetched by `fetch` into a spool file of the
-        store (removed again if the fetch fails)."""
-        spool = await asyncio.to_thread(self.store.spool, token)
-        try:
-            received = await fetch(spool)
-            await asyncio.to_thread(spool.finish, received)
-        except BaseException:
-            await asyncio.to_thread(spool.discard)
-            raise
-        return Incoming(token, spool.header, received, spool.path)
-
-
-def local_name(folder: str, delimiter: str | None) -> str:
-    """A remote folder as one local path component: the hierarchy becomes dots
-    (Maildir++ style), so no folder can land inside another folder's cur/new/tmp."""
-    name = folder.replace(delimiter, ".") if delimiter else folder
-    reason = check_name(name)
-    if reason is not None:
-        raise UnsafePathError(f"folder {folder!r}: {reason}")
-    return name
 
 
 class ImapBatch(Task[None]):
@@ -371,62 +217,6 @@ class ImapDelete(Task[ImapConnection]):
         return {"deleted": deleted}
 
 
-class Pop3Fetch(Task[Pop3Connection]):
-    """The whole POP3 mailbox on one session: UIDL + LIST, TOP for `since`, RETR in batches."""
-
-    def __init__(self, folder: LocalFolder, connector: Pop3Connector) -> None:
-        self.folder, self.connector = folder, connector
-
-    @property
-    def label(self) -> str:
-        return "pop3 INBOX"
-
-    async def run(self, conn: Pop3Connection | None, ctx: TaskContext) -> dict[str, Any] | None:
-        assert conn is not None
-        job, folder, spec = self.folder.job, self.folder, self.folder.job.spec
-        listing = await conn.inventory()
-        on_server = {uid for _, uid, _ in listing}
-        wanted = []
-        for number, uid, size in listing:
-            if uid in folder.stored:
-                continue
-            if spec.max_size is not None and size > spec.max_size:
-                job.skipped += 1
-            elif spec.since is not None and not _since(await conn.headers(number), spec.since):
-                job.skipped += 1
-            else:
-                wanted.append((number, uid, size))
-        stored = 0
-        for chunk in pop3_batches(wanted, spec.batch):
-            streamed = chunk[0][2] > STREAM_ABOVE  # alone, and fetched to disk
-            taken = await run_budget().take(CHUNK if streamed else sum(size for _, _, size in chunk))
-            try:
-                if streamed:
-                    ((number, uid, size),) = chunk
-                    message = await folder.spooled(
-                        uid, size, lambda spool: conn.retrieve_in_chunks(number, spool.write, CHUNK)
-                    )
-                    count, nbytes = await folder.save([(message, size)])
-                else:
-                    raws = await conn.retrieve([number for number, _, _ in chunk])
-                    count, nbytes = await folder.save(
-                        [(Incoming(uid, raw), len(raw)) for (_, uid, _), raw in zip(chunk, raws)]
-                    )
-            finally:
-                await run_budget().give(taken)
-            job.count(count, nbytes, ctx)
-            stored += count
-        deleted = 0
-        if spec.delete_after:
-            deletable = folder.stored & on_server
-            deleted = await conn.delete(deletable) if deletable else 0
-            folder.ledger.forget(deletable)
-            job.deleted += deleted
-            if deleted:
-                ctx.emit("job.note", data={"deleted": deleted, "folder": "INBOX"})
-        return {"stored": stored, "deleted": deleted}
-
-
 class Refused(Task[None]):
     """A folder that cannot be fetched (unsafe name...), reported as a failed task."""
 
@@ -439,32 +229,6 @@ class Refused(Task[None]):
 
     async def run(self, conn: None, ctx: TaskContext) -> dict[str, Any] | None:
         raise self.error
-
-
-def _since(header: bytes, day: date) -> bool:
-    """Whether a POP3 message's Date is on or after `day` (kept when it has no usable Date)."""
-    value = BytesHeaderParser().parsebytes(header).get("Date")
-    try:
-        when = parsedate_to_datetime(str(value)) if value else None
-    except (TypeError, ValueError):
-        when = None
-    if when is None:
-        return True
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when >= datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-
-
-def pop3_batches(wanted: list[tuple[int, str, int]], count: int) -> list[list[tuple[int, str, int]]]:
-    """(number, uid, size) in listing order, in runs of at most `count`; a message over
-    STREAM_ABOVE stands alone (it is streamed to disk)."""
-    out: list[list[tuple[int, str, int]]] = []
-    for message in wanted:
-        if message[2] > STREAM_ABOVE or not out or len(out[-1]) >= count or out[-1][0][2] > STREAM_ABOVE:
-            out.append([message])
-        else:
-            out[-1].append(message)
-    return out
 
 
 def batches(sizes: list[tuple[int, int]], count: int, limit: int = BATCH_BYTES) -> list[list[tuple[int, int]]]:
