@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import os
 import select
@@ -71,6 +72,7 @@ class Pump:
         self, sock: socket.socket | object, fd: int, timeout: float, done: Callable[[BaseException | None], None]
     ) -> None:
         self.moved = 0
+        self._spliced = True  # into the file; False once its file system has refused
         self._timeout = timeout
         self._done = done
         self._loop = asyncio.get_running_loop()
@@ -123,15 +125,31 @@ class Pump:
                 if count == 0:
                     return
                 try:
-                    while count:
-                        written = os.splice(read_end, self._fd, count, flags=os.SPLICE_F_MOVE)
-                        count -= written
-                        self.moved += written
+                    self._to_file(read_end, count)
                 except OSError as exc:
                     raise LocalFailure(exc) from None
         finally:
             os.close(read_end)
             os.close(write_end)
+
+    def _to_file(self, pipe: int, count: int) -> None:
+        """`count` bytes from the pipe into the file: spliced, or read and written
+        where the file cannot take a splice (EINVAL: a file system without it)."""
+        while count:
+            if self._spliced:
+                try:
+                    written = os.splice(pipe, self._fd, count, flags=os.SPLICE_F_MOVE)
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:
+                        raise
+                    self._spliced = False
+                    continue
+            else:
+                block = os.read(pipe, count)
+                write_all(self._fd, memoryview(block))
+                written = len(block)
+            count -= written
+            self.moved += written
 
 
 def _drop_append(fd: int) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import errno
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -278,6 +279,34 @@ def test_silent_data_connection_after_the_hand_off_times_out(tmp_path: Path, pum
     assert len(pumps) == 1
     assert ftp_pump.HANDOFF < len(got) <= 2 * ftp_pump.HANDOFF + 65536
     assert got == data[: len(got)]
+
+
+def test_file_system_without_splice_gets_written(
+    pyftpd: FtpServer, tmp_path: Path, pumps: list[ftp_pump.Pump], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system that refuses a splice into its files (EINVAL) gets the bytes
+    read from the pipe and written. The usual ones take splices: the refusal is
+    simulated here."""
+    data = _source(pyftpd)
+    splice = os.splice
+
+    def refusing(src: int, dst: int, count: int, *args: Any, **kwargs: Any) -> int:
+        if stat.S_ISREG(os.fstat(dst).st_mode):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return splice(src, dst, count, *args, **kwargs)
+
+    monkeypatch.setattr(ftp_pump.os, "splice", refusing)
+
+    async def main() -> int:
+        conn = await _connect(pyftpd)
+        try:
+            return await _retrieve(conn, open_new(tmp_path / "big.bin", exclusive=True))
+        finally:
+            await conn.close()
+
+    assert asyncio.run(main()) == SIZE
+    assert (tmp_path / "big.bin").read_bytes() == data
+    assert len(pumps) == 1
 
 
 def test_full_disk_in_the_pump_is_the_os_error(pyftpd: FtpServer, tmp_path: Path, pumps: list[ftp_pump.Pump]) -> None:
