@@ -39,24 +39,32 @@ class Beside(Protocol):
 
 class Turnstile:
     """Lets the batches of one folder be stored in UID order, whatever order they are
-    fetched in; a batch that failed still lets the next one pass."""
+    fetched in; a batch that failed still lets the next one pass.
+
+    Each waiter waits on a future of its own index, woken once when that index
+    passes: with a Condition, every advance woke every one of a folder's waiting
+    batches to check again (10,000 wake-ups for 100 batches)."""
 
     def __init__(self) -> None:
         self._next = 0
-        self._changed = asyncio.Condition()
+        self._waiting: dict[int, asyncio.Future[None]] = {}
 
     async def wait(self, index: int) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self._next >= index)
+        if self._next >= index:
+            return
+        future = self._waiting.get(index)
+        if future is None:
+            future = self._waiting[index] = asyncio.get_running_loop().create_future()
+        await asyncio.shield(future)  # a cancelled waiter leaves it to the others
 
     def passes(self, index: int) -> bool:
         """Whether `wait(index)` would return at once."""
         return self._next >= index
 
     async def advance(self, index: int) -> None:
-        async with self._changed:
-            self._next = max(self._next, index + 1)
-            self._changed.notify_all()
+        self._next = max(self._next, index + 1)
+        for passed in [waited for waited in self._waiting if waited <= self._next]:
+            self._waiting.pop(passed).set_result(None)
 
 
 class LocalFolder:

@@ -3,6 +3,8 @@ batching and spec validation."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import mailbox
 import os
 from email.message import EmailMessage
@@ -11,10 +13,13 @@ from pathlib import Path
 import pytest
 
 from xfer.errors import SpecError, UnsafePathError
+from xfer.kinds._mail_folder import Turnstile
 from xfer.kinds.mail_fetch import batches, local_name
 from xfer.mailbox_store.attachments import safe_attachment_name, save_attachments
 from xfer.mailbox_store.ledger import Ledger, digest
-from xfer.mailbox_store.stores import Incoming, MaildirStore, MboxStore, open_store, unquote_mboxrd
+from xfer.mailbox_store.stores import (
+    Incoming, MaildirStore, MboxStore, header_block, local_header, open_store, to_lf, unquote_mboxrd,
+)
 from xfer.protocols.imap import uid_set
 from xfer.spec import parse_job_text
 from xfer.state import StateStore
@@ -115,3 +120,30 @@ def test_spec_rejects_contradictions(extra: str, error: str) -> None:
     text = f"jobs:\n  - name: b\n    kind: mail.fetch\n    dest: out\n{extra}"
     with pytest.raises(SpecError, match=error):
         parse_job_text(text, "jobs.yaml")
+
+
+def test_turnstile_lets_each_index_pass_once_its_turn_came() -> None:
+    async def scenario() -> list[int]:
+        gate, passed = Turnstile(), []
+
+        async def batch(index: int) -> None:
+            await gate.wait(index)
+            passed.append(index)
+            await gate.advance(index)
+
+        cancelled = asyncio.ensure_future(gate.wait(2))  # gives up: the other waiter of 2 still passes
+        tasks = [asyncio.ensure_future(batch(index)) for index in (3, 1, 2, 0)]
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        await asyncio.gather(*tasks)
+        assert gate.passes(4) and not gate.passes(5)
+        return passed
+
+    assert asyncio.run(scenario()) == [0, 1, 2, 3]
+
+
+def test_local_header_of_converted_text_is_header_block_of_raw() -> None:
+    """The store digests `local_header(to_lf(raw))`; the ledger's records (and a
+    UIDVALIDITY resync) rely on it equalling `header_block(raw)`."""
+    for raw in map(b"".join, itertools.product([b"a", b"\r", b"\n", b"\r\n"], repeat=6)):
+        assert local_header(to_lf(raw)) == header_block(raw), raw
