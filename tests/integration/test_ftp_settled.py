@@ -125,3 +125,15 @@ def test_a_failed_file_keeps_its_directory_unsettled(vsftpd: FtpServer, tmp_path
     job = rerun(path)
     assert [task["label"] for task in job["task_list"]] == ["src/new.py"]
     assert rerun(path)["summary"]["unchanged_dirs"] == DIRS
+
+
+def test_delete_still_removes_local_extras_in_an_unchanged_directory(ftp_server: FtpServer, tmp_path: Path) -> None:
+    fill(ftp_server.root, FILES)
+    ftp_server.chown_root()
+    path = mirror(ftp_server, tmp_path, "    delete: true")
+    run_inprocess(path)
+    (tmp_path / "out/src/stray.txt").write_text("not on the server\n")
+    job = rerun(path)
+    assert job["summary"]["unchanged_dirs"] == DIRS  # src's listing and files are as recorded
+    assert not (tmp_path / "out/src/stray.txt").exists()
+    assert tree(tmp_path / "out") == {n: (v.encode() if isinstance(v, str) else v) for n, v in FILES.items()}
