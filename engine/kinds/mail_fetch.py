@@ -333,7 +333,7 @@ class MailFetch(Job):
     async def _survey(self, conn: ImapConnection, folder: LocalFolder) -> list[tuple[int, int]]:
         """(uid, size) of the messages to fetch; updates the ledger on a UIDVALIDITY change."""
         spec, ledger = self.spec, folder.ledger
-        validity = await conn.reselect()
+        validity = await conn.current_view()
         known = ledger.validity
         if known is not None and known != validity and folder.stored:
             folder.validity = validity

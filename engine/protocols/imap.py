@@ -34,6 +34,7 @@ _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 _INTERNALDATE = re.compile(
     rb'INTERNALDATE "([ 0-3][0-9])-([A-Z][a-z][a-z])-([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) ([-+])([0-9]{2})([0-9]{2})"'
 )
+_CAPABILITY_CODE = re.compile(rb"\[CAPABILITY ([^\]]*)\]")
 _BAD = re.compile(r"(?:error|failed): BAD\b")
 _LIST_LINE = re.compile(rb'^\((?P<flags>[^)]*)\) (?P<delimiter>"(?:[^"\\]|\\.)*"|NIL) (?P<name>.*)$')
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -147,10 +148,13 @@ class ImapConnection(ThreadedSession):
         #: UIDVALIDITY announced when the mailbox was last selected (constant per session).
         self.uidvalidity = uidvalidity
         self._messages = MessageFetches(client, _MESSAGE_ITEMS)
+        #: Nothing ran since the connector's SELECT: the view is as fresh as a new one.
+        self._just_selected = uidvalidity is not None
 
     async def call(self, function: Callable[..., T], *args: object) -> T:
         """Any command but the awaited message FETCH first reads off a FETCH sent
         ahead that was not wanted after all (imaplib would choke on its reply)."""
+        self._just_selected = False
         if self._messages.in_flight and function != self._fetch_messages:
             return await super().call(self._settled, function, *args)
         return await super().call(function, *args)
@@ -211,6 +215,14 @@ class ImapConnection(ThreadedSession):
 
     def _store_flags(self, uid_text: str, flag: str) -> None:
         _check(*self.client.uid("STORE", uid_text, "+FLAGS.SILENT", f"({flag})"), "STORE")
+
+    async def current_view(self) -> int:
+        """UIDVALIDITY of a view of the mailbox no older than this call: SELECT again,
+        unless the session was opened (and selected) just now and used for nothing."""
+        if self._just_selected and self.uidvalidity is not None:
+            self._just_selected = False
+            return self.uidvalidity
+        return await self.reselect()
 
     async def reselect(self) -> int:
         """SELECT the mailbox again (a fresh view of it); returns its UIDVALIDITY."""
@@ -409,12 +421,14 @@ class ImapConnector:
                 self._starttls(client)
             check_credentials_socket(client.sock, self.host, self.where, "imaps")
             try:
-                client.login(url.user or "", url.secret())
+                _, said = client.login(url.user or "", url.secret())
             except imaplib.IMAP4.error as exc:
                 raise translate(exc, self.where, login=True) from None
-            # Servers announce more after login (Dovecot: UIDPLUS); imaplib keeps the first list.
-            data = _check(*client.capability(), "CAPABILITY")
-            client.capabilities = tuple(data[-1].decode("ascii", "replace").upper().split())  # type: ignore[union-attr]
+            # Servers announce more after login (Dovecot: UIDPLUS), most of them in the
+            # LOGIN reply's CAPABILITY code; imaplib keeps the first list.
+            announced = _CAPABILITY_CODE.match(said[-1]) if said and isinstance(said[-1], bytes) else None
+            words = announced.group(1) if announced else _check(*client.capability(), "CAPABILITY")[-1]
+            client.capabilities = tuple(words.decode("ascii", "replace").upper().split())  # type: ignore[union-attr]
             if self.select:
                 _check(*client.select(_quote(self.mailbox)), f"SELECT {self.mailbox}")
         except BaseException:
