@@ -53,6 +53,8 @@ BODY_WINDOW = 32
 #: Articles per OVER command; a chunk's OVER commands are pipelined. Small, so that
 #: little of a chunk is left unoverlapped: the server's first reply, the client's last.
 OVER_STEP = 100
+#: OVER commands sent ahead of the reply being read (never enough to fill a socket buffer).
+OVER_WINDOW = 16
 _READ_SIZE = 1 << 16
 #: OVER data handed on as soon as this much has arrived (whole lines).
 _PIECE = 1 << 16
@@ -290,19 +292,23 @@ class NntpConnection(ThreadedSession):
         return self._format
 
     async def over(self, first: int, last: int, feed: Callable[[bytes], object]) -> int:
-        """OVER first-last on the current group, sent as pipelined OVER commands of
-        `OVER_STEP` articles: INN builds a whole reply before it sends any of it, so while
-        `feed` works on one reply (in this connection's thread) the server builds the
-        next. `feed` gets the lines in pieces as they arrive; ranges with no articles
-        (423) feed nothing. Returns the bytes read."""
+        """OVER first-last on the current group, as OVER commands of `OVER_STEP` articles,
+        `OVER_WINDOW` of them pipelined: INN builds a whole reply before it sends any of
+        it, so while `feed` works on one reply (in this connection's thread) the server
+        builds the next. `feed` gets the lines in pieces as they arrive; ranges with no
+        articles (423) feed nothing. Returns the bytes read."""
 
         def run() -> int:
-            steps = [(low, min(last, low + OVER_STEP - 1)) for low in range(first, last + 1, OVER_STEP)]
-            self._send(b"".join(b"OVER %d-%d\r\n" % step for step in steps), "OVER", len(steps))
+            lows = range(first, last + 1, OVER_STEP)
+            commands = [b"OVER %d-%d\r\n" % (low, min(last, low + OVER_STEP - 1)) for low in lows]
+            window = commands[:OVER_WINDOW]
+            self._send(b"".join(window), "OVER", len(window))
             wire = _Wire(self._client)
             size = 0
             failure: nntplib.NNTPError | None = None
-            for _ in steps:
+            for index in range(len(commands)):
+                if index + OVER_WINDOW < len(commands):  # one more for each reply: the window stays full
+                    self._send(commands[index + OVER_WINDOW], "OVER", 1)
                 status = wire.status()
                 if status.startswith("224"):
                     for piece in wire.pieces(_PIECE):
