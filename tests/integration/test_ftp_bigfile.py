@@ -82,6 +82,19 @@ def _slow_server(tmp: Path) -> AbstractContextManager[FtpServer]:
     return running_pyftpdlib(tmp, handler_attrs={"dtp_handler": slow})
 
 
+def _fetch(server: FtpServer, fd: int, offset: int = 0, passive: bool = True) -> int:
+    """`_retrieve` on a session of its own, in a loop of its own."""
+
+    async def main() -> int:
+        conn = await _connect(server, passive=passive)
+        try:
+            return await _retrieve(conn, fd, offset)
+        finally:
+            await conn.close()
+
+    return asyncio.run(main())
+
+
 @pytest.mark.parametrize("loop", LOOPS)
 def test_big_file_arrives_whole_with_its_progress(
     ftp_server: FtpServer, tmp_path: Path, pumps: list[ftp_pump.Pump], loop: str
@@ -139,14 +152,7 @@ def test_small_file_and_rate_limited_sink_stay_in_the_loop(pyftpd: FtpServer, tm
 def test_active_mode_big_file(vsftpd: FtpServer, tmp_path: Path, pumps: list[ftp_pump.Pump]) -> None:
     data = _source(vsftpd)
 
-    async def main() -> int:
-        conn = await _connect(vsftpd, passive=False)
-        try:
-            return await _retrieve(conn, open_new(tmp_path / "big.bin", exclusive=True))
-        finally:
-            await conn.close()
-
-    assert asyncio.run(main()) == SIZE
+    assert _fetch(vsftpd, open_new(tmp_path / "big.bin", exclusive=True), passive=False) == SIZE
     assert (tmp_path / "big.bin").read_bytes() == data
     assert len(pumps) == 1
 
@@ -157,14 +163,7 @@ def test_resumed_big_download_appends_from_the_offset(ftp_server: FtpServer, tmp
     offset = ftp_pump.HANDOFF + 777
     part.write_bytes(data[:offset])
 
-    async def main() -> int:
-        conn = await _connect(ftp_server)
-        try:
-            return await _retrieve(conn, open_new(part, append=True), offset)
-        finally:
-            await conn.close()
-
-    assert asyncio.run(main()) == SIZE - offset
+    assert _fetch(ftp_server, open_new(part, append=True), offset) == SIZE - offset
     assert part.read_bytes() == data
     assert len(pumps) == 1
 
@@ -297,14 +296,7 @@ def test_file_system_without_splice_gets_written(
 
     monkeypatch.setattr(ftp_pump.os, "splice", refusing)
 
-    async def main() -> int:
-        conn = await _connect(pyftpd)
-        try:
-            return await _retrieve(conn, open_new(tmp_path / "big.bin", exclusive=True))
-        finally:
-            await conn.close()
-
-    assert asyncio.run(main()) == SIZE
+    assert _fetch(pyftpd, open_new(tmp_path / "big.bin", exclusive=True)) == SIZE
     assert (tmp_path / "big.bin").read_bytes() == data
     assert len(pumps) == 1
 
