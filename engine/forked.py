@@ -22,6 +22,7 @@ Each child records its shard's run in the state database."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import importlib
 import os
@@ -35,6 +36,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from xfer.api import JobSet, Run
+from xfer.distributed.merge import JobMerger
+from xfer.distributed.units import PROCESS_SPLITTERS, Unit, job_units
 from xfer.events import Event, EventBus
 from xfer.jobfile import NO_HOST_BLOCK, JobFile
 from xfer.records import Record, model_of
@@ -52,25 +55,30 @@ _CRASHED = 70
 
 @dataclass
 class Shard:
-    """Jobs one process runs, with its share of split host limits and the global bound."""
+    """What one process runs: whole jobs and shares of jobs (`units`), with its part of
+    any split host limit and of the global bound."""
 
-    jobs: set[str] = field(default_factory=set)
-    host_limits: dict[str, int] = field(default_factory=dict)  # endpoint -> this shard's share
+    units: list[Unit] = field(default_factory=list)
+    host_limits: dict[str, int] = field(default_factory=dict)  # endpoint -> this shard's part
     max_connections: int = 1
+
+    @property
+    def jobs(self) -> set[str]:
+        return {unit.job for unit in self.units}
 
 
 def plan_shards(files: list[JobFile], only: set[str] | None, processes: int, max_connections: int | None) -> list[Shard]:
     """At most `processes` shards of the selected jobs (one shard: run in-process)."""
     jobs = [(file, spec) for file in files for spec in file.jobs if only is None or spec.name in only]
     total = max_connections or min(file.defaults.max_connections for file in files)
-    processes = max(1, min(processes, len(jobs), total))
+    processes = max(1, min(processes, total))
     groups = _host_groups(jobs)
     if len(groups) < processes:
         groups = [piece for group in groups for piece in _split_group(group, processes)]
     shards = [Shard() for _ in range(min(processes, len(groups)))]
-    for group in sorted(groups, key=lambda group: -len(group.jobs)):
-        shard = min(shards, key=lambda shard: len(shard.jobs))
-        shard.jobs |= group.jobs
+    for group in sorted(groups, key=lambda group: -len(group.units)):
+        shard = min(shards, key=lambda shard: len(shard.units))
+        shard.units += group.units
         shard.host_limits.update(group.host_limits)
     for index, shard in enumerate(shards):
         shard.max_connections = _share(total, len(shards), index)
@@ -83,9 +91,9 @@ def _share(total: int, parts: int, index: int) -> int:
 
 @dataclass
 class _Group:
-    jobs: set[str]
+    units: list[Unit]
     endpoints: set[str]
-    limit: int  # of the one endpoint, for a group that may be split
+    limit: int  # the smallest host limit of its endpoints
     host_limits: dict[str, int] = field(default_factory=dict)
 
 
@@ -96,11 +104,10 @@ def _host_groups(jobs: list[tuple[JobFile, Any]]) -> list[_Group]:
         urls = list(_urls(spec))
         endpoints = {url.endpoint for url in urls}
         limit = min((file.host_limit(url) for url in urls), default=0)
-        joined = [group for group in groups if group.endpoints & endpoints]
-        merged = _Group({spec.name}, endpoints, limit)
-        for group in joined:
+        merged = _Group(job_units(file, spec, [{}], "", {}), endpoints, limit)
+        for group in [group for group in groups if group.endpoints & endpoints]:
             groups.remove(group)
-            merged.jobs |= group.jobs
+            merged.units = group.units + merged.units
             merged.endpoints |= group.endpoints
             merged.limit = min(merged.limit, group.limit)
         groups.append(merged)
@@ -108,14 +115,22 @@ def _host_groups(jobs: list[tuple[JobFile, Any]]) -> list[_Group]:
 
 
 def _split_group(group: _Group, processes: int) -> list[_Group]:
-    """A one-host group dealt over up to `processes` shards, the host's limit shared."""
-    parts = min(processes, group.limit, len(group.jobs)) if len(group.endpoints) == 1 else 1
+    """A one-host group over up to `processes` shards, the host's limit divided among
+    them: its jobs dealt out, or a lone job split into shares when its kind can be."""
+    parts = min(processes, group.limit) if len(group.endpoints) == 1 else 1
+    units = group.units
+    if parts > 1 and len(units) == 1:
+        (unit,) = units
+        (spec,) = unit.file.jobs
+        splitter = PROCESS_SPLITTERS.get(spec.kind)
+        if splitter is not None:
+            units = job_units(unit.file, spec, splitter(spec, parts), "", {})
+    parts = min(parts, len(units))
     if parts <= 1:
         return [group]
     (endpoint,) = group.endpoints
-    names = sorted(group.jobs)
     return [
-        _Group(set(names[index::parts]), group.endpoints, 0, {endpoint: _share(group.limit, parts, index)})
+        _Group(units[index::parts], group.endpoints, 0, {endpoint: _share(group.limit, parts, index)})
         for index in range(parts)
     ]
 
@@ -138,7 +153,7 @@ def _urls(value: Any) -> Iterator[Url]:
 # ------------------------------------------------------------------------- child
 
 
-def _with_limits(files: tuple[JobFile, ...], host_limits: dict[str, int]) -> list[JobFile]:
+def _with_limits(files: list[JobFile], host_limits: dict[str, int]) -> list[JobFile]:
     """The job files with this shard's share of split hosts' limits in their host blocks."""
     changed = []
     for file in files:
@@ -185,11 +200,11 @@ class _PipeSender:
             self.on_broken()
 
 
-def _run_child(jobs: JobSet, shard: Shard, options: dict[str, Any], fd: int, loop_factory: Any) -> int:
+def _run_child(shard: Shard, options: dict[str, Any], fd: int, loop_factory: Any) -> int:
     """Run one shard to its end; the exit code says only whether the shard itself broke."""
     os.setpgid(0, 0)  # a terminal's Ctrl-C is the parent's to pass on
-    run = Run(JobSet(_with_limits(jobs.files, shard.host_limits)), only=shard.jobs,
-              max_connections=shard.max_connections, **options)
+    files = _with_limits([unit.file for unit in shard.units], shard.host_limits)
+    run = Run(JobSet(files), max_connections=shard.max_connections, **options)
     sender = _PipeSender(fd, lambda: os.kill(os.getpid(), signal.SIGTERM))
     run.subscribe(sender)
 
@@ -218,7 +233,7 @@ def _import_before_fork(jobs: JobSet, shards: list[Shard]) -> None:
     gc.freeze()
 
 
-def _fork_child(jobs: JobSet, shard: Shard, options: dict[str, Any], loop_factory: Any) -> tuple[int, int]:
+def _fork_child(shard: Shard, options: dict[str, Any], loop_factory: Any) -> tuple[int, int]:
     """(pid, read end of its pipe)."""
     read, write = os.pipe()
     sys.stdout.flush()
@@ -230,7 +245,7 @@ def _fork_child(jobs: JobSet, shard: Shard, options: dict[str, Any], loop_factor
     code = _CRASHED
     try:
         os.close(read)
-        code = _run_child(jobs, shard, options, write, loop_factory)
+        code = _run_child(shard, options, write, loop_factory)
     except BaseException:
         traceback.print_exc()
     finally:
@@ -277,23 +292,18 @@ class ForkedRun:
         self.shards = shards
         self.grace = jobs.files[0].defaults.grace_period
         self.stopped_by: signal.Signals | None = None
-        self._finished: set[str] = set()
-        self.events.subscribe(self._note_finished)
+        self.merger = JobMerger([unit for shard in shards for unit in shard.units], self.events)
         for name in jobs.names:  # the report lists the jobs in file order, as one process does
             if any(name in shard.jobs for shard in shards):
                 self.report.job(name)
         _import_before_fork(jobs, shards)
-        self.children = [_fork_child(jobs, shard, options, loop_factory) for shard in shards]
+        self.children = [_fork_child(shard, options, loop_factory) for shard in shards]
 
     def subscribe(self, subscriber: Callable[[Event], None]) -> None:
         self.events.subscribe(subscriber)
 
     def build(self) -> None:
         """Nothing to build here: each child builds its shard's jobs."""
-
-    def _note_finished(self, event: Event) -> None:
-        if event.name == "job.finished" and event.job:
-            self._finished.add(event.job)
 
     async def execute(self) -> Report:
         loop = asyncio.get_running_loop()
@@ -303,8 +313,9 @@ class ForkedRun:
             loop.add_signal_handler(signum, self.stop, signum)
         try:
             readers = []
-            for _, fd in self.children:
-                _, reader = await loop.connect_read_pipe(lambda: _Reader(self.events.publish), os.fdopen(fd, "rb", 0))
+            for shard, (_, fd) in zip(self.shards, self.children):
+                forward = functools.partial(self._forward, {unit.job: unit for unit in shard.units}, shard.units[0])
+                _, reader = await loop.connect_read_pipe(lambda: _Reader(forward), os.fdopen(fd, "rb", 0))
                 readers.append(reader)
             await asyncio.gather(*(reader.closed for reader in readers))
             codes = [await _reap(pid) for pid, _ in self.children]
@@ -316,13 +327,20 @@ class ForkedRun:
         self.events.emit("run.finished", data={"stopped_by": self.stopped_by.name if self.stopped_by else None})
         return self.report
 
+    def _forward(self, units: dict[str, Unit], first: Unit, event: Event) -> None:
+        """A child's event, through the merger: the shares of a split job become one job."""
+        self.merger.forward(units.get(event.job or "", first), event)
+
     def _end_shard(self, shard: Shard, code: int) -> None:
-        """A shard's jobs that never finished: failed if its process broke, else cancelled."""
-        for job in sorted(shard.jobs - self._finished):
+        """A shard's units that never finished: failed if its process broke, else cancelled."""
+        for unit in shard.units:
+            if unit.share in self.merger.finished[unit.job]:
+                continue
             if code:
                 how = f"signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
-                self.events.emit("job.error", job=job, error=f"its worker process ended with {how}")
-            self.events.emit("job.finished", job=job, data={"status": "failed" if code else "cancelled", "summary": {}})
+                self.merger.forward(unit, Event("job.error", job=unit.job, error=f"its worker process ended with {how}"))
+            status = "failed" if code else "cancelled"
+            self.merger.forward(unit, Event("job.finished", job=unit.job, data={"status": status, "summary": {}}))
 
     def stop(self, signum: signal.Signals | int = signal.SIGTERM) -> None:
         """Pass the signal on (each child stops gracefully; a second one stops them at

@@ -208,6 +208,22 @@ def _merge_timelines(timelines: list[list[dict[str, Any]]]) -> list[dict[str, An
     return [rows[t] for t in sorted(rows)]
 
 
+def merge_counts(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Shares of a tree (`ftp.mirror` shares): numbers added, flags all true, the rest
+    as the first share has it."""
+    merged = dict(summaries[0])
+    for summary in summaries[1:]:
+        for key, value in summary.items():
+            if isinstance(value, bool):
+                merged[key] = bool(merged.get(key, True)) and value
+            elif isinstance(value, (int, float)):
+                merged[key] = merged.get(key, 0) + value
+            else:
+                merged.setdefault(key, value)
+    return merged
+
+
 SUMMARY_MERGERS: dict[str, Callable[[list[dict[str, Any]]], dict[str, Any]]] = {
     "mail.load": merge_load_summaries,
+    "ftp.mirror": merge_counts,
 }

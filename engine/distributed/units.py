@@ -52,8 +52,34 @@ def load_shares(spec: Any, workers: int) -> list[dict[str, Any]]:
     return shares
 
 
+def mirror_shares(spec: Any, parts: int) -> list[dict[str, Any]]:
+    """A download mirror as `parts` shares of its top-level directories (`share: I/N`,
+    engine/kinds/_tree_share.py), its own connection bound divided; one share when it
+    archives, uploads, or is a share already."""
+    if spec.direction != "download" or spec.archive or spec.share or not spec.recursive or spec.max_depth == 0:
+        return [{}]
+    shares: list[dict[str, Any]] = [{"share": (index + 1, parts)} for index in range(parts)]
+    if spec.max_connections:
+        for index, share in enumerate(shares):
+            share["max_connections"] = max(1, _split(spec.max_connections, parts, index))
+    return shares
+
+
 #: Kinds that split into shares: kind -> (spec, workers) -> field overrides per share.
 SPLITTERS: dict[str, Callable[[Any, int], list[dict[str, Any]]]] = {"mail.load": load_shares}
+#: What `xfer run --processes` may split too: mirrors, by top-level directory. (Not yet
+#: for `--workers`, whose fault suite covers one unit per mirror.)
+PROCESS_SPLITTERS = {**SPLITTERS, "ftp.mirror": mirror_shares}
+
+
+def job_units(file: JobFile, spec: Any, shares: list[dict[str, Any]], run: str, options: dict[str, Any]) -> list[Unit]:
+    """One unit per share of `spec` (`shares`: each share's field overrides)."""
+    units = []
+    for index, overrides in enumerate(shares):
+        job = Record(model_of(spec), {**vars(spec), **overrides}) if overrides else spec
+        copy = dataclasses.replace(file, jobs=[job])
+        units.append(Unit(run, spec.name, index, len(shares), copy, options, spec if overrides else None))
+    return units
 
 
 def split(
@@ -65,9 +91,5 @@ def split(
             if only is not None and spec.name not in only:
                 continue
             splitter = SPLITTERS.get(spec.kind)
-            shares = splitter(spec, workers) if splitter else [{}]
-            for index, overrides in enumerate(shares):
-                job = Record(model_of(spec), {**vars(spec), **overrides}) if overrides else spec
-                copy = dataclasses.replace(file, jobs=[job])
-                units.append(Unit(run, spec.name, index, len(shares), copy, options, spec if overrides else None))
+            units += job_units(file, spec, splitter(spec, workers) if splitter else [{}], run, options)
     return units

@@ -284,6 +284,7 @@ class Walker:
     settled: SettledDirs | None = None  # unchanged directories skipped (engine/kinds/_ftp_settled.py)
     salt: bytes = b""  # keys the listing digests: the walk options
     ahead: int = 4  # listings fetched ahead at most
+    top_files: bool = True  # whether the top's files are this walk's (one share of a tree has them)
     complete: bool = True
     counts: dict[str, int] = field(default_factory=lambda: {"dirs": 0, "files": 0, "links_skipped": 0, "unsafe": 0})
 
@@ -325,7 +326,7 @@ class Walker:
                     self.complete = False
                     self.ctx.emit("job.error", error=f"listing {remote_dir!r}: {describe(exc)}")
                     continue
-                self.counts["dirs"] += 1
+                self.counts["dirs"] += 1 if relative or self.top_files else 0
                 settled = self.settled
                 if settled is not None:
                     digest = listing.digest(self.salt)
@@ -369,9 +370,10 @@ class Walker:
                             yield WalkItem(child, remote, entry, depth)
                             stack.append((child, depth + 1))
                     elif entry.type == "file":
-                        self.counts["files"] += 1
-                        if settled is not None:
-                            settled.listed_file(relative)
+                        if depth or self.top_files:
+                            self.counts["files"] += 1
+                            if settled is not None:
+                                settled.listed_file(relative)
                         yield WalkItem(child, remote, entry, depth)
                 if settled is not None:
                     settled.closed(relative)

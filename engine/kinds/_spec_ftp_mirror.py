@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from xfer.kinds._pathfilter import check_patterns
+from xfer.kinds._tree_share import parse_share
 from xfer.kinds._spec_ftp import FtpJobSpec
 from xfer.spec import url_field
 
@@ -24,6 +25,14 @@ class FtpMirrorSpec(FtpJobSpec):
     archive: Literal["zip", "tgz", "tbz2"] | None = Field(None, description="also pack the mirrored tree into one archive")
     archive_path: Path | None = Field(None, description="where the archive goes (default: LOCAL.zip / .tar.gz / .tar.bz2)")
     atomic_upload: bool = Field(True, description="upload to NAME.part, then rename (RNFR/RNTO)")
+    share: tuple[int, int] | None = Field(
+        None, description="I/N: mirror only share I of N of the top-level directories (engine/kinds/_tree_share.py)"
+    )
+
+    @field_validator("share", mode="before")
+    @classmethod
+    def _share(cls, value: object) -> tuple[int, int] | None:
+        return None if value is None else value if isinstance(value, tuple) else parse_share(value)
 
     @field_validator("include")
     @classmethod
@@ -36,9 +45,11 @@ class FtpMirrorSpec(FtpJobSpec):
         if self.max_depth is not None and not self.recursive:
             raise ValueError("max_depth needs recursive: true (recursive: false already means the top only)")
         if self.direction == "upload":
-            for key in ("delete", "archive"):
+            for key in ("delete", "archive", "share"):
                 if getattr(self, key):
                     raise ValueError(f"{key} works with direction: download only")
+        if self.share is not None and self.archive is not None:
+            raise ValueError("share: an archive needs the whole tree (one job, not shares)")
         if self.archive_path is not None and self.archive is None:
             raise ValueError("archive_path needs archive: zip, tgz or tbz2")
         return self

@@ -41,6 +41,7 @@ from xfer.kinds._ftp_common import (
 )
 from xfer.kinds._ftp_settled import walk_salt
 from xfer.kinds._pathfilter import PathFilter
+from xfer.kinds._tree_share import SharedFilter
 from xfer.pathsafety import check_name, is_inside
 from xfer.protocols.ftp import BLOCK_SIZE, FtpConnection, FtpConnector
 from xfer.ratelimit import TokenBucket, consume_all
@@ -68,8 +69,9 @@ class FtpMirrorJob(FtpDownloadJob):
     async def _plan_download(self) -> AsyncIterator[Task[Any]]:
         spec = self.spec
         depth = depth_limit(spec)
-        salt = walk_salt("download", spec.include, spec.exclude, depth, spec.symlinks)
-        self._setup_downloads(spec.remote, spec.local, PathFilter(spec.include, spec.exclude), depth, salt)
+        salt = walk_salt("download", spec.include, spec.exclude, depth, spec.symlinks, spec.share)
+        self._setup_downloads(spec.remote, spec.local, self._filter(), depth, salt)
+        self.walker.top_files = spec.share is None or spec.share[0] == 1
         async for item in self.walker.items():
             if item.entry.type == "dir":
                 self.state.seen(item.relative, "dir")
@@ -84,6 +86,11 @@ class FtpMirrorJob(FtpDownloadJob):
                 task = self._download_task(item)
                 if task is not None:
                     yield task
+
+    def _filter(self) -> PathFilter:
+        """The include/exclude patterns, and the share of the tree when the job has one."""
+        patterns = PathFilter(self.spec.include, self.spec.exclude)
+        return SharedFilter(patterns, self.spec.share) if self.spec.share else patterns
 
     # -- finish: delete, archive -------------------------------------------------
 

@@ -123,3 +123,29 @@ def test_a_killed_process_fails_its_jobs_with_one_line(tmp_path: Path, one_host:
     failed = [job for job in report["jobs"] if job["status"] == "failed"]
     assert failed and all(job["errors"] == ["its worker process ended with signal SIGKILL"] for job in failed)
     assert {job["status"] for job in report["jobs"] if job not in failed} == {"ok"}
+
+
+def test_a_lone_mirror_is_split_over_processes_by_top_level_directory(tmp_path: Path) -> None:
+    with running_pyftpdlib(tmp_path / "a") as server:
+        files = {f"d{d}/sub/f{i}.bin": os.urandom(2000 + i) for d in range(8) for i in range(10)}
+        fill(server.root / "tree", {**files, "top1.txt": b"top\n", "top2.txt": b"top too\n"})
+        jobs = tmp_path / "jobs.yaml"
+        url = f"ftp://127.0.0.1:{server.port}/tree/"
+        jobs.write_text(f"defaults: {{max_connections_per_host: 4}}\n"
+                        f"jobs:\n  - {{name: big, kind: ftp.mirror, remote: '{url}', local: out, delete: true}}\n")
+        code, report, stderr = run_report(jobs, "-P", "2")
+        assert code == 0, stderr
+        assert tree(tmp_path / "out") == tree(server.root / "tree")
+        assert server.peak_connections <= 4
+        (job,) = report["jobs"]
+        assert job["status"] == "ok" and job["tasks"]["ok"] == 82 and job["tasks"]["planned"] == 82
+        assert job["summary"]["files"] == 82 and job["summary"]["walk_complete"] is True
+        assert job["summary"]["dirs"] == 1 + 8 * 2  # the top once, not once a share
+
+        (server.root / "tree/d3/sub/f0.bin").unlink()  # gone from the server: deleted here too
+        (tmp_path / "out/d5/stray.txt").write_text("only here\n")  # not the server's: deleted
+        code, again, stderr = run_report(jobs, "-P", "2")
+        assert code == 0, stderr
+        assert again["totals"]["bytes"] == 0
+        assert tree(tmp_path / "out") == tree(server.root / "tree")
+        assert again["jobs"][0]["summary"]["deleted"] == 2

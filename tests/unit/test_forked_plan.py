@@ -48,8 +48,19 @@ def test_jobs_sharing_any_host_stay_together() -> None:
     assert {"rt", "rt2", "s1"} <= together  # smtp://mx:25 and imap://other:143 join them
 
 
-def test_processes_are_bounded_by_jobs_and_the_global_limit() -> None:
-    assert len(plan_shards(files([mirror("s0", "a:21"), mirror("s1", "b:21")]), None, 8, None)) == 2
+def test_processes_are_bounded_by_the_global_limit_and_the_selection() -> None:
     shards = plan_shards(files([mirror(f"s{n}", f"h{n}:21") for n in range(6)]), None, 4, 3)
     assert len(shards) == 3 and [shard.max_connections for shard in shards] == [1, 1, 1]
-    assert len(plan_shards(files([mirror(f"s{n}", f"h{n}:21") for n in range(6)]), {"s1"}, 4, None)) == 1
+    assert len(plan_shards(files([mirror(f"s{n}", f"h{n}:21") for n in range(6)]), {"s1"}, 1, None)) == 1
+    upload = {**mirror("up", "a:21"), "direction": "upload"}
+    assert len(plan_shards(files([upload]), None, 4, None)) == 1  # nothing to split it by
+
+
+def test_a_lone_mirror_splits_into_shares_of_its_tree() -> None:
+    shards = plan_shards(files([mirror("big", "h:21")], max_connections_per_host=8), None, 2, None)
+    assert len(shards) == 2
+    shares = sorted((unit.share, unit.shares, unit.file.jobs[0].share) for shard in shards for unit in shard.units)
+    assert shares == [(0, 2, (1, 2)), (1, 2, (2, 2))]
+    assert sorted(shard.host_limits["h:21"] for shard in shards) == [4, 4]
+    archived = {**mirror("big", "h:21"), "archive": "zip"}
+    assert len(plan_shards(files([archived]), None, 2, None)) == 1  # an archive needs the whole tree
