@@ -45,6 +45,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,9 @@ AHEAD = 8
 #: are pipelined, and a second session of the same folder only adds a login and a
 #: thread contending for the GIL (measured: more CPU for the same wall time).
 FETCHERS = 1
+#: Seconds a survey's session waits for the first batch's task to reserve its memory
+#: before it gives up fetching the batches itself.
+FIRST_BATCH_WAIT = 2.0
 
 
 class ImapBatch(Task[None]):
@@ -81,7 +85,7 @@ class ImapBatch(Task[None]):
         self.folder, self.connector_for_fetch, self.index, self.uids = folder, connector, index, uids
         self.size = size
         #: One message over STREAM_ABOVE: fetched in chunks to disk, reserving one chunk.
-        self.streamed = len(uids) == 1 and size > STREAM_ABOVE
+        self.streamed = index in folder.streamed
 
     @property
     def label(self) -> str:
@@ -143,57 +147,113 @@ class ImapBatch(Task[None]):
                 folder.token(uid), self.size, lambda spool: conn.fetch_in_chunks(uid, spool.write, CHUNK)
             )
             return [Fetched(uid, self.size, message.received, message.raw, message.spool)]
-        fetched = await conn.fetch_messages(self.uids, self._uids(self._next_ahead(self.index)))
+        fetched = await conn.fetch_messages(self.uids, _uids(folder, next_ahead(folder, self.index)))
         saved = await folder.save_in_turn(self.index, fetched, conn)
-        await self._fetch_ahead(conn)
+        await fetch_ahead(folder, conn, self.index)
         return fetched if saved is None else saved
 
-    def _next_ahead(self, after: int) -> int | None:
-        """The batch after `after` to fetch ahead as things stand: not started by any
-        task, its turn to fetch come and its memory reserved."""
-        folder, index = self.folder, after + 1
-        while (
-            index < len(folder.batches) and folder.turnstile.passes(index - AHEAD) and folder.reserving.passes(index + 1)
-        ):
-            if index not in folder.claimed and index not in folder.streamed:
-                return index
-            index += 1
-        return None
 
-    def _uids(self, index: int | None) -> list[int]:
-        return [] if index is None else self.folder.batches[index]
+class ImapSurvey(Task[None]):
+    """What to fetch of a folder (`MailFetch._survey`), on a session it then keeps to
+    fetch the first batches (and on, `fetch_ahead`): given back between survey and
+    batches, with many accounts on few slots, it was closed for another account's
+    survey and the batches logged in again (40 logins for 20 accounts)."""
 
-    async def _fetch_ahead(self, conn: ImapConnection) -> None:
-        """While holding `conn`, fetch the next batches no task has started whose turn
-        to fetch has come (same memory bound), and store those whose turn to be stored
-        has come, for their tasks to take. A failed fetch leaves the batch to its own
-        task (which retries it) and this connection closed unless the server just
-        refused, so a broken session is not reused; a failed store is the batch's failure."""
+    def __init__(self, folder: LocalFolder, connector: ImapConnector) -> None:
+        self.folder, self.connector_for_fetch = folder, connector
+        #: Per batch (`folder.batches`, set first) its bytes, for the planner.
+        self.planned: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+
+    @property
+    def label(self) -> str:
+        return f"survey {self.folder.name}"
+
+    async def run(self, conn: None, ctx: TaskContext) -> dict[str, Any] | None:
         folder = self.folder
-        index = self._next_ahead(self.index)
-        while index is not None:
-            folder.claimed.add(index)
-            handed = folder.ahead[index] = asyncio.get_running_loop().create_future()
+        try:
+            await folder.job.ctx.with_connection(self.connector_for_fetch, self._on, self.label)
+        except BaseException as exc:
+            if not self.planned.done():
+                self.planned.set_exception(exc if isinstance(exc, Exception) else PermanentError("survey stopped"))
+            raise
+        return {"batches": len(folder.batches)}
+
+    async def _on(self, conn: ImapConnection) -> None:
+        folder = self.folder
+        todo = await folder.job._survey(conn, folder)
+        folder.job.planned[folder.name] = len(todo)
+        chunks = batches(todo, folder.job.spec.batch)
+        folder.batches = [[uid for uid, _ in chunk] for chunk in chunks]
+        sizes = [sum(size for _, size in chunk) for chunk in chunks]
+        folder.streamed = {index for index, chunk in enumerate(chunks) if streams(chunk)}
+        if not chunks or 0 in folder.streamed:
+            self.planned.set_result(sizes)
+            return
+        async with folder.fetch_turn:
+            folder.fetchers += 1  # before the batches exist: batch 0 waits for us
+        try:
+            self.planned.set_result(sizes)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FIRST_BATCH_WAIT):
+                    await folder.reserving.wait(1)  # batch 0's task has its memory
+            await fetch_ahead(folder, conn, -1)
+        finally:
             async with folder.fetch_turn:
-                folder.fetch_turn.notify_all()  # its task stops waiting for a connection
-            fetched = None
-            try:
-                fetched = await conn.fetch_messages(folder.batches[index], self._uids(self._next_ahead(index)))
-                saved = await folder.save_in_turn(index, fetched, conn)
-            except Exception as exc:  # noqa: BLE001 - handed on
-                if fetched is not None:  # storing failed: its task reports that, as its own failure
-                    handed.set_exception(exc)
-                    return
-                handed.set_result(None)  # its task fetches it again
-                if not isinstance(exc, PermanentError):
-                    await conn.close()
+                folder.fetchers -= 1
+                folder.fetch_turn.notify_all()
+
+
+def streams(chunk: list[tuple[int, int]]) -> bool:
+    """Whether a batch is one message over STREAM_ABOVE (fetched in chunks to disk)."""
+    return len(chunk) == 1 and chunk[0][1] > STREAM_ABOVE
+
+
+def next_ahead(folder: LocalFolder, after: int) -> int | None:
+    """The batch after `after` to fetch ahead as things stand: not started by any
+    task, its turn to fetch come and its memory reserved."""
+    index = after + 1
+    while index < len(folder.batches) and folder.turnstile.passes(index - AHEAD) and folder.reserving.passes(index + 1):
+        if index not in folder.claimed and index not in folder.streamed:
+            return index
+        index += 1
+    return None
+
+
+def _uids(folder: LocalFolder, index: int | None) -> list[int]:
+    return [] if index is None else folder.batches[index]
+
+
+async def fetch_ahead(folder: LocalFolder, conn: ImapConnection, after: int) -> None:
+    """While holding `conn`, fetch the batches after `after` that no task has started
+    and whose turn to fetch has come (same memory bound), and store those whose turn
+    to be stored has come, for their tasks to take; each batch's FETCH goes out
+    before the one before it is stored. A failed fetch leaves the batch to its own
+    task (which retries it) and this connection closed unless the server just
+    refused, so a broken session is not reused; a failed store is the batch's failure."""
+    index = next_ahead(folder, after)
+    while index is not None:
+        folder.claimed.add(index)
+        handed = folder.ahead[index] = asyncio.get_running_loop().create_future()
+        async with folder.fetch_turn:
+            folder.fetch_turn.notify_all()  # its task stops waiting for a connection
+        fetched = None
+        try:
+            fetched = await conn.fetch_messages(folder.batches[index], _uids(folder, next_ahead(folder, index)))
+            saved = await folder.save_in_turn(index, fetched, conn)
+        except Exception as exc:  # noqa: BLE001 - handed on
+            if fetched is not None:  # storing failed: its task reports that, as its own failure
+                handed.set_exception(exc)
                 return
-            else:
-                handed.set_result(fetched if saved is None else saved)
-            finally:
-                if not handed.done():  # cancelled
-                    handed.set_result(None)
-            index = self._next_ahead(index)
+            handed.set_result(None)  # its task fetches it again
+            if not isinstance(exc, PermanentError):
+                await conn.close()
+            return
+        else:
+            handed.set_result(fetched if saved is None else saved)
+        finally:
+            if not handed.done():  # cancelled
+                handed.set_result(None)
+        index = next_ahead(folder, index)
 
 
 class ImapDelete(Task[ImapConnection]):
@@ -306,17 +366,18 @@ class MailFetch(Job):
                 yield Refused(name, exc)
                 continue
             connector = self._connector(name)
-            todo = await self.ctx.with_connection(connector, lambda conn, f=folder: self._survey(conn, f), f"survey {name}")
-            self.planned[name] = len(todo)
             if self.ctx.dry_run:
+                todo = await self.ctx.with_connection(connector, lambda conn, f=folder: self._survey(conn, f), f"survey {name}")
+                self.planned[name] = len(todo)
                 continue
-            chunks = batches(todo, self.spec.batch)
-            folder.batches = [[uid for uid, _ in chunk] for chunk in chunks]
-            for index, chunk in enumerate(chunks):
-                batch = ImapBatch(folder, connector, index, folder.batches[index], sum(size for _, size in chunk))
-                if batch.streamed:
-                    folder.streamed.add(index)
-                yield batch
+            survey = ImapSurvey(folder, connector)
+            yield survey
+            try:
+                sizes = await survey.planned
+            except Exception:  # noqa: BLE001 - the survey task reports it; the other folders go on
+                continue
+            for index, uids in enumerate(folder.batches):
+                yield ImapBatch(folder, connector, index, uids, sizes[index])
         if self.spec.delete_after and not self.ctx.dry_run:
             await self.ctx.barrier()
             for folder in self.folders:

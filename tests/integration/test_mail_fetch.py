@@ -199,12 +199,29 @@ def test_many_batches_share_few_logins_and_are_stored_in_uid_order(
     assert code == 0, raw[:2000]
     local = tmp_path / "many" / "Many"
     assert_same(local_messages(local, "maildir"), sent)
-    # 15 batches: the survey's session plus at most FETCHERS sessions, not one login per batch.
-    assert report["hosts"][f"127.0.0.1:{server.imap_port}"]["connects"] <= 1 + FETCHERS
+    # 15 batches: all on the survey's session (FETCHERS is 1), not one login per batch.
+    assert FETCHERS == 1
+    assert report["hosts"][f"127.0.0.1:{server.imap_port}"]["connects"] == 1
     # Written in UID order (the Q counter in the name), whichever session fetched a batch.
     names = sorted(os.listdir(local / "new"), key=lambda name: int(re.search(r"Q(\d+)\.", name).group(1)))
     uids = [int(name.rsplit("-", 1)[1]) for name in names]
     assert uids == sorted(uids) and len(uids) == len(sent)
+
+
+def test_accounts_sharing_few_slots_log_in_once_each(tmp_path: Path, mail_server: MailServer) -> None:  # noqa: F811
+    """The survey's session goes on to fetch its folder's batches: given back between
+    the two, it was closed for another account's survey (two logins per account)."""
+    server = mail_server
+    sent = {user: [message(user, n, tag="few") for n in range(10)] for user in ("user1", "user2", "user3")}
+    for user, messages in sent.items():
+        imap_fill(server, user, "Few", messages)
+    jobs = [(f"few{i}", user, "imap:Few", "maildir") for i, user in enumerate(sent)]
+    text = job_yaml(server, jobs).replace("batch: 7", "batch: 2").replace("max_connections: 8", "max_connections: 2")
+    code, report, raw = run_job(tmp_path, text)
+    assert code == 0, raw[:2000]
+    for i, user in enumerate(sent):
+        assert_same(local_messages(tmp_path / f"few{i}" / "Few", "maildir"), sent[user])
+    assert report["hosts"][f"127.0.0.1:{server.imap_port}"]["connects"] == len(sent)
 
 
 @pytest.mark.parametrize("fmt", ["maildir", "mbox"])
