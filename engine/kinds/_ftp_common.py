@@ -21,7 +21,7 @@ import os
 import posixpath
 import stat
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -30,7 +30,7 @@ from typing import Any
 from xfer.errors import PermanentError, TransientError, UnsafePathError, describe
 from xfer.job import Job, JobContext, Task, TaskContext
 from xfer.pathsafety import check_name, open_new, safe_mkdir, safe_target
-from xfer.protocols.ftp import FtpConnection, FtpConnector, FtpSettings
+from xfer.protocols.ftp import FileSink, FtpConnection, FtpConnector, FtpSettings
 from xfer.protocols.ftp_listing import RemoteEntry
 from xfer.ratelimit import TokenBucket, consume_all, host_bucket
 from xfer.kinds._pathfilter import PathFilter
@@ -457,11 +457,6 @@ def _unlink(path: str) -> None:
         os.unlink(path)
 
 
-def _write_all(fd: int, view: memoryview) -> None:
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 class FileTask(Task[FtpConnection]):
     """One file between the server and the local tree, labelled by its relative path.
 
@@ -547,17 +542,11 @@ class DownloadTask(FileTask):
             shared.resumed += 1
         return {"bytes": received, "resumed_from": offset} if offset else {"bytes": received}
 
-    def _writer(self, fd: int, ctx: TaskContext) -> Callable[[memoryview], Awaitable[None] | None]:
-        """What each received block goes to: the file, the progress, the rate limits."""
+    def _writer(self, fd: int, ctx: TaskContext) -> FileSink:
+        """What each received block goes to: the file, the progress, the rate limits
+        (a big plain download without limits is moved by a thread: ftp_pump)."""
         buckets = self.shared.buckets
-        progress = ctx.progress
-
-        def write(block: memoryview) -> Awaitable[None] | None:
-            _write_all(fd, block)
-            progress(len(block))
-            return consume_all(buckets, len(block)) if buckets else None
-
-        return write
+        return FileSink(fd, ctx.progress, (lambda nbytes: consume_all(buckets, nbytes)) if buckets else None)
 
     def _resume_offset(self, conn: FtpConnection, part: str) -> int:
         """Where to continue a `.part`: its size, if the server has REST, the part is
