@@ -77,7 +77,7 @@ class OverviewEncoder:
         text = block.decode("utf-8") if text is None else text
         clean = b"\0" not in block.translate(_ESCAPED)
         lines = text.split("\r\n")
-        if clean and block.count(b"\r") == block.count(b"\n") == len(lines) - 1:
+        if clean and "\r" not in (joined := "".join(lines)) and "\n" not in joined:  # no lone CR or LF
             tab, escaped = "\t", False
         else:  # no backslash in the source: each one of the escaped text starts an escape
             lines = _quote(text)[1:-1].split("\\r\\n")
