@@ -21,8 +21,9 @@ table shows medians. Scenarios:
   (client->server chunks, counted by the delay line) per file transferred.
 - rss:   peak RSS of one xfer mirror of a big tree (200,000 files by default).
 - lag:   the event loop's worst stall while xfer writes big files (in-process,
-  uvloop) to /dev/shm and to a disk directory: writes are done in the loop, one
-  write() per received block (<= 1 MiB), one block per connection per loop pass.
+  uvloop) to /dev/shm and to a disk directory: the first 4 MiB of each file are
+  written in the loop (one write() per received block <= 1 MiB), the rest by a
+  thread per transfer splicing socket -> pipe -> file (engine/protocols/ftp_pump.py).
 
 Client CPU and peak RSS come from wait4() on the tool's processes; server CPU is the
 vsftpd listeners' own plus their reaped sessions' time. `uptime`'s load is noted with
