@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.integration.ftp_helpers import REPO, fill, tree
+from tests.integration.test_mail_load import Sink, sink  # noqa: F401 - the sink fixture
 from tests.servers.ftp import running_pyftpdlib
 
 SITES = 6
@@ -149,3 +150,24 @@ def test_a_lone_mirror_is_split_over_processes_by_top_level_directory(tmp_path: 
         assert again["totals"]["bytes"] == 0
         assert tree(tmp_path / "out") == tree(server.root / "tree")
         assert again["jobs"][0]["summary"]["deleted"] == 2
+
+
+def test_a_lone_load_test_splits_over_processes_and_merges_exactly(tmp_path: Path, sink: tuple[Sink, int]) -> None:
+    handler, port = sink
+    jobs = tmp_path / "load.yaml"
+    jobs.write_text(
+        f"hosts:\n  127.0.0.1:{port}: {{max_connections: 4}}\n"
+        "jobs:\n  - name: load\n    kind: mail.load\n"
+        f"    smtp: smtp://127.0.0.1:{port}\n    count: 400\n    concurrency: 4\n"
+        "    envelope: {from: load@example.test, to: [sink@example.test]}\n"
+        "    report_html: load.html\n"
+    )
+    code, report, stderr = run_report(jobs, "-P", "2")
+    assert code == 0, stderr
+    assert handler.messages == 400
+    (job,) = report["jobs"]
+    summary = job["summary"]
+    assert summary["sent"] == summary["accepted"] == 400 and summary["concurrency"] == 4
+    assert len(summary["share_latency_hdr"]) == 2
+    assert job["tasks"]["ok"] == 400
+    assert "400 sent, 400 accepted" in (tmp_path / "load.html").read_text()  # one page, of the merged test
