@@ -35,8 +35,6 @@ from typing import TYPE_CHECKING, Any
 
 from xfer.errors import PermanentError
 from xfer.job import Job, Task, TaskContext
-from xfer.news import excerpt as excerpts
-from xfer.news.database import SqliteOutput
 from xfer.news.jsonl import Encoded, JsonlOutput
 from xfer.news.marks import NewsState
 from xfer.news.match import body_passes, headers_pass
@@ -45,12 +43,13 @@ from xfer.news.overview_json import OverviewEncoder
 from xfer.news.ranges import as_utc, chunks, dated_since, parse_articles, renumbered, scan_range
 from xfer.news.search import register_cli as _register_search
 from xfer.news.sequencer import Sequencer
-from xfer.news.threads import ThreadInfo, thread
 from xfer.protocols.nntp import GroupInfo, NntpConnection, NntpConnector, split_hdr_lines
 from xfer.urls import Url
 
 if TYPE_CHECKING:
     from xfer.kinds._spec_nntp_scan import NntpScanSpec
+    from xfer.news.database import SqliteOutput
+    from xfer.news.threads import ThreadInfo
 
 #: Articles per OVER task, and per task when bodies are fetched too.
 HEADER_CHUNK = 2000
@@ -181,6 +180,8 @@ class NntpScan(Job):
                 self.ctx.emit("job.note", data={"path": str(self.jsonl.path), "note": "cut back to the last committed run"})
             self.jsonl.open()
         if self.spec.sqlite is not None:
+            from xfer.news.database import SqliteOutput  # imported only by scans that use it
+
             self.sqlite = SqliteOutput(self.ctx.resolve(self.spec.sqlite))
 
     # -- results -------------------------------------------------------------------
@@ -201,7 +202,9 @@ class NntpScan(Job):
         if self.spec.fetch != "none":
             record["body"] = body
             if self.spec.excerpt is not None:
-                record["excerpt"] = excerpts.excerpt(body, self.spec.excerpt)
+                from xfer.news.excerpt import excerpt
+
+                record["excerpt"] = excerpt(body, self.spec.excerpt)
         return True
 
     def deliver(self, group: str, index: int, high: int, records: list[dict[str, Any]] | Encoded) -> None:
@@ -242,6 +245,8 @@ class NntpScan(Job):
     def _threads(self) -> dict[str, ThreadInfo] | None:
         if not self.spec.threads:
             return None
+        from xfer.news.threads import thread
+
         source = self.sqlite.thread_input() if self.sqlite is not None else self.thread_input
         places = thread(source)
         self.counts["threads"] = len({info.thread_id for info in places.values()})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
 from datetime import date, datetime, timezone
 
 
@@ -69,8 +68,10 @@ def as_utc(moment: date | datetime) -> datetime:
 
 def dated_since(date_header: str, since: datetime) -> bool:
     """Whether an article's Date header is at or after `since` (unparseable: no)."""
+    from email.utils import parsedate_to_datetime  # only `since:` scans need it (~1.4 ms to import)
+
     try:
-        when = email.utils.parsedate_to_datetime(date_header)
+        when = parsedate_to_datetime(date_header)
     except (TypeError, ValueError, IndexError):
         return False
     if when.tzinfo is None:

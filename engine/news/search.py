@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from xfer.news.database import connect
 
 _TOKEN = re.compile(r'"([^"]*)"|(\()|(\))|([^\s()"]+)')
 _OPERATORS = {"AND", "OR", "NOT"}
@@ -76,6 +75,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"xfer news search: {path}: no such database", file=sys.stderr)
         return 2
+    from xfer.news.database import connect  # not imported by every run that registers this command
+
     db = connect(path)
     try:
         hits = search(db, args.query, limit=args.limit, group=args.group)
