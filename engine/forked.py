@@ -48,6 +48,8 @@ FLUSH_SECONDS = 0.1
 FLUSH_EVENTS = 2000
 #: Seconds past the grace period before children still running are killed.
 STOP_SLACK = 1.0
+#: How often a child checks that its parent is alive.
+PARENT_CHECK_SECONDS = 0.5
 _FRAME = struct.Struct("!I")
 #: A child's exit code when the shard itself broke (not a job: the report says those).
 _CRASHED = 70
@@ -203,6 +205,7 @@ class _PipeSender:
 def _run_child(shard: Shard, options: dict[str, Any], fd: int, loop_factory: Any) -> int:
     """Run one shard to its end; the exit code says only whether the shard itself broke."""
     os.setpgid(0, 0)  # a terminal's Ctrl-C is the parent's to pass on
+    parent = os.getppid()
     files = _with_limits([unit.file for unit in shard.units], shard.host_limits)
     run = Run(JobSet(files), max_connections=shard.max_connections, **options)
     sender = _PipeSender(fd, lambda: os.kill(os.getpid(), signal.SIGTERM))
@@ -211,12 +214,24 @@ def _run_child(shard: Shard, options: dict[str, Any], fd: int, loop_factory: Any
     async def main() -> None:
         run.build()
         gc.freeze()
-        await run.execute()
+        watching = asyncio.get_running_loop().create_task(_watch_parent(parent))
+        try:
+            await run.execute()
+        finally:
+            watching.cancel()
         sender.flush()
 
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(main())
     return 0
+
+
+async def _watch_parent(parent: int) -> None:
+    """A child whose parent died (it is reparented) stops its shard as on SIGTERM: a
+    quiet shard would otherwise only notice at its next event."""
+    while os.getppid() == parent:
+        await asyncio.sleep(PARENT_CHECK_SECONDS)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _import_before_fork(jobs: JobSet, shards: list[Shard]) -> None:

@@ -171,3 +171,25 @@ def test_a_lone_load_test_splits_over_processes_and_merges_exactly(tmp_path: Pat
     assert len(summary["share_latency_hdr"]) == 2
     assert job["tasks"]["ok"] == 400
     assert "400 sent, 400 accepted" in (tmp_path / "load.html").read_text()  # one page, of the merged test
+
+
+def test_children_stop_when_the_parent_is_killed(tmp_path: Path, one_host: Any) -> None:
+    for n in range(SITES):
+        fill(one_host.root / f"site{n}", {"big.bin": os.urandom(4_000_000)})
+    jobs = mirror_jobs(tmp_path, [f"ftp://127.0.0.1:{one_host.port}/"], limit=4, extra=", grace_period: 0.5")
+    jobs.write_text(jobs.read_text().replace("local: out/site", "rate_limit: 500000, local: out/site"))
+    proc = start(jobs, "-P", "2")
+    children: list[int] = []
+    deadline = time.monotonic() + 20
+    while len(children) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        children = [int(pid) for pid in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    time.sleep(0.5)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+              for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()
+                and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]], "children outlived their parent"
