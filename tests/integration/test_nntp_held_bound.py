@@ -41,8 +41,9 @@ def news(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NewsServer]:
 class Watch:
     """Wraps ChunkTask.work: the most records that ever waited, and a slow or failing chunk.
 
-    The slow chunk starts once no other chunk is fetching and either every other one
-    has ended or the rest wait for their turn."""
+    The slow chunk starts once no other chunk is fetching, one has ended (so something
+    is held behind it), and either every other one has ended or the rest wait for their
+    turn."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, *, slow: int | None = None, fail: int | None = None) -> None:
         self.peak_records, self.ended, self.active = 0, 0, 0
@@ -52,7 +53,9 @@ class Watch:
             if task.index == fail:
                 raise PermanentError("this chunk fails (test)")
             if task.index == slow:
-                while self.active or (self.ended < ARTICLES // CHUNK - 1 and not getattr(task.job.sequencer, "waiting", 0)):
+                while self.active or not self.ended or (
+                    self.ended < ARTICLES // CHUNK - 1 and not getattr(task.job.sequencer, "waiting", 0)
+                ):
                     await asyncio.sleep(0.01)
                 return await original(task, conn, ctx)
             self.active += 1
