@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import secrets
 import string
+import time
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate
@@ -83,13 +84,19 @@ def roundtrip_message(
     return message.as_bytes()
 
 
+@lru_cache(maxsize=1)
+def _date(second: int) -> str:
+    """The Date header's value for a second: formatted once a second, not per message."""
+    return formatdate(second, localtime=False)
+
+
 def load_message(*, token: str, envelope_from: str, to_header: str, size: int) -> bytes:
     """A plain message of about `size` bytes: unique headers, shared cached filler body."""
     head = (
         f"From: {envelope_from}\r\n"
         f"To: {to_header}\r\n"
         f"Subject: xfer load {token}\r\n"
-        f"Date: {formatdate(localtime=False)}\r\n"
+        f"Date: {_date(int(time.time()))}\r\n"
         f"Message-ID: {message_id(token, envelope_from)}\r\n"
         f"{TOKEN_HEADER}: {token}\r\n"
         "MIME-Version: 1.0\r\n"

@@ -75,3 +75,11 @@ def test_latency_mean_is_exact_and_buckets_count_every_message() -> None:
         latency.record(seconds)
     assert latency.summary()["mean_ms"] == round((1_234_567 + 2_345_678 + 321) / 3 / 1000, 3)
     assert sum(count for _, count in latency.buckets()) == 3
+
+
+def test_series_percentiles_are_exact_for_the_second() -> None:
+    series = TimeSeries(start=0.0)
+    for millis in range(1, 101):  # 1 ms .. 100 ms within one second
+        series.record(0.5, "accepted", millis / 1000)
+    (row,) = series.close()
+    assert (row["p50_ms"], row["p99_ms"], row["max_ms"]) == (50.0, 99.0, 100.0)
