@@ -319,19 +319,22 @@ def scenario_tree(args: argparse.Namespace, results: Results, name: str, files: 
     make_tree(root, files, dirs, size)
     server = start_server(root, work)
     expect = (files, files * size)
+    tools = list(args.tools) + ([f"xfer-p{args.xfer_processes}"] if args.xfer_processes else [])
     try:
         warm_up(work, server.url)
         for round_no in range(args.rounds):
-            for tool in rotated(list(args.tools), round_no):
+            for tool in rotated(tools, round_no):
                 dest = work / f"dest-{name}-{tool}"
                 clear(dest)
-                if tool == "xfer":
+                if tool.startswith("xfer"):
+                    # xfer-pN: `xfer run --processes N`, the mirror split into shares of its tree
+                    extra = ["--processes", tool.removeprefix("xfer-p")] if tool != "xfer" else []
                     (work / f"{name}-state.db").unlink(missing_ok=True)
                     job = xfer_job(work, name, [(server.url, dest)], args.connections)
-                    sample = run_xfer(job, [server], work)
+                    sample = run_xfer(job, [server], work, *extra)
                     results.add(name, tool, sample, round_no, expect, dest)
                     if noop:
-                        results.add("noop", tool, run_xfer(job, [server], work), round_no, expect, dest)
+                        results.add("noop", tool, run_xfer(job, [server], work, *extra), round_no, expect, dest)
                     shutil.rmtree(dest, ignore_errors=True)
                     continue
                 if tool == "lftp":
@@ -553,7 +556,8 @@ def main() -> int:
     parser.add_argument("--xfer-workers", type=int, default=0,
                         help="sites: also `xfer run --workers N` (a private redis-server and N worker processes)")
     parser.add_argument("--xfer-processes", type=int, default=0,
-                        help="sites: also `xfer run --processes N` (the jobs dealt over N forked processes)")
+                        help="also `xfer run --processes N` (sites: the jobs dealt over N forked processes; "
+                             "small/noop/large: the mirror split into N shares of its tree)")
     parser.add_argument("--wan-files", type=int, default=50, help="files per site behind the delay line")
     parser.add_argument("--rtt-ms", type=float, default=50.0, help="the delay line's round trip (wan)")
     parser.add_argument("--include-sequential", action="store_true",
