@@ -1,8 +1,9 @@
 """`UID FETCH` responses read in large blocks, straight off imaplib's connection.
 
 imaplib reads a FETCH response a line at a time, plus one read per literal, and
-matches every line against several patterns: about 60 µs of Python per message,
-more than storing it costs. Here the command still goes out through imaplib (its tag,
+matches every line against several patterns (measured on 4 KiB messages from Dovecot:
+about 23 µs of CPU per message, against 15 µs here, reads included). Here the
+command still goes out through imaplib (its tag,
 state checks and debug log), but the replies are taken from its buffered socket file
 in blocks of up to `BLOCK` bytes and cut up by `FetchParser`: find a line end, and
 when the line ends in a literal marker `{N}`, take the next N bytes as they are,
