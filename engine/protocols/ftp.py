@@ -1,16 +1,17 @@
 """FTP and FTPS sessions, as xfer connections.
 
 One `FtpConnection` is one logged-in session, used by one task at a time (one FTP
-session runs one transfer at a time: aioftp issues #75, #157); the per-host limit is
-the pool of these. aioftp connects, reads the greeting and starts TLS (implicit, or
-explicit after AUTH TLS); from then on the control channel is ours
-(`ftp_control.ControlChannel`, replies parsed by `ftp_reply`), and so are the data
-connections (`ftp_data`), because the transfer path matters for speed: PBSZ/PROT,
-USER and PASS in one write; one `TYPE I` at login instead of one per file; EPSV and
-the transfer command in one write once EPSV has worked (the server answers RETR once
-our data connection is in); and active mode (PORT/EPRT), which aioftp's client lacks.
+session runs one transfer at a time); the per-host limit is the pool of these. The
+control channel is our own protocol on the connection (`ftp_control.ControlChannel`,
+replies parsed by `ftp_reply`; TLS implicit, or explicit after AUTH TLS by
+`loop.start_tls`), and so are the data connections (`ftp_data`), because the
+transfer path matters for speed: PBSZ/PROT, USER and PASS in one write; one `TYPE I`
+at login instead of one per file; EPSV and the transfer command in one write once
+EPSV has worked (the server answers RETR once our data connection is in); and
+active mode (PORT/EPRT). (aioftp did the connecting until its import, ~30 ms of
+every run's start-up, outweighed the little it still did.)
 
-Every library or socket error leaves this module translated (`_guard`, by the table
+Every protocol or socket error leaves this module translated (`_guard`, by the table
 in `ftp_errors`): one xfer error the scheduler reads, no credential in any message."""
 
 from __future__ import annotations
@@ -26,16 +27,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-import aioftp
-from aioftp.common import SSLSessionBoundContext
-
 from xfer.errors import PermanentError, XferError
 from xfer.protocols.ftp_control import ControlChannel
 from xfer.protocols.ftp_data import BLOCK_SIZE, LocalFailure, P, Receiver, Sender
 from xfer.protocols.ftp_listing import Listing
 from xfer.protocols.ftp_errors import translate
 from xfer.protocols.ftp_pump import AVAILABLE as PUMP_AVAILABLE, FileReceiver, FileSink
-from xfer.protocols.ftp_reply import Reply, epsv_port, matches, mdtm_time
+from xfer.protocols.ftp_reply import Reply, StatusError, epsv_port, matches, mdtm_time, pasv_port
+from xfer.protocols.ftp_tls import data_context
 from xfer.urls import Url
 
 __all__ = ["BLOCK_SIZE", "FileSink", "FtpConnection", "FtpConnector", "FtpSettings", "Listing"]
@@ -110,8 +109,7 @@ class _Guard:
 class FtpConnection:
     """A logged-in session: listing, retrieving, storing, renaming."""
 
-    def __init__(self, client: aioftp.Client, url: Url, settings: FtpSettings) -> None:
-        self.client = client
+    def __init__(self, url: Url, settings: FtpSettings) -> None:
         self.url = url
         self.endpoint = url.endpoint
         self.settings = settings
@@ -128,24 +126,31 @@ class FtpConnection:
 
     @classmethod
     async def open(cls, url: Url, settings: FtpSettings) -> FtpConnection:
+        """Connect (TLS at once when implicit), read the greeting (after any 120
+        "wait"), AUTH TLS when explicit, log in."""
         context = settings.ssl_context()
-        client = aioftp.Client(
-            socket_timeout=settings.timeout,
-            connection_timeout=settings.timeout,
-            ssl=context if settings.tls == "implicit" else None,
-        )
-        conn = cls(client, url, settings)
+        conn = cls(url, settings)
+        loop = asyncio.get_running_loop()
+        tls = {} if settings.tls != "implicit" else {"ssl": context, "ssl_handshake_timeout": settings.timeout}
         try:
             with conn._guard("connect"):
-                greeting = " ".join(await client.connect(url.host, url.port))
+                async with asyncio.timeout(settings.timeout):
+                    _, conn._control = await loop.create_connection(
+                        lambda: ControlChannel(settings.timeout), url.host, url.port, **tls
+                    )
+                _, info = await conn._expect("220", "120")
             if settings.tls == "explicit":
+                await conn._command("AUTH TLS", "234")
                 with conn._guard("AUTH TLS"):
-                    await client.command("AUTH TLS", "234")
-                    await client.stream.start_tls(context, url.host)  # type: ignore[arg-type]
-            conn._control = ControlChannel.take_over(client.stream, client.encoding, settings.timeout)
-            await conn._login(greeting)
+                    control = conn.control
+                    control.tls_started(await loop.start_tls(  # type: ignore[arg-type]
+                        control.transport, control, context, server_hostname=url.host,  # type: ignore[arg-type]
+                        ssl_handshake_timeout=settings.timeout,
+                    ))
+            await conn._login(" ".join(info))
         except BaseException:
-            client.close()
+            if conn._control is not None:
+                conn._control.transport.abort()
             raise
         return conn
 
@@ -168,7 +173,7 @@ class FtpConnection:
         protect = ["PBSZ 0", "PROT P"] if self.settings.tls != "none" else []
         together = _SYNC_GREETING.search(greeting) is None
 
-        async def step(line: str, expected: str | tuple[str, ...], shown: str) -> tuple[aioftp.Code, list[str]]:
+        async def step(line: str, expected: str | tuple[str, ...], shown: str) -> Reply:
             with self._guard(shown):
                 if not together:
                     self._send(line)
@@ -220,7 +225,7 @@ class FtpConnection:
         return not self._broken and self._control is not None and not self._control.at_end
 
     async def close(self) -> None:
-        if self.client._stream is None:
+        if self._control is None:
             return
         if self.is_usable():
             with contextlib.suppress(Exception):
@@ -228,7 +233,7 @@ class FtpConnection:
                     await self._command("QUIT", "2xx")
                     await self.control.server_closed()
         with contextlib.suppress(Exception):
-            self.client.close()
+            self._control.transport.close()
         self._broken = True
 
     # -- errors ----------------------------------------------------------------
@@ -251,7 +256,7 @@ class FtpConnection:
 
     async def _command(
         self, line: str | None, expected: str | tuple[str, ...], wait: str | tuple[str, ...] = (), shown: str = "reply"
-    ) -> tuple[aioftp.Code, list[str]]:
+    ) -> Reply:
         """Send `line` (unless None: then its reply is read, and errors name `shown`),
         read replies while they match `wait`, check the last against `expected`."""
         with self._guard(line or shown):
@@ -261,7 +266,7 @@ class FtpConnection:
 
     async def _pair(
         self, ahead: str, line: str, expected: str
-    ) -> tuple[Reply, tuple[aioftp.Code, list[str]]]:
+    ) -> tuple[Reply, Reply]:
         """Pipelining: `ahead` and `line` in one write (one round trip instead of two);
         returns ahead's reply as it came and line's reply, checked."""
         with self._guard(line):
@@ -272,7 +277,7 @@ class FtpConnection:
     def _send(self, *lines: str) -> None:
         self.control.write(lines)
 
-    async def _expect(self, expected: str | tuple[str, ...], wait: str | tuple[str, ...] = ()) -> tuple[aioftp.Code, list[str]]:
+    async def _expect(self, expected: str | tuple[str, ...], wait: str | tuple[str, ...] = ()) -> Reply:
         """Read replies while they match `wait`; check the last against `expected`."""
         waits = (wait,) if isinstance(wait, str) else wait
         control = self.control
@@ -281,8 +286,8 @@ class FtpConnection:
             code, info = await control.reply()
         expects = (expected,) if isinstance(expected, str) else expected
         if expects and not matches(code, expects):
-            raise aioftp.StatusCodeError(tuple(map(aioftp.Code, expects)), aioftp.Code(code), info)
-        return aioftp.Code(code), info
+            raise StatusError(expects, code, info)
+        return code, info
 
     # -- data connections ------------------------------------------------------
 
@@ -291,10 +296,7 @@ class FtpConnection:
         the data channel to resume it)."""
         if self.settings.tls == "none":
             return None
-        ssl_object = self.control.transport.get_extra_info("ssl_object")
-        if ssl_object is None:
-            return None
-        return SSLSessionBoundContext(ssl.PROTOCOL_TLS_CLIENT, context=ssl_object.context, session=ssl_object.session)
+        return data_context(self.control.transport.get_extra_info("ssl_object"))
 
     async def _passive(
         self, ahead: str | None, then: list[str], factory: Callable[[], P]
@@ -318,7 +320,7 @@ class FtpConnection:
             if pipelined:
                 self._broken = True  # replies to `then` are still on their way
             if not code.startswith("5") or pipelined:
-                raise aioftp.StatusCodeError((aioftp.Code("229"),), aioftp.Code(code), info)
+                raise StatusError(("229",), code, info)
             self._use_epsv = False  # 5xx: an old server; PASV from now on
             ahead = None
         if ahead is None:
@@ -326,7 +328,7 @@ class FtpConnection:
         else:
             early, (_, info) = await self._pair(ahead, "PASV", "227")
         # The address in the reply is ignored: a server must not point us elsewhere.
-        transport, protocol = await self._connect(factory, self.client.parse_pasv_response(info[-1])[1])
+        transport, protocol = await self._connect(factory, pasv_port(info[-1]))
         return transport, protocol, early, False
 
     async def _connect(self, factory: Callable[[], P], port: int) -> tuple[asyncio.BaseTransport, P]:
@@ -390,7 +392,7 @@ class FtpConnection:
                 await self._expect("1xx")
             except BaseException as exc:
                 transport.abort()
-                if sent and isinstance(exc, aioftp.StatusCodeError) and str(exc.received_codes[-1]) == "425":
+                if sent and isinstance(exc, StatusError) and exc.code == "425":
                     _UNPIPELINED.add(self.endpoint)  # it wants the data connection before the command
                 raise
         else:

@@ -1,20 +1,19 @@
-"""The FTP control channel once aioftp has connected (and started TLS): our own
-`asyncio.Protocol` on its transport.
+"""The FTP control channel: our own `asyncio.Protocol` on the control connection,
+from the greeting on (TLS or not).
 
-aioftp reads replies through a StreamReader: per line a `readuntil`, a buffer copy
-and a task wake-up, and per read a timeout. Here `data_received` hands the bytes to
-the pure `ReplyParser` and puts whole replies in a queue; a waiting `reply()` is woken
-once per reply, or not at all when its reply came in the same segment as an earlier
-one (pipelined commands). Instead of a timeout per read, one watchdog timer per
+A StreamReader (aioftp's way) costs per line a `readuntil`, a buffer copy and a task
+wake-up, and per read a timeout. Here `data_received` hands the bytes to the pure
+`ReplyParser` and puts whole replies in a queue; a waiting `reply()` is woken once
+per reply, or not at all when its reply came in the same segment as an earlier one
+(pipelined commands). Instead of a timeout per read, one watchdog timer per
 connection fails a wait that saw no byte for `timeout` seconds (between one and two
 `timeout`s, as the data connections' watchdog): it is re-armed once per `timeout`
 while replies are awaited, and sleeps while the session is idle.
 
 The end of the stream or a lost connection fails the waiting read (and every later
-one, once the queued replies are read) with what the StreamReader gave:
-`ConnectionResetError` for an end, the transport's error for a loss.
-`take_over` works on plain transports and on TLS ones (asyncio's and uvloop's
-`_SSLProtocolTransport` pass `set_protocol` to their application side)."""
+one, once the queued replies are read): `ConnectionResetError` for an end, the
+transport's error for a loss. After AUTH TLS, `loop.start_tls` puts a TLS transport
+between the socket and this protocol: `tls_started` hands it over."""
 
 from __future__ import annotations
 
@@ -22,16 +21,15 @@ import asyncio
 from collections import deque
 from collections.abc import Sequence
 
-from aioftp import StreamIO
-
 from xfer.protocols.ftp_reply import FtpProtocolError, Reply, ReplyError, ReplyParser
 
 
 class ControlChannel(asyncio.Protocol):
     """Replies of one control connection, in order; commands written as they come."""
 
-    def __init__(self, transport: asyncio.Transport, encoding: str, timeout: float) -> None:
-        self.transport = transport
+    transport: asyncio.Transport  # from connection_made on
+
+    def __init__(self, timeout: float, encoding: str = "utf-8") -> None:
         self.encoding = encoding
         self.loop = asyncio.get_running_loop()
         self._timeout = timeout
@@ -43,23 +41,11 @@ class ControlChannel(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._active = False  # bytes came since the watchdog last looked
         #: The server's address (its IP, as connected; "" if closed already).
-        self.peer: str = (transport.get_extra_info("peername") or ("",))[0]
+        self.peer = ""
 
-    @classmethod
-    def take_over(cls, stream: StreamIO, encoding: str, timeout: float) -> ControlChannel:
-        """Read `stream`'s connection from now on (bytes its reader holds included)."""
-        reader = stream.reader
-        transport = stream.writer.transport
-        channel = cls(transport, encoding, timeout)  # type: ignore[arg-type]
-        held = bytes(getattr(reader, "_buffer", b""))
-        transport.set_protocol(channel)
-        if held:
-            channel.data_received(held)
-        if reader.exception() is not None:
-            channel.connection_lost(reader.exception())  # type: ignore[arg-type]
-        elif getattr(reader, "_eof", False):
-            channel.eof_received()
-        return channel
+    def tls_started(self, transport: asyncio.Transport) -> None:
+        """Write and close through `transport` (start_tls's) from now on."""
+        self.transport = transport
 
     @property
     def at_end(self) -> bool:
@@ -124,6 +110,10 @@ class ControlChannel(asyncio.Protocol):
         self._wake()
 
     # -- asyncio.Protocol ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.peer = (transport.get_extra_info("peername") or ("",))[0]
 
     def data_received(self, data: bytes) -> None:
         self._active = True

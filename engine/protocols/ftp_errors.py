@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 
-import aioftp
-
 from xfer.errors import AuthError, ConnectionLimitError, PermanentError, TransientError
-from xfer.protocols.ftp_reply import FtpProtocolError, reply_text
+from xfer.protocols.ftp_reply import FtpProtocolError, StatusError, reply_text
 
 #: Commands whose argument is a credential: never shown in messages.
 _SECRET_VERBS = frozenset({"USER", "PASS", "ACCT"})
@@ -36,15 +34,15 @@ def translate(
 ) -> tuple[Exception, bool] | None:
     """The error to raise for `exc`, met during `command` ("login" for USER/PASS),
     and whether the session is broken by it; None for an exception that is neither
-    the library's nor the network's (it goes on as it is)."""
+    the protocol's nor the network's (it goes on as it is)."""
     what = shown(command)
     where = f"{endpoint}: {what}"
 
     def scrub(text: str) -> str:
         return text.replace(secret, "***") if len(secret) >= 3 else text
 
-    if isinstance(exc, aioftp.StatusCodeError):
-        code = str(exc.received_codes[-1]) if exc.received_codes else "???"
+    if isinstance(exc, StatusError):
+        code = exc.code
         text = scrub(reply_text(exc.info))
         message = f"{where}: {code} {text}".strip()
         if code == "421":
@@ -67,6 +65,6 @@ def translate(
         return TransientError(f"{where}: connection lost ({type(exc).__name__})"), True
     if isinstance(exc, OSError):
         return TransientError(f"{where}: {exc.strerror or type(exc).__name__}"), True
-    if isinstance(exc, (aioftp.AIOFTPException, FtpProtocolError)):
+    if isinstance(exc, FtpProtocolError):
         return PermanentError(f"{where}: {scrub(str(exc))}"), True
     return None

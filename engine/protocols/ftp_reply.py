@@ -1,10 +1,11 @@
 """FTP control replies (RFC 959 §4.2) as pure code: splitting received bytes into
-replies, and reading the few reply texts the session needs (EPSV port, MDTM time).
+replies, reading the few reply texts the session needs (EPSV and PASV ports, MDTM
+time), and the error for a reply other than the one expected.
 
 No I/O, so the parser is fuzzed against the StreamReader loop it replaced
 (tests/unit/test_ftp_control.py). A reply is `(code, info)`: `info[0]` is the text
 after the code of the first line (with its `-` for a multi-line reply), then every
-further line whole, the last one again without its code, as aioftp gives them:
+further line whole, the last one again without its code (the layout aioftp had):
 
     "211-Features:\\r\\n MDTM\\r\\n211 End\\r\\n" -> ("211", ["-Features:", " MDTM", " End"])
 
@@ -24,12 +25,26 @@ Reply = tuple[str, list[str]]
 
 #: Bytes of one reply (or of an unfinished line) beyond which it is garbage, not a reply.
 MAX_REPLY = 256 * 1024
-#: A 229 reply's port, `(|||port|)` (any delimiter); the last such group counts, as in aioftp.
+#: A 229 reply's port, `(|||port|)` (any delimiter); the last such group counts.
 _EPSV_PORT = re.compile(r"\((.)\1\1(\d+)\1\)")
+#: A 227 reply's `h1,h2,h3,h4,p1,p2`, in parentheses or not (RFC 1123 §4.1.2.6: scan
+#: for the numbers); the first such group counts.
+_PASV_ADDRESS = re.compile(r"(\d+), *(\d+), *(\d+), *(\d+), *(\d+), *(\d+)")
 
 
 class FtpProtocolError(ValueError):
     """What cannot be said on an FTP control channel: a command holding CR or LF."""
+
+
+class StatusError(Exception):
+    """A reply other than the one expected: its code and text, which ftp_errors turns
+    into the xfer error (the text is kept out of the message: it may echo a secret)."""
+
+    def __init__(self, expected: tuple[str, ...], code: str, info: list[str]) -> None:
+        super().__init__(f"expected {'/'.join(expected)}, got {code}")
+        self.expected = expected
+        self.code = code
+        self.info = info
 
 
 class ReplyError(FtpProtocolError):
@@ -104,9 +119,20 @@ def matches(code: str, masks: tuple[str, ...]) -> bool:
 
 
 def epsv_port(text: str) -> int:
-    """The port in a 229 reply: aioftp's parser (an IndexError when there is none),
-    with its pattern compiled once."""
-    return int(_EPSV_PORT.findall(text)[-1][1])
+    """The port in a 229 reply's text; ReplyError when there is none."""
+    found = _EPSV_PORT.findall(text)
+    if not found:
+        raise ReplyError(f"no port in the EPSV reply {text.strip()!r}")
+    return int(found[-1][1])
+
+
+def pasv_port(text: str) -> int:
+    """The port in a 227 reply's text (its address is not used: a server must not send
+    us elsewhere); ReplyError when there is none."""
+    found = _PASV_ADDRESS.search(text)
+    if found is None or int(found[5]) > 255 or int(found[6]) > 255:
+        raise ReplyError(f"no address in the PASV reply {text.strip()!r}")
+    return int(found[5]) << 8 | int(found[6])
 
 
 def reply_text(info: list[str] | str) -> str:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xfer.protocols.ftp_reply import MAX_REPLY, Reply, ReplyError, ReplyParser
+from xfer.protocols.ftp_reply import MAX_REPLY, Reply, ReplyError, ReplyParser, epsv_port, pasv_port
 
 
 async def _old_reply(reader: asyncio.StreamReader) -> Reply:
@@ -89,6 +89,31 @@ def test_unfinished_reply_waits_for_more() -> None:
 def test_undecodable_bytes_are_replaced() -> None:
     """The old reader raised UnicodeDecodeError (untranslated: a crash of the task)."""
     assert _new_replies([b"550 \xff\xfe: no such file\r\n"]) == [("550", [" \ufffd\ufffd: no such file"])]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        " Entering Passive Mode (127,0,0,1,4,210).",
+        " Entering Passive Mode 127,0,0,1,4,210",  # no parentheses (RFC 1123: scan for the numbers)
+        " =127, 0, 0, 1, 4, 210",
+    ],
+)
+def test_pasv_port(text: str) -> None:
+    assert pasv_port(text) == 4 * 256 + 210
+
+
+@pytest.mark.parametrize("text", [" Entering Passive Mode", " (127,0,0,1,4)", " (127,0,0,1,4,999)"])
+def test_pasv_reply_without_a_port_is_a_protocol_error(text: str) -> None:
+    with pytest.raises(ReplyError):
+        pasv_port(text)
+
+
+def test_epsv_port() -> None:
+    assert epsv_port(" Entering Extended Passive Mode (|||50123|)") == 50123
+    assert epsv_port(" ok (!!!7!)") == 7
+    with pytest.raises(ReplyError):
+        epsv_port(" Entering Extended Passive Mode")
 
 
 def test_too_long_is_an_error() -> None:

@@ -7,7 +7,6 @@ import asyncio
 from datetime import datetime, timezone
 from pathlib import Path
 
-import aioftp
 import pytest
 
 from xfer.errors import AuthError, ConnectionLimitError, PermanentError, SpecError, TransientError
@@ -16,6 +15,7 @@ from xfer.kinds._versions import version_key
 from xfer.kinds._pathfilter import PathFilter
 from xfer.protocols.ftp import FtpConnection, FtpSettings
 from xfer.protocols.ftp_listing import RemoteEntry
+from xfer.protocols.ftp_reply import StatusError
 from xfer.ratelimit import TokenBucket
 from xfer.spec import parse_job_text
 from xfer.urls import parse_url
@@ -114,7 +114,7 @@ SECRET = "s3cr3t-pass"
 
 def _connection() -> FtpConnection:
     url = parse_url(f"ftp://user:{SECRET}@example.invalid/")
-    return FtpConnection(aioftp.Client(), url, FtpSettings())
+    return FtpConnection(url, FtpSettings())
 
 
 @pytest.mark.parametrize(
@@ -135,7 +135,7 @@ def test_reply_codes_translate(code: str, logged_in: bool, error: type[Exception
     conn._logged_in = logged_in
     with pytest.raises(error) as caught:
         with conn._guard("RETR /x"):
-            raise aioftp.StatusCodeError(aioftp.Code("1xx"), aioftp.Code(code), [" some reply"])
+            raise StatusError(("1xx",), code, [" some reply"])
     assert code in str(caught.value) and "RETR /x" in str(caught.value)
     assert type(caught.value) is error
 
@@ -145,7 +145,7 @@ def test_password_never_in_translated_errors() -> None:
     with pytest.raises(AuthError) as caught:
         with conn._guard(f"PASS {SECRET}"):
             # A server that echoes what it got: the text must still not carry the secret.
-            raise aioftp.StatusCodeError(aioftp.Code("230"), aioftp.Code("530"), [f" bad password {SECRET}"])
+            raise StatusError(("230",), "530", [f" bad password {SECRET}"])
     assert SECRET not in str(caught.value) and "PASS" in str(caught.value)
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
