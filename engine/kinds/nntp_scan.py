@@ -4,9 +4,9 @@ Planning: wildcard groups are resolved with LIST ACTIVE (cached in the state DB 
 `active_ttl` seconds); then one task per group sends GROUP (a group whose
 high-water mark has not moved costs that one command); then each group's range is
 cut into chunks, one task per chunk (GROUP if the pooled connection has another
-group selected, pipelined OVER, optional pipelined BODY), so a big group is read by all of
-the server's connections at once. Chunk results go through a sequencer and are
-written in article order; the high-water mark only covers chunks written without
+group selected, pipelined OVER, optional pipelined BODY), so a big group is read
+by all of the server's connections at once. Chunk results go through a sequencer
+and are written in article order; the high-water mark only covers chunks written without
 a gap. A chunk fetches only when the sequencer gives it its turn, so at most about
 `sequencer.HELD_LIMIT` bytes wait behind a slow or failed chunk. Everything a run wrote is committed at its end (outputs first, then marks):
 a stopped or crashed run is redone by the next one, with no duplicates.
