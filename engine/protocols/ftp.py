@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Literal
 
 from xfer.errors import PermanentError, XferError
+from xfer.protocols._deadline import within
 from xfer.protocols.ftp_control import ControlChannel
 from xfer.protocols.ftp_data import BLOCK_SIZE, LocalFailure, P, Receiver, Sender
 from xfer.protocols.ftp_listing import Listing
@@ -336,8 +337,7 @@ class FtpConnection:
         the control connection's peer address (RFC 2428), not the host name resolved
         again for each file (a lookup each, and perhaps another server of a pool)."""
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(self.settings.timeout):
-            return await loop.create_connection(factory, self.control.peer or self.url.host, port)
+        return await within(self.settings.timeout, loop.create_connection(factory, self.control.peer or self.url.host, port))
 
     async def _active(self, command: str, factory: Callable[[], P]) -> tuple[asyncio.BaseTransport, P]:
         """Active mode: listen on the control connection's local address, tell the
