@@ -27,13 +27,15 @@ class _Deadline:
         self.task.cancel()
 
 
-async def within(seconds: float, awaitable: Awaitable[T]) -> T:
+async def within(loop: asyncio.AbstractEventLoop, seconds: float, awaitable: Awaitable[T]) -> T:
     """`await awaitable`, or TimeoutError after `seconds` (the awaitable cancelled).
-    Runs in the calling task (no task of its own, unlike asyncio.wait_for)."""
-    task = asyncio.current_task()
+    Runs in the calling task (no task of its own, unlike asyncio.wait_for). The
+    running `loop` is given, as the caller has it: asking for it costs a getpid()
+    system call each time (asyncio checks for a fork)."""
+    task = asyncio.current_task(loop)
     assert task is not None
     deadline = _Deadline(task)
-    handle = asyncio.get_running_loop().call_later(seconds, deadline.fire)
+    handle = loop.call_later(seconds, deadline.fire)
     try:
         return await awaitable
     except asyncio.CancelledError:

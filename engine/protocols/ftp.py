@@ -35,7 +35,7 @@ from xfer.protocols.ftp_listing import Listing
 from xfer.protocols.ftp_errors import translate
 from xfer.protocols.ftp_pump import AVAILABLE as PUMP_AVAILABLE, FileReceiver, FileSink
 from xfer.protocols.ftp_reply import Reply, StatusError, epsv_port, matches, mdtm_time, pasv_port
-from xfer.protocols.ftp_tls import data_context
+from xfer.protocols.ftp_tls import SessionBoundContext
 from xfer.urls import Url
 
 __all__ = ["BLOCK_SIZE", "FileSink", "FtpConnection", "FtpConnector", "FtpSettings", "Listing"]
@@ -121,6 +121,7 @@ class FtpConnection:
         self._epsv_works = False  # an EPSV has worked here: transfer commands may follow it in one write
         self._receive_buffer: memoryview | None = None
         self._control: ControlChannel | None = None  # once connected (and TLS is up)
+        self._data_context: ssl.SSLContext | None = None  # TLS data connections', made once
         self.features: frozenset[str] = frozenset()
 
     # -- opening and closing -------------------------------------------------
@@ -294,10 +295,15 @@ class FtpConnection:
 
     def _data_ssl(self) -> ssl.SSLContext | None:
         """The control channel's TLS context bound to its session (servers may require
-        the data channel to resume it)."""
+        the data channel to resume it): one per session (see ftp_tls)."""
         if self.settings.tls == "none":
             return None
-        return data_context(self.control.transport.get_extra_info("ssl_object"))
+        if self._data_context is None:
+            control = self.control.transport.get_extra_info("ssl_object")
+            if control is None:
+                return None
+            self._data_context = SessionBoundContext(control)
+        return self._data_context
 
     async def _passive(
         self, ahead: str | None, then: list[str], factory: Callable[[], P]
@@ -336,8 +342,9 @@ class FtpConnection:
         """The passive data connection to `port` of the server, within the timeout: at
         the control connection's peer address (RFC 2428), not the host name resolved
         again for each file (a lookup each, and perhaps another server of a pool)."""
-        loop = asyncio.get_running_loop()
-        return await within(self.settings.timeout, loop.create_connection(factory, self.control.peer or self.url.host, port))
+        control = self.control
+        loop = control.loop
+        return await within(loop, self.settings.timeout, loop.create_connection(factory, control.peer or self.url.host, port))
 
     async def _active(self, command: str, factory: Callable[[], P]) -> tuple[asyncio.BaseTransport, P]:
         """Active mode: listen on the control connection's local address, tell the

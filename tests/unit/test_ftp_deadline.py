@@ -21,7 +21,7 @@ def test_result_within_the_limit() -> None:
             await asyncio.sleep(0)
             return 7
 
-        return await within(30, quick())
+        return await within(asyncio.get_running_loop(), 30, quick())
 
     assert asyncio.run(main()) == 7
 
@@ -29,7 +29,7 @@ def test_result_within_the_limit() -> None:
 def test_expired_wait_is_a_timeout_and_the_task_is_not_left_cancelled() -> None:
     async def main() -> str:
         with pytest.raises(TimeoutError):
-            await within(0.01, _never())
+            await within(asyncio.get_running_loop(), 0.01, _never())
         task = asyncio.current_task()
         assert task is not None and task.cancelling() == 0
         await asyncio.sleep(0)  # no cancellation left pending
@@ -40,7 +40,7 @@ def test_expired_wait_is_a_timeout_and_the_task_is_not_left_cancelled() -> None:
 
 def test_cancellation_from_outside_stays_a_cancellation() -> None:
     async def main() -> None:
-        task = asyncio.ensure_future(within(30, _never()))
+        task = asyncio.ensure_future(within(asyncio.get_running_loop(), 30, _never()))
         await asyncio.sleep(0)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -53,5 +53,8 @@ def test_errors_pass_through() -> None:
     async def failing() -> None:
         raise ConnectionRefusedError("refused")
 
+    async def main() -> None:
+        await within(asyncio.get_running_loop(), 30, failing())
+
     with pytest.raises(ConnectionRefusedError):
-        asyncio.run(within(30, failing()))
+        asyncio.run(main())
