@@ -144,6 +144,9 @@ def test_turnstile_lets_each_index_pass_once_its_turn_came() -> None:
 
 def test_local_header_of_converted_text_is_header_block_of_raw() -> None:
     """The store digests `local_header(to_lf(raw))`; the ledger's records (and a
-    UIDVALIDITY resync) rely on it equalling `header_block(raw)`."""
+    UIDVALIDITY resync) rely on it equalling `header_block(raw)`. And `to_lf` is
+    CRLF -> LF exactly, lone CRs and LFs kept."""
     for raw in map(b"".join, itertools.product([b"a", b"\r", b"\n", b"\r\n"], repeat=6)):
         assert local_header(to_lf(raw)) == header_block(raw), raw
+        replaced = raw.replace(b"\r\n", b"\n")
+        assert to_lf(raw) == (replaced if replaced.endswith(b"\n") else replaced + b"\n"), raw
