@@ -121,8 +121,10 @@ class LocalFolder:
             fresh = [(message, size) for message, size in batch if message.token not in self.stored]
             if not fresh:
                 return Saved(0, 0)
-            self.ledger.begin([message.token for message, _ in fresh], await beside(self.store.mark))
-            heads = await beside(self.store.write, [message for message, _ in fresh])
+            store = self.store
+            mark = store.mark() if store.mark_is_free else await beside(store.mark)
+            self.ledger.begin([message.token for message, _ in fresh], mark)
+            heads = await beside(store.write, [message for message, _ in fresh])
             self.ledger.finish(
                 (message.token, header_digest(head, size)) for (message, size), head in zip(fresh, heads)
             )

@@ -80,6 +80,9 @@ def local_header(text: bytes) -> bytes:
 class Store(abc.ABC):
     """One local folder. Methods block (disk I/O): callers run them in a thread."""
 
+    #: `mark()` touches no disk (a constant): callers may skip the thread for it.
+    mark_is_free = False
+
     @abc.abstractmethod
     def mark(self) -> int:
         """What recovery needs from before a batch (mbox: its size)."""
@@ -104,6 +107,8 @@ class Store(abc.ABC):
 
 
 class MaildirStore(Store):
+    mark_is_free = True  # recovery goes by the names in the folder, not by a mark
+
     def __init__(self, path: Path) -> None:
         self.path = path
         for sub in ("tmp", "new", "cur"):
