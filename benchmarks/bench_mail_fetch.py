@@ -170,11 +170,15 @@ def run_client(tool: str, round_no: int, server: MailServer, users: list[str], w
     scratch = work / f"{tool}-{round_no}"
     scratch.mkdir()
     try:
-        argv = xfer_argv(server, users, scratch, args.connections) if tool == "xfer" else ARGV[tool](server, users, scratch)
+        if tool.startswith("xfer"):  # xfer-pN: `xfer run --processes N` (the accounts dealt over N processes)
+            argv = xfer_argv(server, users, scratch, args.connections)
+            argv += ["--processes", tool.removeprefix("xfer-p")] if tool != "xfer" else []
+        else:
+            argv = ARGV[tool](server, users, scratch)
         run = timed(tool, round_no, [argv], cwd=scratch, env=args.env, log=scratch / "tool.log")
         stored = count_files(scratch / "out")
         run.extra = {"accounts": len(users), "stored": stored, "msg_s": round(stored / run.wall, 1)}
-        if tool == "xfer" and (scratch / "report.json").exists():
+        if tool.startswith("xfer") and (scratch / "report.json").exists():
             report = json.loads((scratch / "report.json").read_text())
             failed = report["totals"]["tasks_failed"] + report["totals"]["jobs_failed"]
             if failed:
@@ -193,10 +197,12 @@ def main() -> int:
     parser.add_argument("--accounts", default="1,20", help="comma-separated scenarios")
     parser.add_argument("--connections", type=int, default=8, help="xfer's per-host limit")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--xfer-processes", type=int, default=0, help="also `xfer run --processes N`")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results-mail-fetch.json")
     args = parser.parse_args()
     args.env = tool_env()
     tools = [tool for tool in ARGV if tool != "mbsync" or shutil.which("mbsync")]
+    tools += [f"xfer-p{args.xfer_processes}"] if args.xfer_processes else []
     if "mbsync" not in tools:
         print("mbsync not installed (apt-get install -y isync): left out", file=sys.stderr)
     base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
