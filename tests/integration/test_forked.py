@@ -106,17 +106,23 @@ def test_sigterm_stops_every_process_and_a_rerun_completes(tmp_path: Path, one_h
         assert tree(tmp_path / f"out/site{n}") == tree(one_host.root / f"site{n}")
 
 
-def test_a_killed_process_fails_its_jobs_with_one_line(tmp_path: Path, one_host: Any) -> None:
+def slow_sites_run(tmp_path: Path, server: Any, rate: int) -> tuple[Path, subprocess.Popen[str], list[int]]:
+    """A `-P 2` run of big rate-limited files, its job file and its two children."""
     for n in range(SITES):
-        fill(one_host.root / f"site{n}", {"big.bin": os.urandom(4_000_000)})
-    jobs = mirror_jobs(tmp_path, [f"ftp://127.0.0.1:{one_host.port}/"], limit=4)
-    jobs.write_text(jobs.read_text().replace("local: out/site", "rate_limit: 1000000, local: out/site"))
+        fill(server.root / f"site{n}", {"big.bin": os.urandom(4_000_000)})
+    jobs = mirror_jobs(tmp_path, [f"ftp://127.0.0.1:{server.port}/"], limit=4, extra=", grace_period: 0.5")
+    jobs.write_text(jobs.read_text().replace("local: out/site", f"rate_limit: {rate}, local: out/site"))
     proc = start(jobs, "-P", "2")
     children: list[int] = []
     deadline = time.monotonic() + 20
     while len(children) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
         children = [int(pid) for pid in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    return jobs, proc, children
+
+
+def test_a_killed_process_fails_its_jobs_with_one_line(tmp_path: Path, one_host: Any) -> None:
+    jobs, proc, children = slow_sites_run(tmp_path, one_host, 1_000_000)
     os.kill(children[0], signal.SIGKILL)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 1, stderr
@@ -174,16 +180,7 @@ def test_a_lone_load_test_splits_over_processes_and_merges_exactly(tmp_path: Pat
 
 
 def test_children_stop_when_the_parent_is_killed(tmp_path: Path, one_host: Any) -> None:
-    for n in range(SITES):
-        fill(one_host.root / f"site{n}", {"big.bin": os.urandom(4_000_000)})
-    jobs = mirror_jobs(tmp_path, [f"ftp://127.0.0.1:{one_host.port}/"], limit=4, extra=", grace_period: 0.5")
-    jobs.write_text(jobs.read_text().replace("local: out/site", "rate_limit: 500000, local: out/site"))
-    proc = start(jobs, "-P", "2")
-    children: list[int] = []
-    deadline = time.monotonic() + 20
-    while len(children) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
-        children = [int(pid) for pid in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    _, proc, children = slow_sites_run(tmp_path, one_host, 500_000)
     time.sleep(0.5)
     proc.kill()
     proc.wait()
