@@ -34,7 +34,7 @@ from xfer.protocols.ftp_data import BLOCK_SIZE, LocalFailure, P, Receiver, Sende
 from xfer.protocols.ftp_listing import Listing
 from xfer.protocols.ftp_errors import translate
 from xfer.protocols.ftp_pump import AVAILABLE as PUMP_AVAILABLE, FileReceiver, FileSink
-from xfer.protocols.ftp_reply import Reply, StatusError, epsv_port, matches, mdtm_time, pasv_port
+from xfer.protocols.ftp_reply import Reply, StatusError, accepted, epsv_port, mdtm_time, pasv_port
 from xfer.protocols.ftp_tls import SessionBoundContext
 from xfer.urls import Url
 
@@ -281,14 +281,14 @@ class FtpConnection:
 
     async def _expect(self, expected: str | tuple[str, ...], wait: str | tuple[str, ...] = ()) -> Reply:
         """Read replies while they match `wait`; check the last against `expected`."""
-        waits = (wait,) if isinstance(wait, str) else wait
         control = self.control
         code, info = await control.reply()
-        while matches(code, waits):
-            code, info = await control.reply()
-        expects = (expected,) if isinstance(expected, str) else expected
-        if expects and not matches(code, expects):
-            raise StatusError(expects, code, info)
+        if wait:
+            waiting = accepted(wait)
+            while code in waiting:
+                code, info = await control.reply()
+        if expected and code not in accepted(expected):
+            raise StatusError((expected,) if isinstance(expected, str) else expected, code, info)
         return code, info
 
     # -- data connections ------------------------------------------------------
@@ -316,10 +316,11 @@ class FtpConnection:
         early = None
         if self._use_epsv:
             pipelined = bool(then) and self._epsv_works and self.endpoint not in _UNPIPELINED
-            self._send(*([ahead] if ahead else []), "EPSV", *(then if pipelined else []))
+            control = self.control
+            control.write([*([ahead] if ahead else []), "EPSV", *(then if pipelined else [])])
             if ahead is not None:
-                early = await self.control.reply()
-            code, info = await self.control.reply()
+                early = await control.reply()
+            code, info = await control.reply()
             if code == "229":
                 self._epsv_works = True
                 transport, protocol = await self._connect(factory, epsv_port(info[-1]))

@@ -15,6 +15,8 @@ reply text is for people, the codes and numbers we read are ASCII."""
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
 from datetime import datetime
 
@@ -103,19 +105,15 @@ class ReplyParser:
         return self.feed(b"\n") if self._tail else []
 
 
-def matches(code: str, masks: tuple[str, ...]) -> bool:
-    """Whether a reply code fits one of `masks` ("226", "2xx")."""
-    for mask in masks:
-        if mask == code:
-            return True
-        if mask.isdigit():
-            continue
-        if mask[1:] == "xx":
-            if mask[0] == code[:1]:
-                return True
-        elif all(m == c or not m.isdigit() for m, c in zip(mask, code)):
-            return True
-    return False
+@functools.cache
+def accepted(masks: str | tuple[str, ...]) -> frozenset[str]:
+    """The reply codes that fit `masks` ("226", "2xx", "5x0", or a tuple of them): a
+    set to look a reply's code up in, made once per mask (a call per reply, four per
+    file, was measurable)."""
+    codes: set[str] = set()
+    for mask in (masks,) if isinstance(masks, str) else masks:
+        codes.update(map("".join, itertools.product(*(d if d.isdigit() else "0123456789" for d in mask))))
+    return frozenset(codes)
 
 
 def epsv_port(text: str) -> int:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xfer.protocols.ftp_reply import MAX_REPLY, Reply, ReplyError, ReplyParser, epsv_port, pasv_port
+from xfer.protocols.ftp_reply import MAX_REPLY, Reply, ReplyError, ReplyParser, accepted, epsv_port, pasv_port
 
 
 async def _old_reply(reader: asyncio.StreamReader) -> Reply:
@@ -107,6 +107,13 @@ def test_pasv_port(text: str) -> None:
 def test_pasv_reply_without_a_port_is_a_protocol_error(text: str) -> None:
     with pytest.raises(ReplyError):
         pasv_port(text)
+
+
+def test_accepted_codes() -> None:
+    assert "226" in accepted("2xx") and "150" not in accepted("2xx") and len(accepted("2xx")) == 100
+    assert accepted(("220", "120")) == {"220", "120"}
+    assert accepted("5x0") == {f"5{d}0" for d in range(10)}
+    assert "22" not in accepted("2xx")  # a reply code is three digits: "22" is garbage, not a success
 
 
 def test_epsv_port() -> None:
