@@ -30,7 +30,7 @@ from typing import Literal
 from xfer.errors import PermanentError, XferError
 from xfer.protocols._deadline import within
 from xfer.protocols.ftp_control import ControlChannel
-from xfer.protocols.ftp_data import BLOCK_SIZE, LocalFailure, P, Receiver, Sender
+from xfer.protocols.ftp_data import BLOCK_SIZE, LocalFailure, P, Receiver, Sender, Watchdog
 from xfer.protocols.ftp_listing import Listing
 from xfer.protocols.ftp_errors import translate
 from xfer.protocols.ftp_pump import AVAILABLE as PUMP_AVAILABLE, FileReceiver, FileSink
@@ -120,6 +120,7 @@ class FtpConnection:
         self._use_epsv = True
         self._epsv_works = False  # an EPSV has worked here: transfer commands may follow it in one write
         self._receive_buffer: memoryview | None = None
+        self._watchdog = Watchdog(settings.timeout)  # of the data connections
         self._control: ControlChannel | None = None  # once connected (and TLS is up)
         self._data_context: ssl.SSLContext | None = None  # TLS data connections', made once
         self.features: frozenset[str] = frozenset()
@@ -236,6 +237,7 @@ class FtpConnection:
                     await self.control.server_closed()
         with contextlib.suppress(Exception):
             self._control.transport.close()
+        self._watchdog.stop()
         self._broken = True
 
     # -- errors ----------------------------------------------------------------
@@ -436,9 +438,8 @@ class FtpConnection:
         (a 426 may still come), so the session is marked broken and the pool replaces it."""
         started = False
         protocol = None
-        timeout = self.settings.timeout
         try:
-            with self._guard(command):
+            try:
                 # Replies are bounded by the control channel's watchdog, the data
                 # connection's setup by its own timeouts and the transfer by the data
                 # protocol's watchdog (a small file has often arrived whole by now:
@@ -449,12 +450,15 @@ class FtpConnection:
                     on_ahead(early)
                 if action is not None or not protocol.done:
                     if action is not None:
-                        protocol.watch(timeout)
+                        self._watchdog.watch(protocol)
                         await action(protocol)
-                    await protocol.finished(timeout)
+                    await protocol.finished(self._watchdog)
                 else:
                     protocol.check()
                 await self._expect("2xx", "1xx")
+            except BaseException as exc:
+                self._translate(exc, command)  # as `_guard` does, without its object per file
+                raise
         except BaseException as exc:
             if protocol is not None:
                 protocol.abort()

@@ -280,6 +280,35 @@ def test_silent_data_connection_after_the_hand_off_times_out(tmp_path: Path, pum
     assert got == data[: len(got)]
 
 
+def test_silent_data_connection_before_the_hand_off_times_out(tmp_path: Path, pumps: list[ftp_pump.Pump]) -> None:
+    """The in-loop receiver is watched by its session's watchdog (one timer a
+    session): after a file that went through, the next one's silent data connection
+    still times out, and no pump was involved."""
+    part = tmp_path / "big.bin.part"
+    after = 64 * 1024
+    with _stalling_server(tmp_path / "srv", after=after) as (server, _):
+        small = _source(server, "small.bin", 1000)
+        data = _source(server)
+
+        async def main() -> None:
+            conn = await _connect(server, timeout=1)
+            try:
+                got: list[bytes] = []
+                assert await conn.retrieve("/small.bin", lambda block: got.append(bytes(block))) == len(small)
+                assert b"".join(got) == small
+                with pytest.raises(TimeoutError) as caught:
+                    await _retrieve(conn, open_new(part, exclusive=True))
+                assert "RETR /big.bin" in str(caught.value)
+            finally:
+                await conn.close()
+
+        asyncio.run(main())
+    got = part.read_bytes()
+    assert pumps == []
+    assert 0 < len(got) <= after + 65536
+    assert got == data[: len(got)]
+
+
 def test_file_system_without_splice_gets_written(
     pyftpd: FtpServer, tmp_path: Path, pumps: list[ftp_pump.Pump], monkeypatch: pytest.MonkeyPatch
 ) -> None:
