@@ -167,7 +167,9 @@ ARGV = {"xfer": xfer_argv, "imaplib": imaplib_argv, "mbsync": mbsync_argv}
 
 def run_client(tool: str, round_no: int, server: MailServer, users: list[str], work: Path,
                args: argparse.Namespace) -> Run:
-    scratch = work / f"{tool}-{round_no}"
+    # The same folder every round (emptied after each run): xfer's job file is then the
+    # same file, whose validation its cache keeps, as a cron job's is.
+    scratch = work / tool
     scratch.mkdir()
     try:
         if tool.startswith("xfer"):  # xfer-pN: `xfer run --processes N` (the accounts dealt over N processes)

@@ -83,7 +83,9 @@ def lines(work: Path) -> int:
 
 def run_client(name: str, round_no: int, server, groups: list[str], work: Path, args: argparse.Namespace) -> Run:  # type: ignore[no-untyped-def]
     kind, connections, step = CLIENTS[name]
-    scratch = work / f"run-{round_no}"
+    # The same folder every round (emptied after each run): xfer's job file is then the
+    # same file, whose validation its cache keeps, as a cron job's is.
+    scratch = work / f"run-{name}"
     scratch.mkdir()
     try:
         if kind == "xfer":
