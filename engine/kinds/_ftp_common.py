@@ -141,8 +141,15 @@ class FileState:
                 self.store.db.executemany(sql, rows)
                 rows.clear()
 
+    def sync(self) -> None:
+        """Before a read: the queued rows go to SQLite and are committed at once, not
+        left in a transaction open until the next batch commit, whose lock would make
+        another process sharing the state file (`xfer run --processes`) wait."""
+        if self._seen or self._pending or self._records:
+            self.store.commit()
+
     def get(self, path: str) -> StateRow | None:
-        self.flush()
+        self.sync()
         row = self.store.execute(
             f"SELECT {_COLUMNS} FROM ftp_files WHERE job = ? AND direction = ? AND path = ?",
             (self.job, self.direction, path),
@@ -151,7 +158,7 @@ class FileState:
 
     def rows_in(self, parent: str) -> dict[str, StateRow]:
         """The rows of directory `parent`'s own entries (not deeper), by name."""
-        self.flush()
+        self.sync()
         if parent:
             # A range on the primary key: "parent/" <= path < "parent0" ("0" follows "/").
             cursor = self.store.execute(
@@ -181,13 +188,13 @@ class FileState:
         self._records.append((self.job, self.direction, path, size, mtime, precision, local_mtime_ns, self.run))
 
     def forget(self, path: str) -> None:
-        self.flush()
+        self.sync()
         self.store.execute(
             "DELETE FROM ftp_files WHERE job = ? AND direction = ? AND path = ?", (self.job, self.direction, path)
         )
 
     def seen_this_run(self, path: str) -> bool:
-        self.flush()
+        self.sync()
         row = self.store.execute(
             "SELECT run FROM ftp_files WHERE job = ? AND direction = ? AND path = ?",
             (self.job, self.direction, path),

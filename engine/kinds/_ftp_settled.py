@@ -42,6 +42,9 @@ _SAVE = (
     "dirs = excluded.dirs, listed_files = excluded.listed_files"
 )
 _DROP = "DELETE FROM ftp_dirs WHERE job = ? AND direction = ? AND path = ?"
+#: Rows by path, the paths a JSON array (one statement, an index probe per path).
+_NAMED = "path IN (SELECT value FROM json_each(?))"
+_MARK_SEEN = f"UPDATE ftp_files SET run = ? WHERE job = ? AND direction = ? AND {_NAMED}"
 #: Names are stored joined by "/", which no accepted name contains (pathsafety.check_name).
 _SEP = "/"
 
@@ -84,11 +87,15 @@ class SettledDirs:
         self._open: dict[str, _Open] = {}
         self._save: list[tuple[object, ...]] = []
         self._drop: list[tuple[str, str, str]] = []
+        self._seen: list[tuple[object, ...]] = []  # directories whose files this run saw
         state.store.ensure_schema("ftp_dirs", 1, [_SCHEMA])
         state.store.on_commit(self.flush)
 
     def flush(self) -> None:
         db = self.state.store.db
+        if self._seen:
+            db.executemany(_MARK_SEEN, self._seen)
+            self._seen.clear()
         if self._drop:
             db.executemany(_DROP, self._drop)
             self._drop.clear()
@@ -101,7 +108,8 @@ class SettledDirs:
     def lookup(self, relative: str, digest: bytes) -> Settled | None:
         """The directory as remembered if its listing and wanted files are unchanged
         (its files are then marked seen and counted); else None, and it is forgotten."""
-        self.flush()
+        if self._save or self._drop:
+            self.state.store.commit()  # not an open transaction: see FileState.sync
         row = self.state.store.execute(
             "SELECT digest, files, dirs, listed_files FROM ftp_dirs WHERE job = ? AND direction = ? AND path = ?",
             (self.state.job, self.state.direction, relative),
@@ -122,7 +130,7 @@ class SettledDirs:
         download pending: one query for the directory, one `lstat` a file."""
         if not names:
             return True
-        self.state.flush()  # queued pending marks and records count
+        self.state.sync()  # queued pending marks and records count
         recorded = {
             path.rpartition("/")[2]: (size, mtime_ns)
             for path, size, mtime_ns in self.state.store.execute(
@@ -145,11 +153,9 @@ class SettledDirs:
         return True
 
     def _mark_seen(self, paths: str) -> None:
-        """What `FileState.seen` does for each file, for a directory's at once."""
-        self.state.store.execute(
-            f"UPDATE ftp_files SET run = ? WHERE job = ? AND direction = ? AND {_NAMED}",
-            (self.state.run, self.state.job, self.state.direction, paths),
-        )
+        """What `FileState.seen` does for each file, for a directory's at once (queued
+        and written with the next commit, like FileState's rows)."""
+        self._seen.append((self.state.run, self.state.job, self.state.direction, paths))
 
     # -- settling on the full path ----------------------------------------------------
 
@@ -192,10 +198,6 @@ class SettledDirs:
                 (self.state.job, self.state.direction, relative, entry.digest,
                  _SEP.join(entry.files), _SEP.join(entry.dirs), entry.listed_files)
             )
-
-
-#: Rows by path, the paths a JSON array (one statement, an index probe per path).
-_NAMED = "path IN (SELECT value FROM json_each(?))"
 
 
 def _paths(relative: str, names: list[str]) -> str:
