@@ -30,13 +30,33 @@ _CORE_SCHEMA = [
 ]
 
 
+#: How long opening a state file waits for another process that is opening it too.
+_OPEN_PATIENCE = 10.0
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Switch to WAL. SQLite answers "database is locked" at once, without waiting
+    (no busy handler for it), when another process switches the same new file at the
+    same moment — the processes of `xfer run --processes` starting together: 1 start
+    in 40 failed. So retry for a while."""
+    deadline = time.monotonic() + _OPEN_PATIENCE
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class StateStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path), isolation_level="DEFERRED", check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        _use_wal(self.db)
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=10000")
         self._last_commit = time.monotonic()
