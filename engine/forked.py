@@ -313,6 +313,7 @@ class ForkedRun:
                 self.report.job(name)
         _import_before_fork(jobs, shards)
         self.children = [_fork_child(shard, options, loop_factory) for shard in shards]
+        self.running = {pid for pid, _ in self.children}  # not yet reaped: a zombie still holds its PID
 
     def subscribe(self, subscriber: Callable[[Event], None]) -> None:
         self.events.subscribe(subscriber)
@@ -333,7 +334,7 @@ class ForkedRun:
                 _, reader = await loop.connect_read_pipe(lambda: _Reader(forward), os.fdopen(fd, "rb", 0))
                 readers.append(reader)
             await asyncio.gather(*(reader.closed for reader in readers))
-            codes = [await _reap(pid) for pid, _ in self.children]
+            codes = [await self._reap(pid) for pid, _ in self.children]
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
@@ -365,25 +366,19 @@ class ForkedRun:
             self.stopped_by = signal.Signals(signum)
             self.events.emit("run.stopping", data={"signal": self.stopped_by.name, "grace_period": self.grace})
             asyncio.get_running_loop().call_later(self.grace + STOP_SLACK, self._kill)
-        for pid, _ in self.children:
-            _signal(pid, signum)
+        for pid in self.running:
+            os.kill(pid, signum)
 
     def _kill(self) -> None:
-        for pid, _ in self.children:
-            _signal(pid, signal.SIGKILL)
+        for pid in self.running:
+            os.kill(pid, signal.SIGKILL)
 
-
-def _signal(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
-
-
-async def _reap(pid: int) -> int:
-    """The child's exit code (negative: the signal that ended it), without blocking the loop."""
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        await asyncio.sleep(0.005)
+    async def _reap(self, pid: int) -> int:
+        """The child's exit code (negative: the signal that ended it), without blocking
+        the loop. A reaped child is signalled no more (its PID may be another's by then)."""
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                self.running.discard(pid)
+                return os.waitstatus_to_exitcode(status)
+            await asyncio.sleep(0.005)
