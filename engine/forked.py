@@ -39,7 +39,7 @@ from xfer.api import JobSet, Run
 from xfer.distributed.merge import JobMerger
 from xfer.distributed.units import PROCESS_SPLITTERS, Unit, job_units
 from xfer.events import Event, EventBus
-from xfer.jobfile import NO_HOST_BLOCK, JobFile
+from xfer.jobfile import JobFile
 from xfer.records import Record, model_of
 from xfer.report import Report
 from xfer.urls import Url
@@ -160,9 +160,9 @@ def _with_limits(files: list[JobFile], host_limits: dict[str, int]) -> list[JobF
     changed = []
     for file in files:
         hosts = dict(file.hosts)
-        for endpoint, limit in host_limits.items():
-            block = hosts.get(endpoint) or hosts.get(endpoint.rpartition(":")[0]) or NO_HOST_BLOCK
-            hosts[endpoint] = Record(model_of(block), {**vars(block), "max_connections": limit})
+        for url in (url for spec in file.jobs for url in _urls(spec) if url.endpoint in host_limits):
+            block = file.host_config(url)  # the job file's own lookup: host:port, then host
+            hosts[url.endpoint] = Record(model_of(block), {**vars(block), "max_connections": host_limits[url.endpoint]})
         changed.append(replace(file, hosts=hosts))
     return changed
 
