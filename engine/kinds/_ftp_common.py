@@ -34,7 +34,7 @@ from xfer.protocols.ftp import FileSink, FtpConnection, FtpConnector, FtpSetting
 from xfer.protocols.ftp_listing import RemoteEntry
 from xfer.ratelimit import TokenBucket, consume_all, host_bucket
 from xfer.kinds._pathfilter import PathFilter
-from xfer.kinds._ftp_settled import SettledDirs
+from xfer.kinds._ftp_settled import SettledDirs, stamp
 from xfer.urls import Url
 
 PART_SUFFIX = ".part"
@@ -192,14 +192,6 @@ class FileState:
         self.store.execute(
             "DELETE FROM ftp_files WHERE job = ? AND direction = ? AND path = ?", (self.job, self.direction, path)
         )
-
-    def seen_this_run(self, path: str) -> bool:
-        self.sync()
-        row = self.store.execute(
-            "SELECT run FROM ftp_files WHERE job = ? AND direction = ? AND path = ?",
-            (self.job, self.direction, path),
-        ).fetchone()
-        return bool(row) and row[0] == self.run
 
 
 # ----------------------------------------------------------------- comparisons
@@ -535,15 +527,16 @@ class DownloadTask(FileTask):
         if mtime_ns is None or entry.size is None:
             st = os.stat(target)
             mtime_ns, size = st.st_mtime_ns, st.st_size
+        recorded_size = entry.size if entry.size is not None else size
         shared.state.record(
             self.relative,
-            entry.size if entry.size is not None else size,
+            recorded_size,
             entry.mtime.isoformat() if entry.mtime else None,
             entry.mtime_precision,
             mtime_ns,
         )
         if shared.settled is not None:
-            shared.settled.recorded(self.relative.rpartition("/")[0])
+            shared.settled.recorded(self.relative, stamp(recorded_size, mtime_ns))
         shared.succeeded += 1
         if offset:
             shared.resumed += 1
@@ -600,10 +593,12 @@ class FtpDownloadJob(Job):
     unit = "files"
 
     def _setup_downloads(
-        self, url: Url, local: Path, path_filter: PathFilter, max_depth: int | None, salt: bytes | None = None
+        self, url: Url, local: Path, path_filter: PathFilter, max_depth: int | None, salt: bytes | None = None,
+        deletes: bool = False,
     ) -> None:
         """`salt` (the walk options, `_ftp_settled.walk_salt`) lets unchanged
-        directories be skipped; without it every listing is parsed and compared."""
+        directories be skipped; without it every listing is parsed and compared.
+        `deletes`: the job removes what this run did not see (skipped files count as seen)."""
         spec = self.spec
         self.url = url
         self.filter = path_filter
@@ -618,7 +613,7 @@ class FtpDownloadJob(Job):
         connections = min(self.ctx.file.host_limit(url), spec.max_connections or LIST_AHEAD + 1)
         self.walker.ahead = max(1, min(LIST_AHEAD, connections - 1))
         if salt is not None and not (self.ctx.force or self.ctx.dry_run):
-            self.walker.settled = self.downloads.settled = SettledDirs(self.state, str(self.local_root))
+            self.walker.settled = self.downloads.settled = SettledDirs(self.state, str(self.local_root), deletes)
             self.walker.salt = salt
         self.figures = {"up_to_date": 0, "queued": 0, "refused_local": 0}
         self._checked_parent: tuple[str | None, bool] = (None, False)  # (parent, safe) for _local_path
@@ -639,14 +634,19 @@ class FtpDownloadJob(Job):
             if settled is not None:
                 settled.spoil(parent)
             return None
-        if not self.ctx.force and self._exists(item.relative) and up_to_date(self._row(item.relative), item.entry, target):
+        exists = self._exists(item.relative)
+        row = self._row(item.relative) if exists else None
+        if not self.ctx.force and exists and up_to_date(row, item.entry, target):
             self.figures["up_to_date"] += 1
             if settled is not None:
-                settled.wanted(parent, name, queued=False)
+                if row is None or row.local_mtime_ns is None:
+                    settled.spoil(parent)  # up to date by size and time only: no stamp to check
+                else:
+                    settled.wanted(parent, name, stamp(row.size, row.local_mtime_ns))
             return None
         self.figures["queued"] += 1
         if settled is not None:
-            settled.wanted(parent, name, queued=True)
+            settled.wanted(parent, name, None)
         return DownloadTask(self.downloads, item, item.relative, self.ctx.dry_run)
 
     def _row(self, relative: str) -> StateRow | None:

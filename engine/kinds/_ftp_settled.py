@@ -4,15 +4,19 @@ A directory is *settled* when a run listed it and every file it wanted from that
 listing is in the local tree as recorded (up to date, or downloaded and recorded in
 this run), with nothing odd in the listing (no unparsed line, unsafe name or link).
 Its row in `ftp_dirs` keeps a digest of the raw listing (keyed by the job's walk
-options), the wanted files and the subdirectories walked. On the next run a listing
-with the same digest is not parsed at all: the files are checked against their state
-rows with one `lstat` each (regular file, recorded size and mtime, no `.part` pending)
-and marked seen, and only the subdirectories go on. Anything else — another digest, a
-file changed or gone locally, a pending download — takes the full path, and the row
-is dropped until the directory settles again. `--force` never takes the shortcut.
+options), the subdirectories walked, and the wanted files with the size and local
+mtime their `ftp_files` rows record (a copy: the row is written in the same commit as
+those records, and any change to them goes through the full path, which drops it
+first). On the next run a listing with the same digest is not parsed at all: each file
+gets one `lstat` against its stamp (regular file, recorded size and mtime), the files
+are marked seen when the job deletes (only `delete` reads this run's marks), and only
+the subdirectories go on. Anything else — another digest, a file changed or gone
+locally, a failed download — takes the full path, and the row is dropped until the
+directory settles again. `--force` never takes the shortcut.
 
 This is what makes a no-op re-run cost about one `lstat` per file beyond the listings,
-where parsing each LIST line and comparing it with its row cost ~25 µs a file."""
+where parsing each LIST line and comparing it with its row cost ~25 µs a file (and
+reading the rows back, one query a directory, another ~3 µs a file)."""
 
 from __future__ import annotations
 
@@ -32,21 +36,26 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS ftp_dirs (
     path TEXT NOT NULL,
     digest BLOB NOT NULL,
     files TEXT NOT NULL,
+    stamps TEXT NOT NULL,
     dirs TEXT NOT NULL,
     listed_files INTEGER NOT NULL,
     PRIMARY KEY (job, direction, path)
 )"""
 _SAVE = (
-    "INSERT INTO ftp_dirs (job, direction, path, digest, files, dirs, listed_files) VALUES (?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (job, direction, path) DO UPDATE SET digest = excluded.digest, files = excluded.files, "
-    "dirs = excluded.dirs, listed_files = excluded.listed_files"
+    "INSERT INTO ftp_dirs (job, direction, path, digest, files, stamps, dirs, listed_files) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job, direction, path) DO UPDATE SET digest = excluded.digest, "
+    "files = excluded.files, stamps = excluded.stamps, dirs = excluded.dirs, listed_files = excluded.listed_files"
 )
 _DROP = "DELETE FROM ftp_dirs WHERE job = ? AND direction = ? AND path = ?"
 #: Rows by path, the paths a JSON array (one statement, an index probe per path).
-_NAMED = "path IN (SELECT value FROM json_each(?))"
-_MARK_SEEN = f"UPDATE ftp_files SET run = ? WHERE job = ? AND direction = ? AND {_NAMED}"
+_MARK_SEEN = "UPDATE ftp_files SET run = ? WHERE job = ? AND direction = ? AND path IN (SELECT value FROM json_each(?))"
 #: Names are stored joined by "/", which no accepted name contains (pathsafety.check_name).
 _SEP = "/"
+
+
+def stamp(size: int | None, local_mtime_ns: int) -> str:
+    """A file as its state row records it, in the form `lookup` compares with lstat."""
+    return f"{size}:{local_mtime_ns}"
 
 
 def walk_salt(*options: object) -> bytes:
@@ -69,6 +78,7 @@ class _Open:
 
     digest: bytes
     files: list[str] = field(default_factory=list)
+    stamps: dict[str, str] = field(default_factory=dict)  # by name, once up to date or recorded
     dirs: list[str] = field(default_factory=list)
     listed_files: int = 0
     outstanding: int = 0  # files queued and not yet recorded
@@ -77,18 +87,21 @@ class _Open:
 
 class SettledDirs:
     """The `ftp_dirs` rows of one job: `lookup` at listing time; `opened`, `wanted`,
-    `listed_file`, `subdir`, `spoil`, `closed` and `recorded` while the full path runs."""
+    `listed_file`, `subdir`, `spoil`, `closed` and `recorded` while the full path runs.
+    `marks_seen`: whether a skipped directory's files are marked seen in this run."""
 
-    def __init__(self, state: FileState, local_root: str) -> None:
+    def __init__(self, state: FileState, local_root: str, marks_seen: bool) -> None:
         self.state = state
         self.local_root = local_root
+        self.marks_seen = marks_seen
         self.skipped = 0  # files found up to date through a settled directory
         self.skipped_dirs = 0
         self._open: dict[str, _Open] = {}
         self._save: list[tuple[object, ...]] = []
         self._drop: list[tuple[str, str, str]] = []
         self._seen: list[tuple[object, ...]] = []  # directories whose files this run saw
-        state.store.ensure_schema("ftp_dirs", 1, [_SCHEMA])
+        # Version 2 added the stamps; older rows are dropped (their directories settle again).
+        state.store.ensure_schema("ftp_dirs", 2, ["DROP TABLE IF EXISTS ftp_dirs", _SCHEMA])
         state.store.on_commit(self.flush)
 
     def flush(self) -> None:
@@ -107,55 +120,47 @@ class SettledDirs:
 
     def lookup(self, relative: str, digest: bytes) -> Settled | None:
         """The directory as remembered if its listing and wanted files are unchanged
-        (its files are then marked seen and counted); else None, and it is forgotten."""
+        (its files are then counted, and marked seen if need be); else None, and it is
+        forgotten."""
         if self._save or self._drop:
             self.state.store.commit()  # not an open transaction: see FileState.sync
         row = self.state.store.execute(
-            "SELECT digest, files, dirs, listed_files FROM ftp_dirs WHERE job = ? AND direction = ? AND path = ?",
+            "SELECT digest, files, stamps, dirs, listed_files FROM ftp_dirs WHERE job = ? AND direction = ? AND path = ?",
             (self.state.job, self.state.direction, relative),
         ).fetchone()
         if row is None:
             return None
-        settled = Settled(_split(row[1]), _split(row[2]), row[3])
-        if row[0] != digest or not self._files_in_place(relative, settled.files):
+        files = _split(row[1])
+        if row[0] != digest or not self._files_in_place(relative, files, _split(row[2])):
             self._drop.append((self.state.job, self.state.direction, relative))
             return None
-        self._mark_seen(_paths(relative, settled.files))
-        self.skipped += len(settled.files)
+        if self.marks_seen:
+            prefix = f"{relative}/" if relative else ""
+            paths = json.dumps([prefix + name for name in files])
+            self._seen.append((self.state.run, self.state.job, self.state.direction, paths))
+        self.skipped += len(files)
         self.skipped_dirs += 1
-        return settled
+        return Settled(files, _split(row[3]), row[4])
 
-    def _files_in_place(self, relative: str, names: list[str]) -> bool:
-        """Whether each file is a regular file of the recorded size and mtime, with no
-        download pending: one query for the directory, one `lstat` a file."""
+    def _files_in_place(self, relative: str, names: list[str], stamps: list[str]) -> bool:
+        """Whether each file is a regular file of its recorded size and mtime: one
+        `lstat` a file, relative to the directory (no path joined and walked per file)."""
         if not names:
             return True
-        self.state.sync()  # queued pending marks and records count
-        recorded = {
-            path.rpartition("/")[2]: (size, mtime_ns)
-            for path, size, mtime_ns in self.state.store.execute(
-                "SELECT path, size, local_mtime_ns FROM ftp_files WHERE job = ? AND direction = ? "
-                f"AND {_NAMED} AND type = 'file' AND pending IS NULL AND local_mtime_ns IS NOT NULL",
-                (self.state.job, self.state.direction, _paths(relative, names)),
-            )
-        }
-        directory = os.path.join(self.local_root, relative)
-        for name in names:
-            row = recorded.get(name)
-            if row is None:
-                return False
-            try:
-                st = os.lstat(os.path.join(directory, name))
-            except OSError:
-                return False
-            if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != row:
-                return False
+        try:
+            directory = os.open(os.path.join(self.local_root, relative), os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return False
+        try:
+            for name, recorded in zip(names, stamps, strict=True):
+                st = os.lstat(name, dir_fd=directory)
+                if not stat.S_ISREG(st.st_mode) or f"{st.st_size}:{st.st_mtime_ns}" != recorded:
+                    return False
+        except OSError:
+            return False
+        finally:
+            os.close(directory)
         return True
-
-    def _mark_seen(self, paths: str) -> None:
-        """What `FileState.seen` does for each file, for a directory's at once (queued
-        and written with the next commit, like FileState's rows)."""
-        self._seen.append((self.state.run, self.state.job, self.state.direction, paths))
 
     # -- settling on the full path ----------------------------------------------------
 
@@ -170,15 +175,21 @@ class SettledDirs:
         if (entry := self._open.get(relative)) is not None:
             entry.dirs.append(name)
 
-    def wanted(self, parent: str, name: str, queued: bool) -> None:
-        """A wanted file of `parent`: up to date already, or queued for download."""
+    def wanted(self, parent: str, name: str, recorded: str | None) -> None:
+        """A wanted file of `parent`: up to date already as `recorded` (its `stamp`),
+        or None: queued for download."""
         if (entry := self._open.get(parent)) is not None:
             entry.files.append(name)
-            entry.outstanding += queued
+            if recorded is None:
+                entry.outstanding += 1
+            else:
+                entry.stamps[name] = recorded
 
-    def recorded(self, parent: str) -> None:
-        """A queued file of `parent` is downloaded and recorded."""
+    def recorded(self, relative: str, recorded: str) -> None:
+        """A queued file is downloaded and recorded as `recorded` (its `stamp`)."""
+        parent, _, name = relative.rpartition("/")
         if (entry := self._open.get(parent)) is not None:
+            entry.stamps[name] = recorded
             entry.outstanding -= 1
             self._settle(parent, entry)
 
@@ -195,14 +206,9 @@ class SettledDirs:
         if entry.closed and entry.outstanding == 0:
             del self._open[relative]
             self._save.append(
-                (self.state.job, self.state.direction, relative, entry.digest,
-                 _SEP.join(entry.files), _SEP.join(entry.dirs), entry.listed_files)
+                (self.state.job, self.state.direction, relative, entry.digest, _SEP.join(entry.files),
+                 _SEP.join(entry.stamps[name] for name in entry.files), _SEP.join(entry.dirs), entry.listed_files)
             )
-
-
-def _paths(relative: str, names: list[str]) -> str:
-    prefix = f"{relative}/" if relative else ""
-    return json.dumps([prefix + name for name in names])
 
 
 def _split(joined: str) -> list[str]:

@@ -70,7 +70,7 @@ class FtpMirrorJob(FtpDownloadJob):
         spec = self.spec
         depth = depth_limit(spec)
         salt = walk_salt("download", spec.include, spec.exclude, depth, spec.symlinks, spec.share)
-        self._setup_downloads(spec.remote, spec.local, self._filter(), depth, salt)
+        self._setup_downloads(spec.remote, spec.local, self._filter(), depth, salt, spec.delete)
         self.walker.top_files = spec.share is None or spec.share[0] == 1
         async for item in self.walker.items():
             if item.entry.type == "dir":

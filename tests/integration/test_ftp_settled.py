@@ -5,6 +5,7 @@ is not compared file by file, and anything that changed still takes the full pat
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,21 @@ def test_delete_still_removes_local_extras_in_an_unchanged_directory(ftp_server:
     assert job["summary"]["unchanged_dirs"] == DIRS  # src's listing and files are as recorded
     assert not (tmp_path / "out/src/stray.txt").exists()
     assert tree(tmp_path / "out") == {n: (v.encode() if isinstance(v, str) else v) for n, v in FILES.items()}
+
+
+def test_rows_of_an_older_xfer_are_dropped_and_settle_again(mirrored: tuple[FtpServer, Path], tmp_path: Path) -> None:
+    """A state file whose `ftp_dirs` rows predate the stamps (schema 1, no size and
+    mtime per file): they are dropped, the next run takes the full path and settles."""
+    _, path = mirrored
+    state = tmp_path / ".xfer/state.db"
+    with sqlite3.connect(state) as db:
+        db.execute("DROP TABLE ftp_dirs")
+        db.execute(
+            "CREATE TABLE ftp_dirs (job TEXT NOT NULL, direction TEXT NOT NULL, path TEXT NOT NULL, digest BLOB NOT NULL,"
+            " files TEXT NOT NULL, dirs TEXT NOT NULL, listed_files INTEGER NOT NULL, PRIMARY KEY (job, direction, path))"
+        )
+        db.execute("INSERT INTO ftp_dirs VALUES ('m', 'download', 'src', x'00', 'main.py', '', 1)")
+        db.execute("UPDATE schema_version SET version = 1 WHERE namespace = 'ftp_dirs'")
+    job = rerun(path)
+    assert job["summary"]["unchanged_dirs"] == 0 and job["tasks"]["planned"] == 0
+    assert rerun(path)["summary"]["unchanged_dirs"] == DIRS

@@ -30,7 +30,7 @@ def other_process_can_write(path: Path) -> bool:
 def test_reads_leave_no_write_transaction_open(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     state = FileState(SimpleNamespace(state=StateStore(path), name="job"), "download")  # type: ignore[arg-type]
-    settled = SettledDirs(state, str(tmp_path))
+    settled = SettledDirs(state, str(tmp_path), marks_seen=True)
     state.store.commit()
     state.seen("dir/a.bin", "file")
     state.record("dir/a.bin", 3, None, None, 1)
