@@ -25,7 +25,7 @@ from xfer.errors import PlaintextAuthRefused
 from xfer.job import Job, Task, TaskContext
 from xfer.mail.html import write_load_report
 from xfer.mail.latency import Latency
-from xfer.mail.loadstats import LoadStats
+from xfer.mail.loadstats import LoadStats, Unanswered
 from xfer.mail.message import load_message, new_run_id, token_for
 from xfer.mail.sending import SizeChooser, smtp_connector
 from xfer.protocols.smtp import SmtpConnection, SmtpConnector
@@ -64,11 +64,14 @@ class SendMessage(Task[SmtpConnection]):
         data, recipients = job.message(self.index)
         limit = job.spec.messages_per_connection
         try:
-            result = await conn.send(job.spec.envelope.sender, recipients, data)
+            if job.unanswered is None:
+                result = await conn.send(job.spec.envelope.sender, recipients, data)
+                job.stats.done(began, result, len(data))
+            else:
+                await job.unanswered.submit(conn, job.spec.envelope.sender, recipients, data, began)
         finally:
             if limit is not None and conn.messages >= limit:
                 await conn.close()
-        job.stats.done(began, result, len(data))
         ctx.progress(len(data))
         return None
 
@@ -96,6 +99,10 @@ class MailLoad(Job):
         self.concurrency = spec.concurrency
         #: When a closed-loop test with a duration ends (messages planned ahead of it are not sent).
         self.deadline: float | None = None
+        #: A closed-loop test without retries goes on to the next message before the
+        #: server has answered this one's content (so there is nothing to retry); an
+        #: open-loop test keeps `concurrency` messages in flight, no more.
+        self.unanswered = Unanswered(self.stats) if spec.rate is None and not spec.retries else None
 
     @property
     def connector(self) -> SmtpConnector:
@@ -161,6 +168,8 @@ class MailLoad(Job):
             index += 1
 
     async def finish(self) -> None:
+        if self.unanswered is not None:
+            await self.unanswered.settled()
         if self.spec.report_html is not None:
             path = write_html_report(self.ctx.resolve, self.spec, self.summary(), self.stats.latency)
             self.ctx.emit("job.note", data={"report_html": str(path)})

@@ -9,13 +9,16 @@ messages goes into an HDR histogram and a per-second time series."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
-from xfer.errors import describe
+from xfer.errors import XferError, describe
 from xfer.mail.latency import Latency, TimeSeries
-from xfer.protocols.smtp import SendResult, smtp_code
+from xfer.protocols.smtp import SendResult, SmtpConnection, smtp_code
 
 #: Distinct error texts kept per error kind, to say what went wrong without a log.
 _SAMPLES_PER_KIND = 3
@@ -98,3 +101,42 @@ class LoadStats:
             "latency_hdr": self.latency.encode(),
             "timeline": self._timeline,
         }
+
+
+class Unanswered:
+    """Messages whose content went out and whose final reply is still due (submitted on
+    a pipelining session): each reply is counted in `stats` as it comes, and the test
+    is over when none is due."""
+
+    __slots__ = ("stats", "count", "_settled")
+
+    def __init__(self, stats: LoadStats) -> None:
+        self.stats = stats
+        self.count = 0
+        self._settled: asyncio.Future[None] | None = None
+
+    async def submit(self, conn: SmtpConnection, sender: str, recipients: Sequence[str], data: bytes, began: float) -> None:
+        """Send one message on `conn`; its outcome is counted when the reply comes.
+        Raises as `SmtpConnection.submit` does (that message is not counted here then)."""
+        self.count += 1
+        try:
+            await conn.submit(sender, recipients, data, functools.partial(self._answered, began, len(data)))
+        except BaseException:
+            self.count -= 1
+            raise
+
+    def _answered(self, began: float, nbytes: int, outcome: SendResult | XferError) -> None:
+        if isinstance(outcome, SendResult):
+            self.stats.done(began, outcome, nbytes)
+        else:
+            self.stats.error(outcome)
+        self.count -= 1
+        if not self.count and self._settled is not None and not self._settled.done():
+            self._settled.set_result(None)
+
+    async def settled(self) -> None:
+        """Return once every submitted message has its outcome (the sessions' command
+        timeout bounds the wait)."""
+        if self.count:
+            self._settled = asyncio.get_running_loop().create_future()
+            await self._settled

@@ -2,18 +2,22 @@
 
 aiosmtplib's protocol reads one reply per command: replies that arrive together are
 parsed one at a time and later ones are dropped while the first waits to be picked
-up; and each read is an `asyncio.wait_for` (a Task of its own on Python 3.11). So for
-a pipelined transaction this module lends the transport to a small reader of its own
-(`transport.set_protocol`), writes a group in one write, collects one reply per
-command in order, and hands the transport back; aiosmtplib then carries on as before
-(RSET, QUIT, connection loss). A transaction is two such exchanges: MAIL + RCPT... +
-DATA, then the body."""
+up; and each read is an `asyncio.wait_for` (a Task of its own on Python 3.11). So a
+session that pipelines hands its transport for good to a `ReplyStream`
+(`transport.set_protocol`) once aiosmtplib has connected, said EHLO and logged in:
+commands are queued with what to do with their replies, everything queued in one turn
+of the event loop goes out in one write, and replies are handed over in order as they
+arrive. A transaction is two such groups: MAIL + RCPT... + DATA, then the content; a
+load test queues the next transaction's group in the same write as the content before
+it (RFC 2920 section 3.1: message content may open a group), and takes that content's
+reply when it comes, without waiting for it before going on."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import aiosmtplib
 from aiosmtplib.email import quote_address
@@ -72,36 +76,116 @@ def message_body(data: bytes) -> bytes:
     return data + b".\r\n"
 
 
-class _Replies(asyncio.Protocol):
-    """Collects `count` replies; forwards connection loss to the protocol it stands in for."""
+#: What a queued group's replies go to: the replies, in order, or the error that ended the session.
+Handler = Callable[[list[aiosmtplib.SMTPResponse] | Exception], None]
 
-    def __init__(self, owner: asyncio.BaseProtocol, count: int, done: asyncio.Future[None]) -> None:
-        self.owner = owner
+
+class _Due:
+    """Replies still due for one queued group, and who gets them."""
+
+    __slots__ = ("count", "replies", "handler")
+
+    def __init__(self, count: int, handler: Handler) -> None:
         self.count = count
-        self.buffer = bytearray()
         self.replies: list[aiosmtplib.SMTPResponse] = []
-        self.done = done
+        self.handler = handler
 
-    def _fail(self, exc: Exception) -> None:
-        if not self.done.done():
-            self.done.set_exception(exc)
+
+class ReplyStream(asyncio.Protocol):
+    """The session's transport from now on: queued groups go out once a loop turn, their
+    replies come back in order. Connection loss still reaches aiosmtplib's protocol
+    (`owner`), so the client knows it is disconnected. While replies are due the server
+    must send something every `timeout` seconds, else the session is closed."""
+
+    def __init__(self, transport: asyncio.Transport, owner: asyncio.BaseProtocol, timeout: float | None) -> None:
+        self.transport = transport
+        self.owner = owner
+        self.timeout = timeout
+        self.loop = asyncio.get_running_loop()
+        self.buffer = bytearray()
+        self.due: collections.deque[_Due] = collections.deque()
+        self.out: list[bytes] = []
+        #: What ended the session (a lost connection, a timeout, garbage), or None.
+        self.error: Exception | None = None
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        transport.set_protocol(self)
+
+    def send(self, payload: bytes, count: int, handler: Handler) -> None:
+        """Queue `payload` (`count` commands with their CRLFs, or a message's content) to
+        go out with whatever else this loop turn queues; `handler` gets its `count`
+        replies, or the error that ended the session (at once, if it has ended)."""
+        if self.error is not None:
+            handler(self.error)
+            return
+        if not self.out:
+            self.loop.call_soon(self._flush)
+        self.out.append(payload)
+        if not self.due and self.timeout:
+            self._deadline = self.loop.time() + self.timeout
+            if self._timer is None:
+                self._timer = self.loop.call_at(self._deadline, self._watch)
+        self.due.append(_Due(count, handler))
+
+    async def exchange(self, payload: bytes, count: int) -> list[aiosmtplib.SMTPResponse]:
+        """`send`, and wait for the replies; raises the error that ended the session."""
+        future: asyncio.Future[list[aiosmtplib.SMTPResponse]] = self.loop.create_future()
+        self.send(payload, count, functools.partial(_settle, future))
+        return await future
+
+    def _flush(self) -> None:
+        payload = b"".join(self.out)
+        self.out.clear()
+        if not self.transport.is_closing():
+            self.transport.write(payload)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         try:
-            self.replies += parse_replies(self.buffer)
+            replies = parse_replies(self.buffer)
         except aiosmtplib.SMTPResponseException as exc:
-            self._fail(exc)
+            self._end(exc)
             return
-        if len(self.replies) >= self.count and not self.done.done():
-            self.done.set_result(None)
+        due = self.due
+        for reply in replies:
+            if not due:  # replies would pair with later commands
+                self._end(aiosmtplib.SMTPServerDisconnected("the server sent more replies than commands"))
+                return
+            group = due[0]
+            group.replies.append(reply)
+            if len(group.replies) == group.count:
+                due.popleft()
+                group.handler(group.replies)
+        if replies and due and self.timeout:
+            self._deadline = self.loop.time() + self.timeout
+
+    def _watch(self) -> None:
+        self._timer = None
+        if not self.due or self.error is not None:
+            return
+        if self.loop.time() < self._deadline:
+            self._timer = self.loop.call_at(self._deadline, self._watch)
+            return
+        self._end(aiosmtplib.SMTPReadTimeoutError("Timed out waiting for server response"))
+
+    def _end(self, error: Exception) -> None:
+        """The session is over: every group still waiting gets `error`."""
+        if self.error is None:
+            self.error = error
+            self.transport.close()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        due, self.due = self.due, collections.deque()
+        for group in due:
+            group.handler(self.error)
 
     def eof_received(self) -> bool:
-        self._fail(aiosmtplib.SMTPServerDisconnected("Unexpected EOF received"))
+        self._end(aiosmtplib.SMTPServerDisconnected("Unexpected EOF received"))
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(aiosmtplib.SMTPServerDisconnected("Connection lost"))
+        self._end(aiosmtplib.SMTPServerDisconnected("Connection lost"))
         self.owner.connection_lost(exc)
 
     def pause_writing(self) -> None:
@@ -110,33 +194,14 @@ class _Replies(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.owner.resume_writing()
 
-    def expire(self, transport: asyncio.BaseTransport) -> None:
-        transport.close()  # replies still due would pair with later commands
-        self._fail(aiosmtplib.SMTPReadTimeoutError("Timed out waiting for server response"))
 
-
-async def exchange(
-    transport: asyncio.BaseTransport, owner: asyncio.BaseProtocol, payload: bytes, count: int, timeout: float | None
-) -> list[aiosmtplib.SMTPResponse]:
-    """Send `payload` (`count` commands with their CRLFs, or a message body) in one
-    write; the `count` replies, in order. One timer for the whole exchange.
-
-    Call it only while aiosmtplib waits for nothing (between its commands)."""
-    loop = asyncio.get_running_loop()
-    reader = _Replies(owner, count, loop.create_future())
-    transport.set_protocol(reader)
-    timer = loop.call_later(timeout, reader.expire, transport) if timeout else None
-    try:
-        transport.write(payload)  # type: ignore[attr-defined]
-        await reader.done
-    finally:
-        if timer is not None:
-            timer.cancel()
-        transport.set_protocol(owner)
-    if len(reader.replies) != count or reader.buffer:
-        transport.close()
-        raise aiosmtplib.SMTPServerDisconnected("the server sent more replies than commands")
-    return reader.replies
+def _settle(future: asyncio.Future[list[aiosmtplib.SMTPResponse]], outcome: list[aiosmtplib.SMTPResponse] | Exception) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 def transaction_head(sender: str, options: Sequence[str], recipients: Sequence[str]) -> bytes:

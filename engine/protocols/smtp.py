@@ -7,24 +7,28 @@ credentials. Every aiosmtplib exception leaves here as an `engine.errors` type w
 load tests count reply codes without matching on text.
 
 aiosmtplib connects, says EHLO, upgrades with STARTTLS and logs in. It does not
-pipeline, so when the server offers PIPELINING (RFC 2920; Postfix and smtp-sink do) a
-transaction goes out as MAIL FROM + every RCPT TO + DATA in one write, and the replies
-are read in order (`_pipeline.py`) before the body is sent: one round trip instead of
-two plus one per recipient. Refusals are reported exactly as on the one-by-one path."""
+pipeline, so when the server offers PIPELINING (RFC 2920; Postfix and smtp-sink do) the
+session goes on over `_pipeline.ReplyStream`: a transaction goes out as MAIL FROM +
+every RCPT TO + DATA in one write, and the replies are read in order before the body is
+sent: one round trip instead of two plus one per recipient. `submit` (a load test's
+send) does not wait for the reply to the content: the next transaction's commands go
+in the same write, and the reply reaches a callback when it comes. Refusals are
+reported exactly as on the one-by-one path."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import aiosmtplib
 
 from xfer.errors import AuthError, ConnectionLimitError, PermanentError, TransientError, XferError
-from xfer.protocols._pipeline import exchange, message_body, transaction_head
+from xfer.protocols._pipeline import ReplyStream, message_body, transaction_head
 from xfer.protocols._tls import cleartext_allowed, cleartext_refused, client_context, is_certificate_error
 from xfer.urls import Url
 
@@ -91,6 +95,10 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+#: What `SmtpConnection.submit` hands a message's outcome to.
+Answered = Callable[[SendResult | XferError], None]
+
+
 class SmtpConnection:
     """A connected (and, with credentials, logged-in) SMTP session."""
 
@@ -102,56 +110,88 @@ class SmtpConnection:
         #: Of those, the ones sent pipelined (MAIL, RCPT..., DATA in one write).
         self.pipelined = 0
         self._closed = False
+        self._stream: ReplyStream | None = None  # the transport, once the session pipelines
 
     def __repr__(self) -> str:
         return f"<SmtpConnection {self.where} messages={self.messages}{' closed' if self._closed else ''}>"
 
     def is_usable(self) -> bool:
-        return not self._closed and self.client.is_connected
+        stream = self._stream
+        return not self._closed and self.client.is_connected and (stream is None or stream.error is None)
 
     async def send(self, sender: str, recipients: Sequence[str], data: bytes) -> SendResult:
         """One transaction (MAIL, RCPT..., DATA); raises a translated error when refused.
 
         A refused transaction is reset (RSET) so the session stays usable."""
+        result = await self._transaction(sender, recipients, data, None)
+        assert result is not None
+        return result
+
+    async def submit(self, sender: str, recipients: Sequence[str], data: bytes, answered: Answered) -> None:
+        """`send` that returns once the content is on its way when the session pipelines:
+        `answered` gets the SendResult or the translated error when the reply comes
+        (before any later transaction's replies are read; the next transaction's
+        commands go out with this content). A refusal before the content, or a lost
+        session, raises as `send` does, and then `answered` is not called. Without
+        PIPELINING the reply is waited for and `answered` called before this returns."""
+        result = await self._transaction(sender, recipients, data, answered)
+        if result is not None:
+            answered(result)
+
+    async def _transaction(
+        self, sender: str, recipients: Sequence[str], data: bytes, answered: Answered | None
+    ) -> SendResult | None:
         client = self.client
         refused: dict[str, int] = {}
         self.messages += 1
         try:
             options = [f"SIZE={len(data)}"] if client.supports_extension("size") else []
             if client.supports_extension("pipelining"):
-                reply = await self._pipelined(sender, options, recipients, data, refused)
-            else:
-                await client.mail(sender, options=options)
-                for recipient in recipients:
-                    try:
-                        await client.rcpt(recipient)
-                    except aiosmtplib.SMTPRecipientRefused as exc:
-                        refused[recipient] = exc.code
-                        if len(refused) == len(recipients):
-                            raise
-                reply = await client.data(data)
+                return await self._pipelined(sender, options, recipients, data, refused, answered)
+            await client.mail(sender, options=options)
+            for recipient in recipients:
+                try:
+                    await client.rcpt(recipient)
+                except aiosmtplib.SMTPRecipientRefused as exc:
+                    refused[recipient] = exc.code
+                    if len(refused) == len(recipients):
+                        raise
+            reply = await client.data(data)
         except aiosmtplib.SMTPResponseException as exc:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-                await client.rset()
+                await self._reset()
             raise translate(exc, self.where) from None
         except Exception as exc:  # noqa: BLE001 - translated, or re-raised as is
             raise translate(exc, self.where) from None
         return SendResult(reply.code, reply.message, refused)
 
+    async def _reset(self) -> None:
+        if self._stream is None:
+            await self.client.rset()
+        else:
+            await self._stream.exchange(b"RSET\r\n", 1)
+
+    def _stream_of(self) -> ReplyStream:
+        """The session's ReplyStream, made (taking the transport from aiosmtplib) on first use."""
+        if self._stream is None:
+            client = self.client
+            if client.protocol is None or client.transport is None:
+                raise aiosmtplib.SMTPServerDisconnected("Server not connected")
+            self._stream = ReplyStream(client.transport, client.protocol, client.timeout)  # type: ignore[arg-type]
+        return self._stream
+
     async def _pipelined(
-        self, sender: str, options: list[str], recipients: Sequence[str], data: bytes, refused: dict[str, int]
-    ) -> aiosmtplib.SMTPResponse:
-        """MAIL, RCPT... and DATA in one write, their replies in order, then the body.
+        self, sender: str, options: list[str], recipients: Sequence[str], data: bytes, refused: dict[str, int],
+        answered: Answered | None,
+    ) -> SendResult | None:
+        """MAIL, RCPT... and DATA in one write, their replies in order, then the body;
+        with `answered`, the body's reply goes to it and this returns None.
 
         Raises what aiosmtplib's mail/rcpt/data would have raised for the same replies."""
-        client = self.client
-        protocol = client.protocol
-        if protocol is None or client.transport is None:
-            raise aiosmtplib.SMTPServerDisconnected("Server not connected")
-        transport, timeout = client.transport, client.timeout
+        stream = self._stream_of()
         self.pipelined += 1
         head = transaction_head(sender, options, recipients)
-        mail, *rcpts, start = await exchange(transport, protocol, head, len(recipients) + 2, timeout)
+        mail, *rcpts, start = await stream.exchange(head, len(recipients) + 2)
         accepted = 0
         for recipient, reply in zip(recipients, rcpts):
             if reply.code in (250, 251):
@@ -159,7 +199,7 @@ class SmtpConnection:
             else:
                 refused[recipient] = reply.code
         if start.code == 354 and (mail.code != 250 or not accepted):
-            await exchange(transport, protocol, b".\r\n", 1, timeout)  # the server took DATA anyway: end it empty
+            await stream.exchange(b".\r\n", 1)  # the server took DATA anyway: end it empty
         if mail.code != 250:
             raise aiosmtplib.SMTPSenderRefused(mail.code, mail.message, sender)
         if len(refused) == len(recipients):  # as on the one-by-one path (a repeated address counts once)
@@ -167,20 +207,45 @@ class SmtpConnection:
             raise aiosmtplib.SMTPRecipientRefused(last.code, last.message, recipients[-1])
         if start.code != 354:
             raise aiosmtplib.SMTPDataError(start.code, start.message)
-        (reply,) = await exchange(transport, protocol, message_body(data), 1, timeout)
+        if answered is not None:
+            stream.send(message_body(data), 1, functools.partial(self._answered, answered, refused))
+            return None
+        (reply,) = await stream.exchange(message_body(data), 1)
         if reply.code != 250:
             raise aiosmtplib.SMTPDataError(reply.code, reply.message)
-        return reply
+        return SendResult(reply.code, reply.message, refused)
+
+    def _answered(
+        self, answered: Answered, refused: dict[str, int], outcome: list[aiosmtplib.SMTPResponse] | Exception
+    ) -> None:
+        """The reply to a submitted message's content (no RSET after a refusal: the reply
+        to the end of data ends the transaction, whatever it says)."""
+        if isinstance(outcome, Exception):
+            error = translate(outcome, self.where)
+        else:
+            (reply,) = outcome
+            if reply.code == 250:
+                answered(SendResult(reply.code, reply.message, refused))
+                return
+            error = translate(aiosmtplib.SMTPDataError(reply.code, reply.message), self.where)
+        answered(error if isinstance(error, XferError) else TransientError(f"{self.where}: {_first_line(error)}"))
 
     async def close(self) -> None:
-        """QUIT politely within a short timeout, else drop the socket; never raise."""
+        """QUIT politely within a short timeout (after replies still due, which the
+        command timeout bounds), else drop the socket; never raise."""
         if self._closed:
             return
         self._closed = True
+        stream = self._stream
         if self.client.is_connected:
             with contextlib.suppress(Exception):
-                async with asyncio.timeout(_QUIT_TIMEOUT):
-                    await self.client.quit()
+                if stream is None:
+                    async with asyncio.timeout(_QUIT_TIMEOUT):
+                        await self.client.quit()
+                elif stream.error is None:
+                    limit = _QUIT_TIMEOUT + ((self.client.timeout or 0.0) if stream.due else 0.0)
+                    async with asyncio.timeout(limit):
+                        await stream.exchange(b"QUIT\r\n", 1)
         with contextlib.suppress(Exception):
             self.client.close()
 

@@ -111,3 +111,86 @@ def test_smtp_sink_takes_many_pipelined_messages_on_one_session(smtp_sink: int) 
     got, pipelined = asyncio.run(main())
     assert pipelined == 200
     assert got == [(250, {})] * 200
+
+
+async def submitted(conn: SmtpConnection, sender: str, batches: list[list[str]]) -> tuple[list[Any], list[bool]]:
+    """`submit` each transaction in turn: what each gave (as `outcomes` says it), and
+    whether `submit` returned before its answer came."""
+    out: list[Any] = [None] * len(batches)
+    early: list[bool] = []
+
+    def answered(index: int, outcome: SendResult | Exception) -> None:
+        if isinstance(outcome, SendResult):
+            out[index] = (outcome.code, outcome.refused)
+        else:
+            out[index] = (type(outcome).__name__, smtp_code(outcome), str(outcome))
+
+    for index, recipients in enumerate(batches):
+        try:
+            await conn.submit(sender, recipients, BODY, lambda outcome, index=index: answered(index, outcome))
+            early.append(out[index] is None)
+        except PermanentError as exc:
+            out[index] = (type(exc).__name__, smtp_code(exc), str(exc))
+    await conn.close()  # QUIT waits for the replies still due
+    return out, early
+
+
+def test_submit_goes_on_before_the_reply_and_one_refusal_fails_only_its_message(
+    tmp_path: Path, mail_server: MailServer,  # noqa: F811
+) -> None:
+    """Postfix refuses one message at the end of data (header_checks), one at RCPT: each
+    fails alone, and the transactions pipelined behind them go through on the same session."""
+    from tests.servers.mail import _run_postfix  # the fixture has no public way to add a content check
+
+    checks = tmp_path / "header_checks"
+    checks.write_text("/^Subject: refuse me/ REJECT content refused for the test\n")
+    config = mail_server._postfix_dir
+    with (config / "main.cf").open("a") as main_cf:
+        main_cf.write(f"\nheader_checks = regexp:{checks}\n")
+    _run_postfix(config, "reload")
+    user, nobody = mail_server.address("user1"), f"nobody@{mail_server.domain}"
+    refused_body = b"Subject: refuse me\r\n\r\nbody\r\n"
+
+    async def main() -> tuple[list[Any], list[bool], list[Any]]:
+        conn = await session(mail_server.smtp_port)
+        got: list[Any] = []
+        early: list[bool] = []
+        for body, recipients in [(BODY, [user]), (refused_body, [user]), (BODY, [nobody]), (BODY, [user, nobody])]:
+            try:
+                await conn.submit(user, recipients, body, got.append)
+                early.append(len(got) < conn.messages)
+            except PermanentError as exc:
+                got.append(exc)
+        await conn.close()
+        return got, early, [conn.messages, conn.pipelined]
+
+    got, early, counts = asyncio.run(main())
+    assert counts == [4, 4]
+    assert early == [True, True, True]  # submit returned before the content's reply
+    assert isinstance(got[0], SendResult) and got[0].code == 250
+    assert isinstance(got[1], PermanentError) and smtp_code(got[1]) == 550 and "content refused" in str(got[1])
+    assert isinstance(got[2], PermanentError) and smtp_code(got[2]) == 550 and nobody in str(got[2])
+    assert isinstance(got[3], SendResult) and got[3].refused == {nobody: 550}
+    mail_server.wait_for_messages("user1", 2)
+
+
+def test_submit_without_pipelining_answers_before_it_returns(sink: tuple[Sink, int]) -> None:  # noqa: F811
+    handler, port = sink
+
+    async def main() -> tuple[list[Any], list[bool]]:
+        return await submitted(await session(port), "from@client.test", [["a@sink.test"], ["reject@x.test"], ["b@sink.test"]])
+
+    got, early = asyncio.run(main())
+    assert early == [False, False]  # answered within submit; the refused one raised
+    assert got[0] == (250, {}) and got[2] == (250, {})
+    assert got[1][:2] == ("PermanentError", 550)
+    assert handler.messages == 2
+
+
+def test_smtp_sink_answers_every_submitted_message(smtp_sink: int) -> None:
+    async def main() -> tuple[list[Any], list[bool]]:
+        return await submitted(await session(smtp_sink), "from@client.test", [["a@sink.test"]] * 200)
+
+    got, early = asyncio.run(main())
+    assert got == [(250, {})] * 200
+    assert all(early)
