@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 from xfer.errors import UnsafePathError
-from xfer.mailbox_store.attachments import save_attachments
 from xfer.mailbox_store.budget import run_budget
 from xfer.mailbox_store.ledger import Ledger, header_digest
 from xfer.mailbox_store.spool import Spool
@@ -132,6 +131,8 @@ class LocalFolder:
                 self.stored.add(message.token)
                 self.stored_now.append(message.token)
         if self.job.spec.attachments is not None:
+            from xfer.mailbox_store.attachments import save_attachments  # the email package: only when asked
+
             target = self.job.ctx.resolve(self.job.spec.attachments)
             for message, size in fresh:
                 if message.spool is not None:  # parsing it would hold it whole in memory

@@ -52,13 +52,11 @@ from typing import TYPE_CHECKING, Any
 
 from xfer.errors import PermanentError, UnsafePathError
 from xfer.job import Job, Task, TaskContext
-from xfer.kinds._mail_fetch_pop3 import Pop3Fetch
 from xfer.kinds._mail_folder import LocalFolder, Saved, local_name
 from xfer.mailbox_store.budget import run_budget
 from xfer.mailbox_store.ledger import digest
 from xfer.mailbox_store.spool import CHUNK, STREAM_ABOVE
 from xfer.protocols.imap import Fetched, ImapConnection, ImapConnector
-from xfer.protocols.pop3 import Pop3Connector
 from xfer.urls import Url
 
 if TYPE_CHECKING:
@@ -341,6 +339,8 @@ class MailFetch(Job):
     def _connector(self, folder: str | None = None) -> Any:
         starttls = None if self.spec.starttls == "auto" else self.spec.starttls
         if folder is None:
+            from xfer.protocols.pop3 import Pop3Connector  # poplib and email's parser: POP3 jobs only
+
             return Pop3Connector(self.url, self.host, starttls=starttls, timeout=self.spec.command_timeout)
         url = dataclasses.replace(self.url, path="/" + folder)
         return ImapConnector(url, self.host, starttls=starttls, timeout=self.spec.command_timeout)
@@ -353,6 +353,8 @@ class MailFetch(Job):
 
     async def plan(self) -> AsyncIterator[Task[Any]]:
         if self.url.scheme.startswith("pop3"):
+            from xfer.kinds._mail_fetch_pop3 import Pop3Fetch
+
             connector = self._connector()
             if self.ctx.dry_run:
                 await self.ctx.with_connection(connector, _nothing, "login")

@@ -17,8 +17,9 @@ from xfer.kinds._mail_folder import Turnstile
 from xfer.kinds.mail_fetch import batches, local_name
 from xfer.mailbox_store.attachments import safe_attachment_name, save_attachments
 from xfer.mailbox_store.ledger import Ledger, digest
+from xfer.mailbox_store.mbox import MboxStore
 from xfer.mailbox_store.stores import (
-    Incoming, MaildirStore, MboxStore, header_block, local_header, open_store, to_lf, unquote_mboxrd,
+    Incoming, MaildirStore, header_block, local_header, open_store, to_lf, unquote_mboxrd,
 )
 from xfer.protocols.imap import uid_set
 from xfer.spec import parse_job_text
