@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xfer import __version__
+from xfer import __version__, collector
 from xfer.errors import SpecError, XferError
 
 if TYPE_CHECKING:
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
     from xfer.jobfile import JobFile
     from xfer.report import Report
+
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop when asked or available ('auto'), else the standard loop."""
@@ -129,7 +131,6 @@ def _shards(jobs: Any, only: set[str] | None, args: argparse.Namespace) -> list[
 def _run_and_show(run: Any, args: argparse.Namespace) -> int:
     """Run (locally or through a coordinator: the same steps) and show the outcome."""
     import asyncio
-    import gc
 
     report = run.report
     shown = not (args.json or args.quiet)
@@ -145,9 +146,7 @@ def _run_and_show(run: Any, args: argparse.Namespace) -> int:
 
     async def main() -> None:
         run.build()
-        # Modules, models and job specs live for the whole run: keep the cyclic
-        # collector from scanning them again and again (several % of a run of small files).
-        gc.freeze()
+        collector.resume()  # paused by main() while the run's modules loaded
         if live:
             with LiveProgress(report, run.pools, console) as progress:
                 run.subscribe(progress)
@@ -224,22 +223,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Commands of this module; for these the kinds' own commands need not be loaded.
-CORE_COMMANDS = frozenset({"run", "validate", "plan", "ls", "report", "worker"})
-
-
-def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
-    """The argument parser; `plugins=False` leaves out commands that kinds and tools
-    add (`xfer news`, `xfer mail`), which would import every kind at start-up."""
-    parser = argparse.ArgumentParser(
-        prog="xfer",
-        description="Run FTP, NNTP and mail transfer jobs from YAML job files, all at once, "
-        "within per-host connection limits.",
-        epilog="Exit codes: 0 all succeeded, 1 a task or job failed, 2 bad input, 130/143 stopped by SIGINT/SIGTERM.",
-    )
-    parser.add_argument("--version", action="version", version=f"xfer {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
+def _add_run(commands: Subparsers) -> None:
     run = commands.add_parser("run", help="run the jobs in job files")
     run.add_argument("files", nargs="+", metavar="FILE", help="YAML job file(s)")
     run.add_argument("--only", nargs="+", metavar="NAME", help="run only these jobs")
@@ -252,25 +236,33 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     run.add_argument("--processes", "-P", type=int, default=1, metavar="N",
                      help="share the jobs out over N processes of this machine (by host; limits hold across them)")
     run.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto", help="event loop (default: uvloop if installed)")
-    from xfer.distributed.command import add_run_options, register as register_worker
+    from xfer.distributed.command import add_run_options
 
     add_run_options(run)
     run.set_defaults(handler=cmd_run)
 
+
+def _add_validate(commands: Subparsers) -> None:
     validate = commands.add_parser("validate", help="check job files and exit (2 when invalid)")
     validate.add_argument("files", nargs="+", metavar="FILE")
     validate.set_defaults(handler=cmd_validate)
 
+
+def _add_plan(commands: Subparsers) -> None:
     plan = commands.add_parser("plan", help="show what would run, without connecting")
     plan.add_argument("files", nargs="+", metavar="FILE")
     plan.add_argument("--only", nargs="+", metavar="NAME")
     plan.set_defaults(handler=cmd_plan)
 
+
+def _add_report(commands: Subparsers) -> None:
     report = commands.add_parser("report", help="a past run's summary from its --report file; --html for a page")
     report.add_argument("file", metavar="REPORT.json", help="the JSON written by 'xfer run --report'")
     report.add_argument("--html", metavar="FILE", help="also write the run as a self-contained HTML page")
     report.set_defaults(handler=cmd_report)
 
+
+def _add_ls(commands: Subparsers) -> None:
     ls = commands.add_parser("ls", help="list a server: an FTP tree, news groups, mail folders")
     ls.add_argument("url", metavar="URL", help="ftp(s)://host/path, nntp(s)://host[/pattern], imap(s)://user@host, pop3(s)://user@host")
     ls.add_argument("-R", "--recursive", action="store_true", help="FTP: list the tree below, as a mirror walks it")
@@ -283,20 +275,66 @@ def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true", help="print a JSON list of entries")
     ls.set_defaults(handler=cmd_ls)
 
-    register_worker(commands)
-    if plugins:
-        from xfer.inspect.cli import register as register_mail_inspect
-        from xfer.kinds import register_cli
 
-        register_mail_inspect(commands)
-        register_cli(commands)
+def _add_worker(commands: Subparsers) -> None:
+    from xfer.distributed.command import register
+
+    register(commands)
+
+
+#: The commands of this module, in `xfer --help` order. Only the one named is built
+#: when it is one of these: the others' parsers (and the kinds' own commands, which
+#: import every kind) would be a few ms of every start.
+CORE_COMMANDS: dict[str, Callable[[Subparsers], None]] = {
+    "run": _add_run, "validate": _add_validate, "plan": _add_plan, "report": _add_report, "ls": _add_ls,
+    "worker": _add_worker,
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser: every command, or only `only` (a core command)."""
+    parser = argparse.ArgumentParser(
+        prog="xfer",
+        description="Run FTP, NNTP and mail transfer jobs from YAML job files, all at once, "
+        "within per-host connection limits.",
+        epilog="Exit codes: 0 all succeeded, 1 a task or job failed, 2 bad input, 130/143 stopped by SIGINT/SIGTERM.",
+    )
+    parser.add_argument("--version", action="version", version=f"xfer {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    if only in CORE_COMMANDS:
+        CORE_COMMANDS[only](commands)
+        return parser
+    for add in CORE_COMMANDS.values():
+        add(commands)
+    from xfer.inspect.cli import register as register_mail_inspect
+    from xfer.kinds import register_cli
+
+    register_mail_inspect(commands)
+    register_cli(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(plugins=not (argv and argv[0] in CORE_COMMANDS))
-    args = parser.parse_args(argv)
+    with collector.paused():  # a run resumes it once built (_run_and_show)
+        parser = build_parser(argv[0] if argv else None)
+        args = parser.parse_args(argv)
+        _check_options(parser, args)
+        if args.command == "run":
+            return _handle(args)
+    return _handle(args)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    try:
+        return int(args.handler(args))
+    except SpecError as exc:
+        return _print_problems(exc)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if getattr(args, "max_connections", None) is not None and args.max_connections < 1:
         parser.error("--max-connections must be >= 1")
     if getattr(args, "workers", None) is not None and args.workers < 1:
@@ -305,12 +343,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--processes must be >= 1")
     if getattr(args, "processes", 1) > 1 and (args.broker or args.workers):
         parser.error("--processes is for one machine without a broker; with --broker/--workers the workers share the jobs")
-    try:
-        return int(args.handler(args))
-    except SpecError as exc:
-        return _print_problems(exc)
-    except KeyboardInterrupt:
-        return 130
 
 
 if __name__ == "__main__":

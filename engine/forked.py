@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from xfer import collector
 from xfer.api import JobSet, Run
 from xfer.distributed.merge import JobMerger
 from xfer.distributed.units import PROCESS_SPLITTERS, Unit, job_units
@@ -213,7 +214,7 @@ def _run_child(shard: Shard, options: dict[str, Any], fd: int, loop_factory: Any
 
     async def main() -> None:
         run.build()
-        gc.freeze()
+        collector.resume()  # paused by cli.main() before the fork
         watching = asyncio.get_running_loop().create_task(_watch_parent(parent))
         try:
             await run.execute()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -188,8 +186,8 @@ class Report:
         had more notes than the report lists, all notes go to `<report>.notes.jsonl`."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.notes.write(path.with_name(path.stem + ".notes.jsonl"))
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        tmp, stream = _open_beside(path)
+        with stream:
             stream.write(_dumps(self.as_dict()))
             stream.write("\n")
         os.replace(tmp, path)
@@ -209,6 +207,8 @@ class _NoteSpool:
             self._first.append(note)
             return
         if self._file is None:
+            import tempfile
+
             self._file = tempfile.TemporaryFile("w+", encoding="utf-8")
             self._file.writelines(json.dumps(kept, default=str) + "\n" for kept in self._first)
             self._first = []
@@ -218,14 +218,24 @@ class _NoteSpool:
         """Copy every note to `path` (atomically), if some were left out of the report."""
         if self._file is None:
             return
+        import shutil
+
         self._file.flush()
         self._file.seek(0)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        tmp, stream = _open_beside(path)
+        with stream:
             shutil.copyfileobj(self._file, stream)
         os.replace(tmp, path)
         self._file.seek(0, os.SEEK_END)
         self.written = path
+
+
+def _open_beside(path: Path) -> tuple[Path, IO[str]]:
+    """A new file in `path`'s directory, open for writing, to be renamed over `path`
+    once written: made as tempfile.mkstemp makes one (exclusively, mode 0600, a name
+    nobody can guess ahead), without importing tempfile and random on every run."""
+    tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.part")
+    return tmp, os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8")
 
 
 def _dumps(report: dict[str, Any]) -> str:

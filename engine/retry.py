@@ -8,7 +8,6 @@ item again around it (that nesting once made (N+1)² attempts and resent mail)."
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,6 +34,8 @@ def worth_retrying(exc: BaseException, attempt: int, retries: int) -> bool:
 def backoff_delay(defaults: Defaults, exc: BaseException, attempt: int) -> float:
     """Exponential backoff with full jitter; a server that refused a connection for
     being full gets at least the base delay (retrying at once only meets 421 again)."""
+    import random  # not on every run's start path: only a failure gets here
+
     delay = random.uniform(0, min(defaults.retry_backoff_max, defaults.retry_backoff * 2 ** (attempt - 1)))
     if isinstance(exc, ConnectionLimitError):
         delay = max(delay, defaults.retry_backoff)

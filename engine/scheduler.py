@@ -24,9 +24,8 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from xfer.errors import describe
 from xfer.events import EventBus
@@ -43,8 +42,7 @@ from xfer.urls import Url
 CLOSE_AFTER_STOP = 0.25
 
 
-@dataclass(frozen=True)
-class RunOptions:
+class RunOptions(NamedTuple):
     dry_run: bool = False
     force: bool = False
     max_connections: int | None = None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import netrc
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -155,6 +154,8 @@ def netrc_credentials(host: str, netrc_path: Path | None = None) -> tuple[str | 
     path = netrc_path or Path(os.environ.get("NETRC", Path.home() / ".netrc"))
     if not path.is_file():
         return None, None
+    import netrc  # with shlex: only for users who have the file
+
     try:
         entry = netrc.netrc(str(path)).authenticators(host)
         info = path.stat()

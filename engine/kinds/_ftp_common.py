@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 from xfer.errors import PermanentError, TransientError, UnsafePathError, describe
 from xfer.job import Job, JobContext, Task, TaskContext
@@ -89,8 +89,7 @@ def remote_join(base: str, relative: str) -> str:
 # ------------------------------------------------------------------------ state
 
 
-@dataclass
-class StateRow:
+class StateRow(NamedTuple):
     type: str
     size: int | None
     mtime: str | None
@@ -257,8 +256,7 @@ def up_to_date(row: StateRow | None, entry: RemoteEntry, local: Path | str) -> b
 # ------------------------------------------------------------------------ walk
 
 
-@dataclass
-class WalkItem:
+class WalkItem(NamedTuple):
     relative: str  # "/"-separated, relative to the walk's root
     remote: str  # absolute remote path
     entry: RemoteEntry

@@ -25,7 +25,7 @@ import json
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from xfer.kinds._ftp_common import FileState
@@ -63,8 +63,7 @@ def walk_salt(*options: object) -> bytes:
     return hashlib.blake2b(repr(options).encode(), digest_size=32).digest()
 
 
-@dataclass
-class Settled:
+class Settled(NamedTuple):
     """A settled directory as remembered: what the walk yields of it."""
 
     files: list[str]

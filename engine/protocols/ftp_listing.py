@@ -28,9 +28,8 @@ import functools
 import hashlib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Literal
+from typing import Literal, NamedTuple
 
 EntryType = Literal["file", "dir", "link", "other"]
 Precision = Literal["second", "minute", "day"]
@@ -46,8 +45,7 @@ class ListingError(ValueError):
     """A listing line or reply that cannot be parsed; the caller reports it."""
 
 
-@dataclass(frozen=True, slots=True)
-class RemoteEntry:
+class RemoteEntry(NamedTuple):
     """One directory entry as the server described it.
 
     mtime: MLSD gives an aware UTC datetime with ``mtime_precision == "second"``.
