@@ -32,6 +32,9 @@ _INLINE_BODY = re.compile(rb'\bBODY\[[^\]]*\](?:<\d+>)? ("(?:[^"\\]|\\.)*"|NIL)'
 _BODY_MARK = re.compile(rb"[ (]BODY\[[^\]]*\](?:<\d+>)? $")
 _QUOTED_ESCAPE = re.compile(rb"\\(.)")
 _UID = re.compile(rb"\bUID (\d+)")
+#: A whole FETCH response on one line with no literal or body section (`UID n
+#: RFC822.SIZE s`, a flag update): taken by one match, its UID as `_UID` finds it.
+_ONE_LINE = re.compile(rb"\* \d+ FETCH \((?:(?=[^\r\n]*?\bUID (\d+)))?[^\r\n{}\[]*\)\r\n")
 
 
 class FetchResponse(NamedTuple):
@@ -72,6 +75,14 @@ class FetchParser:
         pos, out = 0, []
         self.wanted = 0
         while self.status is None:
+            if not self._parts:  # between responses: a run of one-line ones (a survey's
+                # 10,000 sizes) goes a match each, not a line's walk through _finish
+                line = _ONE_LINE.match(buf, pos)
+                if line is not None:
+                    uid = line[1]
+                    out.append(FetchResponse(bytes(buf[pos:line.end() - 2]), None, int(uid) if uid else None))
+                    pos = line.end()
+                    continue
             end = buf.find(b"\r\n", pos)
             if end < 0:
                 break

@@ -84,3 +84,29 @@ def test_internaldate() -> None:
     assert received_at(b'INTERNALDATE " 1-Feb-2024 10:00:00 -0030"') == 1706783400.0
     assert received_at(b'INTERNALDATE "01-Foo-2024 10:00:00 +0100"') is None
     assert received_at(b"UID 1") is None
+
+
+SIZES = (
+    b"* 1 FETCH (UID 7 RFC822.SIZE 4052)\r\n"
+    + b"* 2 FETCH (RFC822.SIZE 10 UID 8)\r\n"  # UID after the size
+    + b"* 3 FETCH (FLAGS (\\Seen))\r\n"  # an update without UID
+    + b"* 4 FETCH (UID 12 RFC822.SIZE 3)\r\n"
+    + b'* 5 FETCH (UID 13 BODY[HEADER] "a\\"b")\r\n'  # a body section on one line: quoted
+    + b"A9 OK done\r\n"
+)
+
+
+@pytest.mark.parametrize("cut", range(1, len(SIZES)))
+def test_one_line_responses_cut_anywhere(cut: int) -> None:
+    """A survey's run of one-line responses (taken a match each) gives what the line
+    walk gives: UID wherever it stands, None without one, a quoted body unquoted."""
+    parser = FetchParser(b"A9")
+    out = parser.feed(SIZES[:cut]) + parser.feed(SIZES[cut:])
+    assert out == [
+        FetchResponse(b"* 1 FETCH (UID 7 RFC822.SIZE 4052)", None, 7),
+        FetchResponse(b"* 2 FETCH (RFC822.SIZE 10 UID 8)", None, 8),
+        FetchResponse(b"* 3 FETCH (FLAGS (\\Seen))", None, None),
+        FetchResponse(b"* 4 FETCH (UID 12 RFC822.SIZE 3)", None, 12),
+        FetchResponse(b'* 5 FETCH (UID 13 BODY[HEADER] "a\\"b")', b'a"b', 13),
+    ]
+    assert parser.status == ("OK", "done")
