@@ -32,9 +32,13 @@ _INLINE_BODY = re.compile(rb'\bBODY\[[^\]]*\](?:<\d+>)? ("(?:[^"\\]|\\.)*"|NIL)'
 _BODY_MARK = re.compile(rb"[ (]BODY\[[^\]]*\](?:<\d+>)? $")
 _QUOTED_ESCAPE = re.compile(rb"\\(.)")
 _UID = re.compile(rb"\bUID (\d+)")
-#: A whole FETCH response on one line with no literal or body section (`UID n
-#: RFC822.SIZE s`, a flag update): taken by one match, its UID as `_UID` finds it.
-_ONE_LINE = re.compile(rb"\* \d+ FETCH \((?:(?=[^\r\n]*?\bUID (\d+)))?[^\r\n{}\[]*\)\r\n")
+#: The start of a FETCH response taken by one match (its UID as `_UID` finds it): a
+#: whole one on one line with no literal or body section (`UID n RFC822.SIZE s`, a
+#: flag update), or the line of one whose only literal is its `BODY[] {N}`, last.
+_PLAIN = re.compile(
+    rb"\* \d+ FETCH \((?:(?=[^\r\n]*?\bUID (\d+)))?"
+    rb"(?:[^\r\n{}\[]*\)\r\n|(?:[^\r\n{}\[]* )?BODY\[\] \{(\d+)\}\r\n)"
+)
 
 
 class FetchResponse(NamedTuple):
@@ -75,14 +79,14 @@ class FetchParser:
         pos, out = 0, []
         self.wanted = 0
         while self.status is None:
-            if not self._parts:  # between responses: a run of one-line ones (a survey's
-                # 10,000 sizes) goes a match each, not a line's walk through _finish
-                line = _ONE_LINE.match(buf, pos)
-                if line is not None:
-                    uid = line[1]
-                    out.append(FetchResponse(bytes(buf[pos:line.end() - 2]), None, int(uid) if uid else None))
-                    pos = line.end()
-                    continue
+            if not self._parts:  # between responses: the usual ones (a survey's sizes, a
+                # message) go a match each, not a walk of their lines through _finish
+                plain = _PLAIN.match(buf, pos)
+                if plain is not None:
+                    taken = self._plain(plain, out)
+                    if taken:
+                        pos = taken
+                        continue
             end = buf.find(b"\r\n", pos)
             if end < 0:
                 break
@@ -109,6 +113,21 @@ class FetchParser:
             pos = len(buf)
         del buf[:pos]
         return out
+
+    def _plain(self, plain: re.Match[bytearray], out: list[FetchResponse]) -> int:
+        """Take the response `_PLAIN` matched, as the line walk would give it, into
+        `out`; returns where it ends, or 0 when it is not whole in the buffer yet or
+        has more after its body (the line walk takes it)."""
+        buf, end, uid = self._buf, plain.end(), plain[1]
+        if plain[2] is None:
+            out.append(FetchResponse(bytes(buf[plain.start():end - 2]), None, int(uid) if uid else None))
+            return end
+        stop = end + int(plain[2])
+        if buf[stop:stop + 3] != b")\r\n":
+            return 0
+        meta = bytes(buf[plain.start():end - 2]) + b" )"
+        out.append(FetchResponse(meta, bytes(buf[end:stop]), int(uid) if uid else None))
+        return stop + 3
 
     def _finish(self) -> FetchResponse | None:
         """A response is complete: a FETCH to hand on, the tagged end, or one to skip."""
