@@ -292,7 +292,8 @@ CORE_COMMANDS: dict[str, Callable[[Subparsers], None]] = {
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser: every command, or only `only` (a core command)."""
+    """The argument parser: every command, or only `only` (a core command; none for
+    `--version`)."""
     parser = argparse.ArgumentParser(
         prog="xfer",
         description="Run FTP, NNTP and mail transfer jobs from YAML job files, all at once, "
@@ -304,6 +305,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     if only in CORE_COMMANDS:
         CORE_COMMANDS[only](commands)
         return parser
+    if only == "--version":
+        return parser  # printed before any command is looked for
     for add in CORE_COMMANDS.values():
         add(commands)
     from xfer.inspect.cli import register as register_mail_inspect

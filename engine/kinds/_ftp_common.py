@@ -22,7 +22,6 @@ import posixpath
 import stat
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
@@ -263,7 +262,6 @@ class WalkItem(NamedTuple):
     depth: int
 
 
-@dataclass
 class Walker:
     """Lists a remote tree directory by directory (depth-first, one directory in
     memory at a time, plus up to `ahead` listings fetched ahead by tasks of their
@@ -272,18 +270,22 @@ class Walker:
     directory that cannot be listed is a `job.error` and makes `complete` false
     (deletions then wait for a clean run)."""
 
-    ctx: JobContext
-    connector: FtpConnector
-    root: str
-    accept_dir: Callable[[str], bool]
-    max_depth: int | None
-    symlinks: str = "skip"
-    settled: SettledDirs | None = None  # unchanged directories skipped (engine/kinds/_ftp_settled.py)
-    salt: bytes = b""  # keys the listing digests: the walk options
-    ahead: int = 4  # listings fetched ahead at most
-    top_files: bool = True  # whether the top's files are this walk's (one share of a tree has them)
-    complete: bool = True
-    counts: dict[str, int] = field(default_factory=lambda: {"dirs": 0, "files": 0, "links_skipped": 0, "unsafe": 0})
+    def __init__(
+        self, ctx: JobContext, connector: FtpConnector, root: str, accept_dir: Callable[[str], bool],
+        max_depth: int | None, symlinks: str = "skip",
+    ) -> None:
+        self.ctx = ctx
+        self.connector = connector
+        self.root = root
+        self.accept_dir = accept_dir
+        self.max_depth = max_depth
+        self.symlinks = symlinks
+        self.settled: SettledDirs | None = None  # unchanged directories skipped (engine/kinds/_ftp_settled.py)
+        self.salt = b""  # keys the listing digests: the walk options
+        self.ahead = 4  # listings fetched ahead at most
+        self.top_files = True  # whether the top's files are this walk's (one share of a tree has them)
+        self.complete = True
+        self.counts = {"dirs": 0, "files": 0, "links_skipped": 0, "unsafe": 0}
 
     async def _list(self, remote: str) -> Any:
         return await self.ctx.with_connection(self.connector, lambda conn: conn.list_dir(remote), f"list {remote}")
@@ -403,19 +405,22 @@ class Walker:
 # --------------------------------------------------------------------- download
 
 
-@dataclass
 class Downloads:
     """What every download task of one job shares."""
 
-    local_root: Path
-    connector: FtpConnector
-    state: FileState
-    preserve_mtime: bool
-    buckets: list[TokenBucket]
-    succeeded: int = 0
-    resumed: int = 0
-    safe_parents: set[str] = field(default_factory=set)
-    settled: SettledDirs | None = None
+    def __init__(
+        self, local_root: Path, connector: FtpConnector, state: FileState, preserve_mtime: bool,
+        buckets: list[TokenBucket],
+    ) -> None:
+        self.local_root = local_root
+        self.connector = connector
+        self.state = state
+        self.preserve_mtime = preserve_mtime
+        self.buckets = buckets
+        self.succeeded = 0
+        self.resumed = 0
+        self.safe_parents: set[str] = set()
+        self.settled: SettledDirs | None = None
 
     def target(self, relative: str) -> str:
         """Where `relative` lands. Its directory is checked (and made) by `safe_target`

@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import stat
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -71,17 +70,19 @@ class Settled(NamedTuple):
     listed_files: int
 
 
-@dataclass
 class _Open:
     """A directory being walked in this run, until it settles or is spoiled."""
 
-    digest: bytes
-    files: list[str] = field(default_factory=list)
-    stamps: dict[str, str] = field(default_factory=dict)  # by name, once up to date or recorded
-    dirs: list[str] = field(default_factory=list)
-    listed_files: int = 0
-    outstanding: int = 0  # files queued and not yet recorded
-    closed: bool = False  # the walk has yielded all of it
+    __slots__ = ("digest", "files", "stamps", "dirs", "listed_files", "outstanding", "closed")
+
+    def __init__(self, digest: bytes) -> None:
+        self.digest = digest
+        self.files: list[str] = []
+        self.stamps: dict[str, str] = {}  # by name, once up to date or recorded
+        self.dirs: list[str] = []
+        self.listed_files = 0
+        self.outstanding = 0  # files queued and not yet recorded
+        self.closed = False  # the walk has yielded all of it
 
 
 class SettledDirs:

@@ -24,7 +24,6 @@ import asyncio
 import os
 import posixpath
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -233,17 +232,17 @@ class FtpMirrorJob(FtpDownloadJob):
 # ------------------------------------------------------------------------ upload
 
 
-@dataclass
 class Uploads:
     """What every upload task of one job shares."""
 
-    connector: FtpConnector
-    state: FileState
-    remote_root: str
-    atomic: bool
-    buckets: list[TokenBucket]
-    made_dirs: set[str] = field(default_factory=set)
-    succeeded: int = 0
+    def __init__(self, connector: FtpConnector, state: FileState, remote_root: str, atomic: bool, buckets: list[TokenBucket]) -> None:
+        self.connector = connector
+        self.state = state
+        self.remote_root = remote_root
+        self.atomic = atomic
+        self.buckets = buckets
+        self.made_dirs: set[str] = set()
+        self.succeeded = 0
 
 
 class UploadTask(FileTask):
