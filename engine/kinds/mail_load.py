@@ -97,6 +97,7 @@ class MailLoad(Job):
         self.sizes = SizeChooser(spec.size)
         self._connector: SmtpConnector | None = None
         self.concurrency = spec.concurrency
+        self._envelopes: dict[int, tuple[tuple[str, ...], str]] = {}
         #: When a closed-loop test with a duration ends (messages planned ahead of it are not sent).
         self.deadline: float | None = None
         #: A closed-loop test without retries goes on to the next message before the
@@ -113,18 +114,25 @@ class MailLoad(Job):
     def endpoints(self) -> list[Url]:
         return [self.spec.smtp]
 
-    def message(self, index: int) -> tuple[bytes, list[str]]:
+    def message(self, index: int) -> tuple[bytes, tuple[str, ...]]:
         """Message `index`: its bytes and its recipients (taken in turn from envelope.to)."""
-        to = self.spec.envelope.to
-        first = index * self.spec.recipients
-        recipients = [to[(first + n) % len(to)] for n in range(self.spec.recipients)]
+        recipients, to_header = self._envelope(index * self.spec.recipients % len(self.spec.envelope.to))
         data = load_message(
             token=token_for(self.run_id, index),
             envelope_from=self.spec.envelope.sender,
-            to_header=", ".join(dict.fromkeys(recipients)),
+            to_header=to_header,
             size=self.sizes.next(),
         )
         return data, recipients
+
+    def _envelope(self, first: int) -> tuple[tuple[str, ...], str]:
+        """The recipients from envelope.to[first] on, and their To header (made once per `first`)."""
+        envelope = self._envelopes.get(first)
+        if envelope is None:
+            to = self.spec.envelope.to
+            recipients = tuple(to[(first + n) % len(to)] for n in range(self.spec.recipients))
+            envelope = self._envelopes[first] = (recipients, ", ".join(dict.fromkeys(recipients)))
+        return envelope
 
     async def plan(self) -> AsyncIterator[Task[Any]]:
         spec = self.spec
@@ -180,7 +188,7 @@ class MailLoad(Job):
             "mode": "open" if spec.rate else "closed",
             "offered_rate_per_s": spec.rate,
             "concurrency": spec.concurrency,
-            **self.stats.summary(),
+            **self.stats.summary(self.unanswered.count if self.unanswered is not None else 0),
         }
 
 

@@ -32,7 +32,7 @@ class LoadStats:
         self.late_starts = 0
         self.recipients_refused = 0
         self.bytes = 0
-        self.reply_codes: Counter[str] = Counter()
+        self.reply_codes: Counter[int] = Counter()
         self.errors: Counter[str] = Counter()
         self.samples: dict[str, list[str]] = {}
         self.latency = Latency()
@@ -53,7 +53,7 @@ class LoadStats:
         now = time.monotonic()
         self.accepted += 1
         self.bytes += nbytes
-        self.reply_codes[str(result.code)] += 1
+        self.reply_codes[result.code] += 1
         self.recipients_refused += len(result.refused)
         self.latency.record(now - began)
         self.series.record(now, "accepted", now - began)
@@ -63,7 +63,7 @@ class LoadStats:
         now = time.monotonic()
         code = smtp_code(exc)
         if code is not None:
-            self.reply_codes[str(code)] += 1
+            self.reply_codes[code] += 1
         if code is not None and code >= 500:
             self.rejected += 1
             outcome = "rejected"
@@ -79,23 +79,29 @@ class LoadStats:
         self.series.record(now, outcome, None)
         self.last_end = now
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, unanswered: int = 0) -> dict[str, Any]:
+        """The figures; `unanswered` messages (a stopped run's, whose content went out
+        and whose reply had not come) count as failed, so the outcomes still add up."""
         if self._timeline is None:
             self._timeline = self.series.close()
         elapsed = self.last_end - self.start if self.last_end is not None else 0.0
+        errors, samples = dict(self.errors), self.samples
+        if unanswered:
+            errors["unanswered"] = unanswered
+            samples = {**samples, "unanswered": ["no reply to the message content before the run stopped"]}
         return {
             "sent": self.sent,
             "accepted": self.accepted,
             "rejected": self.rejected,
-            "failed": self.failed,
+            "failed": self.failed + unanswered,
             "late_starts": self.late_starts,
             "recipients_refused": self.recipients_refused,
             "bytes": self.bytes,
             "elapsed_s": round(elapsed, 3),
             "throughput_per_s": round(self.accepted / elapsed, 2) if elapsed > 0 else None,
-            "reply_codes": dict(sorted(self.reply_codes.items())),
-            "errors": dict(self.errors),
-            "error_samples": self.samples,
+            "reply_codes": {str(code): count for code, count in sorted(self.reply_codes.items())},
+            "errors": errors,
+            "error_samples": samples,
             "latency_ms": self.latency.summary(),
             "latency_buckets": self.latency.buckets(),
             "latency_hdr": self.latency.encode(),

@@ -103,4 +103,9 @@ def load_message(*, token: str, envelope_from: str, to_header: str, size: int) -
         "Content-Type: text/plain; charset=us-ascii\r\n"
         "\r\n"
     ).encode("ascii")
-    return head + filler_text(max(3, size - len(head))).encode("ascii")
+    return head + _filler_bytes(max(3, size - len(head)))
+
+
+@lru_cache(maxsize=64)
+def _filler_bytes(size: int) -> bytes:
+    return filler_text(size).encode("ascii")

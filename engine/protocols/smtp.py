@@ -145,7 +145,7 @@ class SmtpConnection:
         refused: dict[str, int] = {}
         self.messages += 1
         try:
-            options = [f"SIZE={len(data)}"] if client.supports_extension("size") else []
+            options = (f"SIZE={len(data)}",) if client.supports_extension("size") else ()
             if client.supports_extension("pipelining"):
                 return await self._pipelined(sender, options, recipients, data, refused, answered)
             await client.mail(sender, options=options)
@@ -181,7 +181,7 @@ class SmtpConnection:
         return self._stream
 
     async def _pipelined(
-        self, sender: str, options: list[str], recipients: Sequence[str], data: bytes, refused: dict[str, int],
+        self, sender: str, options: tuple[str, ...], recipients: Sequence[str], data: bytes, refused: dict[str, int],
         answered: Answered | None,
     ) -> SendResult | None:
         """MAIL, RCPT... and DATA in one write, their replies in order, then the body;
@@ -190,7 +190,7 @@ class SmtpConnection:
         Raises what aiosmtplib's mail/rcpt/data would have raised for the same replies."""
         stream = self._stream_of()
         self.pipelined += 1
-        head = transaction_head(sender, options, recipients)
+        head = transaction_head(sender, options, tuple(recipients))
         mail, *rcpts, start = await stream.exchange(head, len(recipients) + 2)
         accepted = 0
         for recipient, reply in zip(recipients, rcpts):

@@ -25,7 +25,7 @@ from aiosmtpd.controller import Controller
 
 from tests.faults.proxy import FaultProxy
 from tests.integration.ftp_helpers import REPO, fill, job_report, run_cli, tree, write_jobs
-from tests.servers.common import free_port
+from tests.servers.common import free_port, wait_port
 from tests.servers.ftp import running_pyftpdlib
 
 pytestmark = pytest.mark.timeout(300)
@@ -170,3 +170,26 @@ def test_sigterm_then_rerun(tmp_path: Path, kind: str) -> None:
         assert code == 0, output
         check(report)
         _state_sound(tmp_path)
+
+
+def test_sigterm_mid_pipelined_load_counts_every_message(tmp_path: Path) -> None:
+    """smtp-sink pipelines: a message whose content went out when the signal came, and
+    whose reply had not, is counted failed ('unanswered'), so the outcomes add up."""
+    port = free_port()
+    sink = subprocess.Popen(["smtp-sink", "-u", "nobody", "-c", f"127.0.0.1:{port}", "1000"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        wait_port(port)
+        with FaultProxy(port) as proxy:
+            proxy.delay = 0.15
+            path = write_jobs(tmp_path, (
+                "defaults: {grace_period: 0.5}\njobs:\n"
+                f"  - {{name: j, kind: mail.load, smtp: 'smtp://127.0.0.1:{proxy.port}', count: 400, concurrency: 2, "
+                "envelope: {from: a@client.test, to: b@sink.test}}\n"
+            ))
+            summary = job_report(_sigterm_run(path, proxy, tmp_path), "j")["summary"]
+    finally:
+        sink.kill()
+        sink.wait()
+    assert 0 < summary["sent"] < 400
+    assert summary["sent"] == summary["accepted"] + summary["rejected"] + summary["failed"], summary
