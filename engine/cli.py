@@ -7,6 +7,7 @@ what it uses when it runs: `validate` of an unchanged file reads one cache entry
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -291,10 +292,31 @@ CORE_COMMANDS: dict[str, Callable[[Subparsers], None]] = {
 }
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's, told the terminal's width: argparse makes a formatter for each
+    argument added, and one that must find the width itself imports shutil (with bz2
+    and lzma), a few ms of every start. The width as shutil.get_terminal_size finds it."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            columns = int(os.environ.get("COLUMNS", 0)) or os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (ValueError, OSError, AttributeError):
+            columns = 80
+        super().__init__(prog, width=columns - 2)
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser with `_Formatter`, for the commands' parsers too (subparsers are
+    made of their parent's class)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(formatter_class=_Formatter, **kwargs)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The argument parser: every command, or only `only` (a core command; none for
     `--version`)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="xfer",
         description="Run FTP, NNTP and mail transfer jobs from YAML job files, all at once, "
         "within per-host connection limits.",
