@@ -25,7 +25,8 @@ partial FETCH, POP3 RETR a block of lines at a time) into a spool file beside th
 not extracted (a job note says so).
 
 Beside this module: `_mail_folder` (a folder's local side: store, ledger, the order
-batches are stored in) and `_mail_fetch_pop3` (the POP3 task).
+batches are stored in), `_mail_fetch_ahead` (the batches a session fetches ahead of
+their tasks) and `_mail_fetch_pop3` (the POP3 task).
 
 `delete_after` deletes, after every batch ended, exactly the messages recorded as
 stored (IMAP UID STORE \\Deleted + UID EXPUNGE; POP3 DELE + QUIT); skipped or failed
@@ -52,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from xfer.errors import PermanentError, UnsafePathError
 from xfer.job import Job, Task, TaskContext
+from xfer.kinds._mail_fetch_ahead import AHEAD, fetch_ahead, next_ahead, uids_of
 from xfer.kinds._mail_folder import LocalFolder, Saved, local_name
 from xfer.mailbox_store.budget import run_budget
 from xfer.mailbox_store.ledger import digest
@@ -64,8 +66,6 @@ if TYPE_CHECKING:
 
 #: A batch task fetches at most this many bytes (a big message still goes alone).
 BATCH_BYTES = 16 * 1024 * 1024
-#: Batches of one folder that may be fetched ahead of the one being stored (memory bound).
-AHEAD = 8
 #: Tasks of one folder that may wait for or hold a connection at once; each one also
 #: fetches the batches after its own, so a folder needs few logins. One: its FETCHes
 #: are pipelined, and a second session of the same folder only adds a login and a
@@ -145,7 +145,7 @@ class ImapBatch(Task[None]):
                 folder.token(uid), self.size, lambda spool: conn.fetch_in_chunks(uid, spool.write, CHUNK)
             )
             return [Fetched(uid, self.size, message.received, message.raw, message.spool)]
-        fetched = await conn.fetch_messages(self.uids, _uids(folder, next_ahead(folder, self.index)))
+        fetched = await conn.fetch_messages(self.uids, uids_of(folder, next_ahead(folder, self.index)))
         saved = await folder.save_in_turn(self.index, fetched, conn)
         await fetch_ahead(folder, conn, self.index)
         return fetched if saved is None else saved
@@ -204,54 +204,6 @@ class ImapSurvey(Task[None]):
 def streams(chunk: list[tuple[int, int]]) -> bool:
     """Whether a batch is one message over STREAM_ABOVE (fetched in chunks to disk)."""
     return len(chunk) == 1 and chunk[0][1] > STREAM_ABOVE
-
-
-def next_ahead(folder: LocalFolder, after: int) -> int | None:
-    """The batch after `after` to fetch ahead as things stand: not started by any
-    task, its turn to fetch come and its memory reserved."""
-    index = after + 1
-    while index < len(folder.batches) and folder.turnstile.passes(index - AHEAD) and folder.reserving.passes(index + 1):
-        if index not in folder.claimed and index not in folder.streamed:
-            return index
-        index += 1
-    return None
-
-
-def _uids(folder: LocalFolder, index: int | None) -> list[int]:
-    return [] if index is None else folder.batches[index]
-
-
-async def fetch_ahead(folder: LocalFolder, conn: ImapConnection, after: int) -> None:
-    """While holding `conn`, fetch the batches after `after` that no task has started
-    and whose turn to fetch has come (same memory bound), and store those whose turn
-    to be stored has come, for their tasks to take; each batch's FETCH goes out
-    before the one before it is stored. A failed fetch leaves the batch to its own
-    task (which retries it) and this connection closed unless the server just
-    refused, so a broken session is not reused; a failed store is the batch's failure."""
-    index = next_ahead(folder, after)
-    while index is not None:
-        folder.claimed.add(index)
-        handed = folder.ahead[index] = asyncio.get_running_loop().create_future()
-        async with folder.fetch_turn:
-            folder.fetch_turn.notify_all()  # its task stops waiting for a connection
-        fetched = None
-        try:
-            fetched = await conn.fetch_messages(folder.batches[index], _uids(folder, next_ahead(folder, index)))
-            saved = await folder.save_in_turn(index, fetched, conn)
-        except Exception as exc:  # noqa: BLE001 - handed on
-            if fetched is not None:  # storing failed: its task reports that, as its own failure
-                handed.set_exception(exc)
-                return
-            handed.set_result(None)  # its task fetches it again
-            if not isinstance(exc, PermanentError):
-                await conn.close()
-            return
-        else:
-            handed.set_result(fetched if saved is None else saved)
-        finally:
-            if not handed.done():  # cancelled
-                handed.set_result(None)
-        index = next_ahead(folder, index)
 
 
 class ImapDelete(Task[ImapConnection]):
