@@ -11,7 +11,13 @@ Each item is one message, run by the job's connection workers: `concurrency` poo
 SMTP sessions (the host's `max_connections` bounds them too), each sending the next
 message as soon as it is done with one; a session is closed after
 `messages_per_connection` transactions. Errors are counted, not retried (`retries`
-defaults to 0 here): a load test measures the server, it does not repair it."""
+defaults to 0 here): a load test measures the server, it does not repair it.
+
+On a server that offers PIPELINING, a closed-loop test without retries does not wait
+for the reply to a message's content: the session's next message goes out in the same
+write, and the reply is counted when it comes (`SmtpConnection.submit`); a message's
+latency still runs from its first command to that reply. The job ends once every
+reply is in; a stopped run counts the messages still unanswered as failed."""
 
 from __future__ import annotations
 
