@@ -122,11 +122,12 @@ class Unanswered:
         self._settled: asyncio.Future[None] | None = None
 
     async def submit(self, conn: SmtpConnection, sender: str, recipients: Sequence[str], data: bytes, began: float) -> None:
-        """Send one message on `conn`; its outcome is counted when the reply comes.
-        Raises as `SmtpConnection.submit` does (that message is not counted here then)."""
+        """Send one message on `conn` (built by `load_message`: CRLF lines, no line
+        starting with a dot); its outcome is counted when the reply comes. Raises as
+        `SmtpConnection.submit` does (that message is not counted here then)."""
         self.count += 1
         try:
-            await conn.submit(sender, recipients, data, functools.partial(self._answered, began, len(data)))
+            await conn.submit(sender, recipients, data, functools.partial(self._answered, began, len(data)), framed=True)
         except BaseException:
             self.count -= 1
             raise

@@ -91,7 +91,9 @@ def _date(second: int) -> str:
 
 
 def load_message(*, token: str, envelope_from: str, to_header: str, size: int) -> bytes:
-    """A plain message of about `size` bytes: unique headers, shared cached filler body."""
+    """A plain message of about `size` bytes: unique headers, shared cached filler body.
+    Framed for DATA as it is (CRLF lines only, none starting with a dot: addresses hold
+    no CR/LF, the filler no dot), so it is sent without a look."""
     head = (
         f"From: {envelope_from}\r\n"
         f"To: {to_header}\r\n"

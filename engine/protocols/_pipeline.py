@@ -68,10 +68,12 @@ def command(verb: str, address: str) -> bytes:
     return line
 
 
-def message_body(data: bytes) -> bytes:
+def message_body(data: bytes, framed: bool = False) -> bytes:
     """`data` as DATA sends it: CRLF line endings, leading dots doubled, the final dot.
-    Messages already in that form (a load test's) skip both regular expressions."""
-    clean = (
+    Messages already in that form skip both regular expressions; `framed` says so
+    without looking (a load test's are made so: four passes over each message were
+    ~6 % of its CPU)."""
+    clean = framed or (
         data.endswith(b"\r\n")
         and data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r")
         and b"\n." not in data

@@ -127,19 +127,22 @@ class SmtpConnection:
         assert result is not None
         return result
 
-    async def submit(self, sender: str, recipients: Sequence[str], data: bytes, answered: Answered) -> None:
+    async def submit(
+        self, sender: str, recipients: Sequence[str], data: bytes, answered: Answered, *, framed: bool = False
+    ) -> None:
         """`send` that returns once the content is on its way when the session pipelines:
         `answered` gets the SendResult or the translated error when the reply comes
         (before any later transaction's replies are read; the next transaction's
         commands go out with this content). A refusal before the content, or a lost
         session, raises as `send` does, and then `answered` is not called. Without
-        PIPELINING the reply is waited for and `answered` called before this returns."""
-        result = await self._transaction(sender, recipients, data, answered)
+        PIPELINING the reply is waited for and `answered` called before this returns.
+        `framed`: `data` has CRLF line ends only and no line starting with a dot."""
+        result = await self._transaction(sender, recipients, data, answered, framed)
         if result is not None:
             answered(result)
 
     async def _transaction(
-        self, sender: str, recipients: Sequence[str], data: bytes, answered: Answered | None
+        self, sender: str, recipients: Sequence[str], data: bytes, answered: Answered | None, framed: bool = False
     ) -> SendResult | None:
         client = self.client
         refused: dict[str, int] = {}
@@ -147,7 +150,7 @@ class SmtpConnection:
         try:
             options = (f"SIZE={len(data)}",) if client.supports_extension("size") else ()
             if client.supports_extension("pipelining"):
-                return await self._pipelined(sender, options, recipients, data, refused, answered)
+                return await self._pipelined(sender, options, recipients, data, refused, answered, framed)
             await client.mail(sender, options=options)
             for recipient in recipients:
                 try:
@@ -182,7 +185,7 @@ class SmtpConnection:
 
     async def _pipelined(
         self, sender: str, options: tuple[str, ...], recipients: Sequence[str], data: bytes, refused: dict[str, int],
-        answered: Answered | None,
+        answered: Answered | None, framed: bool,
     ) -> SendResult | None:
         """MAIL, RCPT... and DATA in one write, their replies in order, then the body;
         with `answered`, the body's reply goes to it and this returns None.
@@ -208,9 +211,9 @@ class SmtpConnection:
         if start.code != 354:
             raise aiosmtplib.SMTPDataError(start.code, start.message)
         if answered is not None:
-            stream.send(message_body(data), 1, functools.partial(self._answered, answered, refused))
+            stream.send(message_body(data, framed), 1, functools.partial(self._answered, answered, refused))
             return None
-        (reply,) = await stream.exchange(message_body(data), 1)
+        (reply,) = await stream.exchange(message_body(data, framed), 1)
         if reply.code != 250:
             raise aiosmtplib.SMTPDataError(reply.code, reply.message)
         return SendResult(reply.code, reply.message, refused)
