@@ -86,6 +86,18 @@ def test_ledger_pending_and_resync(tmp_path: Path) -> None:
     assert kept == 1 and ledger.stored() == {"9-5"} and ledger.validity == 9
 
 
+def test_ledger_records_a_batch_of_any_size(tmp_path: Path) -> None:
+    """A batch larger than one INSERT takes (batch: up to 1,000) is recorded whole,
+    and a token given twice keeps its last digest, as row-by-row inserts did."""
+    ledger = Ledger(StateStore(tmp_path / "state.db"), "imap://u@h:143 -> maildir:/x", "INBOX")
+    tokens = [f"7-{uid}" for uid in range(1, 1001)]
+    ledger.begin(tokens, 0)
+    ledger.finish([(token, f"d{token}") for token in tokens] + [("7-5", "last")])
+    assert ledger.pending is None and ledger.stored() == set(tokens)
+    rows = dict(ledger.state.execute("SELECT token, digest FROM mail_fetch_messages"))
+    assert rows["7-5"] == "last" and rows["7-1000"] == "d7-1000" and len(rows) == 1000
+
+
 def test_attachment_names_are_safe_and_never_overwrite(tmp_path: Path) -> None:
     assert safe_attachment_name("../../etc/passwd", 1) == "_.._etc_passwd"
     assert safe_attachment_name("..", 2) == "attachment-2"
