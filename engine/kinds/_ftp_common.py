@@ -605,6 +605,7 @@ class FtpDownloadJob(Job):
         spec = self.spec
         self.url = url
         self.filter = path_filter
+        self.figures = {"up_to_date": 0, "queued": 0, "refused_local": 0}
         self.local_root = self.ctx.resolve(local)
         self.state = FileState(self.ctx, "download")
         self.connector = make_connector(self.ctx, url, spec.tls)
@@ -618,7 +619,6 @@ class FtpDownloadJob(Job):
         if salt is not None and not (self.ctx.force or self.ctx.dry_run):
             self.walker.settled = self.downloads.settled = SettledDirs(self.state, str(self.local_root), deletes)
             self.walker.salt = salt
-        self.figures = {"up_to_date": 0, "queued": 0, "refused_local": 0}
         self._checked_parent: tuple[str | None, bool] = (None, False)  # (parent, safe) for _local_path
         self._dir_rows: tuple[str | None, dict[str, StateRow]] = (None, {})  # (parent, rows) for _row
         self._dir_names: tuple[str | None, set[str]] = (None, set())  # (parent, local names) for _exists

@@ -156,3 +156,14 @@ def test_rows_of_an_older_xfer_are_dropped_and_settle_again(mirrored: tuple[FtpS
     job = rerun(path)
     assert job["summary"]["unchanged_dirs"] == 0 and job["tasks"]["planned"] == 0
     assert rerun(path)["summary"]["unchanged_dirs"] == DIRS
+
+
+def test_a_state_file_from_a_newer_xfer_is_a_job_error(mirrored: tuple[FtpServer, Path], tmp_path: Path) -> None:
+    """Settled rows of a schema this xfer does not know: the job fails with one line
+    saying so (the run went on to report it; its summary once raised AttributeError)."""
+    _, path = mirrored
+    with sqlite3.connect(tmp_path / ".xfer/state.db") as db:
+        db.execute("UPDATE schema_version SET version = 99 WHERE namespace = 'ftp_dirs'")
+    job = rerun(path)
+    assert job["status"] == "failed"
+    assert any("newer than this xfer" in error for error in job["errors"])
