@@ -1,5 +1,5 @@
-"""`python -m engine` is the `xfer` command."""
+"""`python -m xfer` is the `xfer` command."""
 
-from xfer.cli import main
+from xfer.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -95,3 +96,17 @@ def test_readme_job_examples_validate(tmp_path: Path, monkeypatch: pytest.Monkey
         path.write_text(text)
         result = xfer("validate", str(path))
         assert result.returncode == 0, (block, result.stderr)
+
+
+def test_the_command_says_everything_before_it_exits(tmp_path: Path) -> None:
+    """`xfer` leaves without the interpreter's teardown (cli.entry): what it printed
+    into a buffered pipe, far more than the buffer holds, must still all arrive."""
+    path = tmp_path / "jobs.yaml"
+    path.write_text("jobs: []\n")
+    buffered = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    result = subprocess.run(
+        [sys.executable, "-m", "xfer", "validate", *[str(path)] * 3001], capture_output=True, text=True, timeout=120,
+        env=buffered,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(": ok, 0 job(s)\n") == 3001
