@@ -199,12 +199,15 @@ _MONTHS = {
 # The permission column with its ACL/xattr mark; "drwxr-x---+1464" has no space after it.
 _UNIX_PERM = re.compile(r"[-a-zA-Z?][-rwxsStTlL?]{9}(?:[.+@][ \t]*|[ \t]+)", re.ASCII)
 # What follows the owner/group columns: the size ("major, minor" for devices), a date
-# with a real month name, and exactly one space before the name.
+# with a real month name, and exactly one space before the name. The gaps are
+# possessive (`++`): what follows a gap is never blank, and an owner or group column
+# tried as the size ("0      0    4096 Nov...") then fails at once instead of giving
+# back its spaces one by one (~2 us a column, two columns a line).
 _UNIX_TAIL = re.compile(
     r"""
-    (?P<size>\d+(?:,[ \t]*\d+)?)[ \t]+
+    (?P<size>\d++(?:,[ \t]*+\d++)?)[ \t]++
     (?:
-        (?P<mon>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[ \t]+(?P<day>\d{1,2})[ \t]+
+        (?P<mon>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[ \t]++(?P<day>\d{1,2})[ \t]++
         (?:(?P<hour>\d{1,2}):(?P<minute>\d{2})|(?P<year>\d{4}))
       |
         (?P<iso>(?P<iy>\d{4})-(?P<im>\d{2})-(?P<id>\d{2})[ \t]+(?P<ih>\d{2}):(?P<imin>\d{2}))
