@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,19 @@ from xfer.events import Event, EventBus
 from xfer.report import Report
 from xfer.scheduler import RunOptions, Scheduler
 from xfer.spec import JobFile
+
+
+def unreachable_mirror(tmp_path: Path) -> Path:
+    """A job file of one ftp.mirror to a port nothing listens on, without retries: a
+    run of it goes through every start-up step and fails at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_text(
+        f"jobs:\n  - name: m\n    kind: ftp.mirror\n    remote: ftp://127.0.0.1:{port}/\n    local: out\n    retries: 0\n"
+    )
+    return jobs
 
 
 def run_job(tmp_path: Path, text: str) -> tuple[int, dict[str, Any], str]:

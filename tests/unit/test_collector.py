@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import socket
 from pathlib import Path
 
 import pytest
 
+from tests.jobrun import unreachable_mirror
 from xfer import api, collector
 from xfer.cli import main
 
@@ -24,13 +24,7 @@ def test_paused_turns_it_back_on_after_an_error() -> None:
 
 
 def test_off_while_a_run_loads_on_while_it_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as probe:  # a port nothing listens on: the job fails at once
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    jobs = tmp_path / "jobs.yaml"
-    jobs.write_text(
-        f"jobs:\n  - name: m\n    kind: ftp.mirror\n    remote: ftp://127.0.0.1:{port}/\n    local: out\n    retries: 0\n"
-    )
+    jobs = unreachable_mirror(tmp_path)  # fails at once: nothing listens there
     seen: dict[str, bool] = {}
     build, execute = api.Run.build, api.Run.execute
 

@@ -6,12 +6,13 @@ its server and path I/O modules."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.jobrun import unreachable_mirror
 
 #: Modules the FTP path has no use for, each costing milliseconds of import.
 UNWANTED = ("aioftp", "importlib.metadata", "email", "zipfile", "csv")
@@ -31,13 +32,7 @@ UNWANTED_BY_A_RUN = ("shutil", "bz2", "lzma", "tempfile", "random", "netrc", "sh
 
 
 def test_a_mirror_run_imports_no_unused_weight(tmp_path: Path) -> None:
-    with socket.socket() as probe:  # a port nothing listens on: the job fails at once
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    jobs = tmp_path / "jobs.yaml"
-    jobs.write_text(
-        f"jobs:\n  - name: m\n    kind: ftp.mirror\n    remote: ftp://127.0.0.1:{port}/\n    local: out\n    retries: 0\n"
-    )
+    jobs = unreachable_mirror(tmp_path)  # fails at once: nothing listens there
     code = (
         "import sys\nfrom xfer.cli import main\n"
         f"code = main(['run', '--quiet', '--report', {str(tmp_path / 'r.json')!r}, {str(jobs)!r}])\n"
