@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
+
 def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop when asked or available ('auto'), else the standard loop."""
     if choice == "asyncio":
@@ -360,13 +361,13 @@ def entry() -> NoReturn:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    with collector.paused():  # a run resumes it once built (_run_and_show)
+    with collector.paused():
         parser = build_parser(argv[0] if argv else None)
         args = parser.parse_args(argv)
         _check_options(parser, args)
         if args.command == "run":
-            return _handle(args)
-    return _handle(args)
+            return _handle(args)  # resumes it once the run is built (_run_and_show)
+    return _handle(args)  # with it on: `xfer worker` and `ls -R` may run for long
 
 
 def _handle(args: argparse.Namespace) -> int:

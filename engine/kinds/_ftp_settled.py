@@ -154,9 +154,9 @@ class SettledDirs:
         try:
             for name, recorded in zip(names, stamps, strict=True):
                 st = os.lstat(name, dir_fd=directory)
-                if not stat.S_ISREG(st.st_mode) or f"{st.st_size}:{st.st_mtime_ns}" != recorded:
+                if not stat.S_ISREG(st.st_mode) or stamp(st.st_size, st.st_mtime_ns) != recorded:
                     return False
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a row whose names and stamps do not pair up
             return False
         finally:
             os.close(directory)
