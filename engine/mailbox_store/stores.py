@@ -32,6 +32,8 @@ from xfer.pathsafety import safe_mkdir, safe_target
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")  # two line ends in a row, in any mix of CRLF and LF
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")  # what `quote` never changes
 _counter = itertools.count(1)
+#: A new file in tmp/: never an existing one, never through a symlink.
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
 
 
 class Incoming(NamedTuple):
@@ -110,23 +112,28 @@ class MaildirStore(Store):
     def mark(self) -> int:
         return 0
 
-    def _name(self, token: str) -> str:
-        return f"{int(time.time())}.P{os.getpid()}Q{next(_counter)}.{self._host},U={quoted_token(token)}"
+    def _names(self) -> str:
+        """What every file name written now starts with (`time.P<pid>Q`): the counter
+        and the token follow (`_name`)."""
+        return f"{int(time.time())}.P{os.getpid()}Q"
+
+    def _name(self, start: str, token: str) -> str:
+        return f"{start}{next(_counter)}.{self._host},U={quoted_token(token)}"
 
     def spool(self, token: str) -> Spool:
-        return Spool(os.path.join(self.path, "tmp", self._name(token)))  # recover() knows tmp/ names
+        return Spool(os.path.join(self.path, "tmp", self._name(self._names(), token)))  # recover() knows tmp/ names
 
     def write(self, batch: list[Incoming]) -> list[bytes]:
         tmp_dir, new_dir = f"{self.path}/tmp/", f"{self.path}/new/"  # str: no Path per file
-        heads = []
+        start, heads = self._names(), []
         for message in batch:
             if message.spool is not None:  # already in tmp/, whole and fsynced
                 os.rename(message.spool, new_dir + os.path.basename(message.spool))
                 heads.append(header_block(message.raw))
                 continue
-            name = self._name(message.token)
+            name = self._name(start, message.token)
             text = to_lf(message.raw)
-            fd = os.open(tmp_dir + name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            fd = os.open(tmp_dir + name, _CREATE, 0o600)
             try:
                 _write_all(fd, text)
                 if message.received is not None:
