@@ -9,11 +9,13 @@ pydantic validation and no schema building (about 0.1 s of CPU on every cron run
   digest of their values; a hit needs the same values. The digest key is random,
   kept in the cache directory, so an entry alone says nothing about those values.
 - **Secrets** never land in the cache: every password (a `Secret`, in a host block
-  or in a URL) is stored as the place in the file it came from, and read again from
-  the file (parsed, not validated) when the entry is used. A secret whose place is
-  not found that way (one under a renamed key) makes the file uncacheable.
+  or in a URL) is stored as the span of the file's text it came from, and read again
+  from the file by that span when the entry is used (the file is the one whose bytes
+  are the key, so the span still holds the password; no YAML parser needed:
+  `engine/yamlscalar.py`). A secret written so that its text is not its value (a
+  quoted scalar with escapes, one folded over lines) makes the file uncacheable.
 - **What**: the file's records (`engine/records.py`), pickled: a hit imports neither
-  PyYAML (unless the file has secrets) nor pydantic nor any spec model.
+  PyYAML nor pydantic nor any spec model.
 - **Where**: `$XDG_CACHE_HOME/xfer/jobs` (default `~/.cache/xfer/jobs`), a directory
   of the user's own that others cannot write (entries are pickles; a directory that
   fails that check is not used); `XFER_CACHE=off` turns the cache off. The newest
@@ -35,17 +37,19 @@ from typing import TYPE_CHECKING, Any
 import xfer
 from xfer.records import Record, model_of
 from xfer.urls import Secret, Url, parse_url
+from xfer.yamlscalar import Mark, Span, expand_env, read_scalar
 
 if TYPE_CHECKING:
     from xfer.jobfile import JobFile
 
 MAX_ENTRIES = 256
-_FORMAT = 2
+_FORMAT = 3
 #: Packages whose code decides what a valid file loads as, besides xfer's own.
 _VALIDATING_PACKAGES = ("pydantic", "pydantic_core", "yaml")
 
-#: Where a secret sits in the loaded file and how to read it there.
-SecretPlace = tuple[tuple[Any, ...], str]  # (path of keys and indexes, "value" | "url")
+#: Where a secret sits in the file's text and how to read it there: the span of its
+#: scalar, and "value" (the scalar is the secret) or "url" (the password of a URL).
+SecretPlace = tuple[Span, str]
 
 
 class _Uncacheable(Exception):
@@ -126,7 +130,7 @@ class Entry:
         from xfer.jobfile import JobFile
 
         try:
-            values = _read_secrets(raw, str(path), self.secret_places) if self.secret_places else []
+            values = _read_secrets(raw.decode("utf-8"), str(path), self.secret_places) if self.secret_places else []
             unpickler = pickle.Unpickler(io.BytesIO(self.payload))
             unpickler.persistent_load = values.__getitem__  # type: ignore[method-assign]
             defaults, hosts, jobs = unpickler.load()
@@ -160,7 +164,7 @@ def store(raw: bytes, file: JobFile, data: Any, env_used: set[str]) -> None:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not _private(directory):
             return
-        places, payload = _pickle_without_secrets(file, data)
+        places, payload = _pickle_without_secrets(file, data, raw.decode("utf-8"))
         names = sorted(env_used)
         header = {
             "code": _code_in_use(),
@@ -193,8 +197,8 @@ def _prune(directory: Path) -> None:
 # --------------------------------------------------------------------------- secrets
 
 
-def _find_secrets(value: Any, path: tuple[Any, ...], found: dict[int, SecretPlace]) -> None:
-    """Every Secret under `value`, by id, with its place (YAML keys, list indexes)."""
+def _find_secrets(value: Any, path: tuple[Any, ...], found: dict[int, tuple[tuple[Any, ...], str]]) -> None:
+    """Every Secret under `value`, by id, with its path (YAML keys, list indexes) and how it is read there."""
     if isinstance(value, Secret):
         found[id(value)] = (path, "value")
     elif isinstance(value, Url):
@@ -211,30 +215,39 @@ def _find_secrets(value: Any, path: tuple[Any, ...], found: dict[int, SecretPlac
             _find_secrets(item, (*path, index), found)
 
 
-def _secret_at(data: Any, place: SecretPlace) -> Any:
-    """The secret at `place` in loaded YAML data, as the records hold it."""
-    path, how = place
+def _span_at(data: Any, path: tuple[Any, ...]) -> Span:
+    """The span of the scalar at `path` in the loaded file (`yamlload`'s spans)."""
+    node, spans = data, None
     try:
         for step in path:
-            data = data[step]
-    except (KeyError, IndexError, TypeError):
+            spans = node.value_spans if isinstance(node, dict) else node.item_spans
+            node = node[step]
+        span = spans[step] if spans is not None else None
+    except (KeyError, IndexError, TypeError, AttributeError):
         raise _Uncacheable(f"nothing at {path}") from None
-    if not isinstance(data, str):
+    if span is None:
         raise _Uncacheable(f"no text at {path}")
-    return parse_url(data).password if how == "url" else Secret(data)
+    return span
 
 
-def _read_secrets(raw: bytes, source: str, places: list[SecretPlace]) -> list[Any]:
-    from xfer.yamlload import load_yaml
+def _secret_at(text: str, source: str, place: SecretPlace) -> Any:
+    """The secret at `place` of the file's text, as the records hold it."""
+    span, how = place
+    written = read_scalar(text, span)
+    if written is None:
+        raise _Uncacheable("a secret whose text is not its value")
+    value = expand_env(written, Mark(0, 0), source)
+    return parse_url(value).password if how == "url" else Secret(value)
 
-    data = load_yaml(raw.decode("utf-8"), source)
-    return [_secret_at(data, place) for place in places]
+
+def _read_secrets(text: str, source: str, places: list[SecretPlace]) -> list[Any]:
+    return [_secret_at(text, source, place) for place in places]
 
 
-def _pickle_without_secrets(file: JobFile, data: Any) -> tuple[list[SecretPlace], bytes]:
+def _pickle_without_secrets(file: JobFile, data: Any, text: str) -> tuple[list[SecretPlace], bytes]:
     """The models pickled with every secret replaced by its index in the places list;
-    raises _Uncacheable unless each secret reads back the same from the file."""
-    found: dict[int, SecretPlace] = {}
+    raises _Uncacheable unless each secret reads back the same from the file's text."""
+    found: dict[int, tuple[tuple[Any, ...], str]] = {}
     models = (file.defaults, file.hosts, file.jobs)
     for key, value in (("defaults", file.defaults), ("hosts", file.hosts), ("jobs", file.jobs)):
         _find_secrets(value, (key,), found)
@@ -247,9 +260,10 @@ def _pickle_without_secrets(file: JobFile, data: Any) -> tuple[list[SecretPlace]
         if id(obj) not in found:
             raise _Uncacheable("a secret outside the places searched")
         if id(obj) not in index_of:
-            place = found[id(obj)]
-            if _secret_at(data, place) != obj:
-                raise _Uncacheable(f"the secret at {place[0]} does not read back")
+            path, how = found[id(obj)]
+            place = (_span_at(data, path), how)
+            if _secret_at(text, "", place) != obj:
+                raise _Uncacheable(f"the secret at {path} does not read back")
             index_of[id(obj)] = len(places)
             places.append(place)
         return index_of[id(obj)]

@@ -7,62 +7,43 @@ file, line and column. Anchors and merge keys (`<<: *defaults`) work as in YAML 
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from xfer.errors import SpecError
+from xfer.yamlscalar import Mark, Span, expand_env
 
-_ENV_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+def _mark(mark: yaml.Mark) -> Mark:
+    return Mark(mark.line + 1, mark.column + 1)
 
 
-@dataclass(frozen=True, slots=True)
-class Mark:
-    line: int  # 1-based
-    column: int  # 1-based
-
-    @classmethod
-    def of(cls, mark: yaml.Mark) -> Mark:
-        return cls(mark.line + 1, mark.column + 1)
+def _span(node: yaml.Node) -> Span | None:
+    """Where a scalar node's text is (None for a mapping or sequence)."""
+    if not isinstance(node, yaml.ScalarNode):
+        return None
+    return Span(node.start_mark.index, node.end_mark.index, node.style)
 
 
 class LocDict(dict):
-    """A mapping with the marks of its own start, of each key and of each value."""
+    """A mapping with the marks of its own start, of each key and of each value, and
+    the spans of its scalar values."""
 
     mark: Mark
     key_marks: dict[Any, Mark]
     value_marks: dict[Any, Mark]
+    value_spans: dict[Any, Span | None]
 
 
 class LocList(list):
-    """A sequence with the marks of its start and of each item."""
+    """A sequence with the marks of its start and of each item, and the spans of its
+    scalar items."""
 
     mark: Mark
     item_marks: list[Mark]
-
-
-def expand_env(text: str, mark: Mark, source: str, used: set[str] | None = None) -> str:
-    """Replace `${VAR}` / `${VAR:-default}`; `$$` is a literal `$`. The names read
-    are added to `used` (the job-file cache checks their values)."""
-
-    def substitute(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        name, default = match.group(1), match.group(2)
-        if used is not None:
-            used.add(name)
-        value = os.environ.get(name)
-        if value is None:
-            if default is None:
-                raise SpecError(f"{source}:{mark.line}:{mark.column}: environment variable ${{{name}}} is not set")
-            return default
-        return value
-
-    return _ENV_REFERENCE.sub(substitute, text) if "$" in text else text
+    item_spans: list[Span | None]
 
 
 class _LocatingLoader(yaml.SafeLoader):
@@ -73,8 +54,8 @@ class _LocatingLoader(yaml.SafeLoader):
         self._reject_duplicate_keys(node)
         self.flatten_mapping(node)
         result = LocDict()
-        result.mark = Mark.of(node.start_mark)
-        result.key_marks, result.value_marks = {}, {}
+        result.mark = _mark(node.start_mark)
+        result.key_marks, result.value_marks, result.value_spans = {}, {}, {}
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int, float, bool)) and key is not None:
@@ -82,8 +63,9 @@ class _LocatingLoader(yaml.SafeLoader):
                     None, None, "a mapping key must be a plain value", key_node.start_mark
                 )
             result[key] = self.construct_object(value_node, deep=True)
-            result.key_marks[key] = Mark.of(key_node.start_mark)
-            result.value_marks[key] = Mark.of(value_node.start_mark)
+            result.key_marks[key] = _mark(key_node.start_mark)
+            result.value_marks[key] = _mark(value_node.start_mark)
+            result.value_spans[key] = _span(value_node)
         return result
 
     def _reject_duplicate_keys(self, node: yaml.MappingNode) -> None:
@@ -99,12 +81,13 @@ class _LocatingLoader(yaml.SafeLoader):
 
     def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> list:  # type: ignore[override]
         result = LocList(self.construct_object(child, deep=True) for child in node.value)
-        result.mark = Mark.of(node.start_mark)
-        result.item_marks = [Mark.of(child.start_mark) for child in node.value]
+        result.mark = _mark(node.start_mark)
+        result.item_marks = [_mark(child.start_mark) for child in node.value]
+        result.item_spans = [_span(child) for child in node.value]
         return result
 
     def construct_env_str(self, node: yaml.ScalarNode) -> str:
-        return expand_env(self.construct_scalar(node), Mark.of(node.start_mark), self.source, self.env_used)
+        return expand_env(self.construct_scalar(node), _mark(node.start_mark), self.source, self.env_used)
 
 
 def _construct_map(loader: _LocatingLoader, node: yaml.MappingNode) -> LocDict:

@@ -115,3 +115,36 @@ def test_validate_from_the_cache_imports_neither_pydantic_nor_yaml_nor_kinds(cac
     assert verdicts[0][0] == verdicts[1][0] == f"{path}: ok, 1 job(s)"
     assert "'pydantic'" in verdicts[0][1]  # validated
     assert verdicts[1][1] == "0 []", runs[1].stderr  # from the cache
+
+
+def test_a_hit_reads_secrets_back_without_a_yaml_parser(cache_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "jobs.yaml"
+    path.write_text(JOB)
+    code = (
+        "import sys; from xfer.specload import load_job_file; file = load_job_file(sys.argv[1]);"
+        "print(file.hosts['ftp.example.org:2121'].password.get_secret_value(), file.jobs[0].remote.secret(),"
+        " 'yaml' in sys.modules)"
+    )
+    runs = [subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60) for _ in range(2)]
+    assert runs[0].stdout.split() == ["host-secret-4711", "url-secret-0815", "True"], runs[0].stderr  # validated
+    assert runs[1].stdout.split() == ["host-secret-4711", "url-secret-0815", "False"], runs[1].stderr  # from the cache
+
+
+@pytest.mark.parametrize(
+    ("written", "password", "cached"),
+    [
+        ("plain-pw", "plain-pw", True),
+        ("'it''s quoted'", "it's quoted", True),
+        ('"double # quoted"', "double # quoted", True),
+        ('"tab\\there"', "tab\there", False),  # an escape: its text is not its value
+        ("folded\n      over lines", "folded over lines", False),
+    ],
+)
+def test_how_a_secret_is_written_decides_whether_its_file_is_cached(
+    cache_dir: Path, tmp_path: Path, written: str, password: str, cached: bool
+) -> None:
+    path = tmp_path / "jobs.yaml"
+    path.write_text(JOB.replace("${XFER_TEST_PW}", written))
+    for _ in range(2):  # validated, then (when cacheable) from the cache
+        assert load_job_file(path).hosts["ftp.example.org:2121"].password.get_secret_value() == password  # type: ignore[union-attr]
+    assert (speccache.lookup(path.read_bytes()) is not None) == cached
