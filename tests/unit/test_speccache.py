@@ -102,30 +102,33 @@ def test_a_directory_others_can_write_is_not_used(cache_dir: Path, tmp_path: Pat
     assert speccache.lookup(path.read_bytes()) is None
 
 
-def test_validate_from_the_cache_imports_neither_pydantic_nor_yaml_nor_kinds(cache_dir: Path, tmp_path: Path) -> None:
+def _twice(tmp_path: Path, code: str) -> list[subprocess.CompletedProcess[str]]:
+    """`code` run in two fresh interpreters on JOB (`sys.argv[1]`): validated, then from the cache."""
     path = tmp_path / "jobs.yaml"
     path.write_text(JOB)
+    return [subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60) for _ in range(2)]
+
+
+def test_validate_from_the_cache_imports_neither_pydantic_nor_yaml_nor_kinds(cache_dir: Path, tmp_path: Path) -> None:
     code = (
         "import sys; from xfer.cli import main; status = main(['validate', sys.argv[1]]);"
         "loaded = [m for m in sys.modules if m.split('.')[0] in ('pydantic', 'yaml', 'rich') or m.startswith('xfer.kinds.')];"
         "print(status, sorted(loaded))"
     )
-    runs = [subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60) for _ in range(2)]
+    runs = _twice(tmp_path, code)
     verdicts = [run.stdout.splitlines() for run in runs]
-    assert verdicts[0][0] == verdicts[1][0] == f"{path}: ok, 1 job(s)"
+    assert verdicts[0][0] == verdicts[1][0] == f"{tmp_path / 'jobs.yaml'}: ok, 1 job(s)"
     assert "'pydantic'" in verdicts[0][1]  # validated
     assert verdicts[1][1] == "0 []", runs[1].stderr  # from the cache
 
 
 def test_a_hit_reads_secrets_back_without_a_yaml_parser(cache_dir: Path, tmp_path: Path) -> None:
-    path = tmp_path / "jobs.yaml"
-    path.write_text(JOB)
     code = (
         "import sys; from xfer.specload import load_job_file; file = load_job_file(sys.argv[1]);"
         "print(file.hosts['ftp.example.org:2121'].password.get_secret_value(), file.jobs[0].remote.secret(),"
         " 'yaml' in sys.modules)"
     )
-    runs = [subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60) for _ in range(2)]
+    runs = _twice(tmp_path, code)
     assert runs[0].stdout.split() == ["host-secret-4711", "url-secret-0815", "True"], runs[0].stderr  # validated
     assert runs[1].stdout.split() == ["host-secret-4711", "url-secret-0815", "False"], runs[1].stderr  # from the cache
 
