@@ -34,7 +34,6 @@ _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 _INTERNALDATE = re.compile(
     rb'INTERNALDATE "([ 0-3][0-9])-([A-Z][a-z][a-z])-([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) ([-+])([0-9]{2})([0-9]{2})"'
 )
-_CAPABILITY_CODE = re.compile(rb"\[CAPABILITY ([^\]]*)\]")
 _BAD = re.compile(r"(?:error|failed): BAD\b")
 _LIST_LINE = re.compile(rb'^\((?P<flags>[^)]*)\) (?P<delimiter>"(?:[^"\\]|\\.)*"|NIL) (?P<name>.*)$')
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -125,14 +124,30 @@ def _epoch_days(year: bytes, month: bytes, day: bytes) -> int | None:
         return None
 
 
-class _Imap(WatchedSockets, Unread, imaplib.IMAP4):
-    """imaplib.IMAP4 whose connect can be broken off (see `_threaded`) and whose
-    FETCH replies `imap_fetch` may read."""
+class _Announced:
+    """Mixin for imaplib clients: the capabilities a greeting announced in its
+    `[CAPABILITY ...]` code (Dovecot's does) are taken as they are; imaplib asked
+    again with a CAPABILITY command, a round trip of every login. After STARTTLS
+    they are asked for again, as imaplib does: what came before TLS is not trusted."""
+
+    untagged_responses: dict[str, list[bytes]]
+
+    def _get_capabilities(self) -> None:
+        announced = self.untagged_responses.pop("CAPABILITY", None)
+        if announced and not hasattr(self, "capabilities"):  # the greeting's (imaplib sets them first here)
+            self.capabilities = tuple(announced[-1].decode("ascii", "replace").upper().split())
+            return
+        super()._get_capabilities()  # type: ignore[misc]
 
 
-class _ImapTls(WatchedSockets, Unread, imaplib.IMAP4_SSL):
-    """imaplib.IMAP4_SSL whose connect can be broken off (see `_threaded`) and whose
-    FETCH replies `imap_fetch` may read."""
+class _Imap(WatchedSockets, Unread, _Announced, imaplib.IMAP4):
+    """imaplib.IMAP4 whose connect can be broken off (see `_threaded`), whose FETCH
+    replies `imap_fetch` may read, and which believes its greeting's capabilities."""
+
+
+class _ImapTls(WatchedSockets, Unread, _Announced, imaplib.IMAP4_SSL):
+    """imaplib.IMAP4_SSL whose connect can be broken off (see `_threaded`), whose
+    FETCH replies `imap_fetch` may read, and which believes its greeting's capabilities."""
 
 
 class ImapConnection(ThreadedSession):
@@ -420,14 +435,16 @@ class ImapConnector:
             if not url.tls and self.starttls is not False:
                 self._starttls(client)
             check_credentials_socket(client.sock, self.host, self.where, "imaps")
+            client.untagged_responses.pop("CAPABILITY", None)  # from before login
             try:
-                _, said = client.login(url.user or "", url.secret())
+                client.login(url.user or "", url.secret())
             except imaplib.IMAP4.error as exc:
                 raise translate(exc, self.where, login=True) from None
             # Servers announce more after login (Dovecot: UIDPLUS), most of them in the
-            # LOGIN reply's CAPABILITY code; imaplib keeps the first list.
-            announced = _CAPABILITY_CODE.match(said[-1]) if said and isinstance(said[-1], bytes) else None
-            words = announced.group(1) if announced else _check(*client.capability(), "CAPABILITY")[-1]
+            # LOGIN reply's CAPABILITY code (imaplib files it with the untagged
+            # responses); imaplib keeps the first list.
+            announced = client.untagged_responses.pop("CAPABILITY", None)
+            words = announced[-1] if announced else _check(*client.capability(), "CAPABILITY")[-1]
             client.capabilities = tuple(words.decode("ascii", "replace").upper().split())  # type: ignore[union-attr]
             if self.select:
                 _check(*client.select(_quote(self.mailbox)), f"SELECT {self.mailbox}")
