@@ -4,7 +4,6 @@ and after STARTTLS ask again over TLS: what came before TLS is not trusted."""
 
 from __future__ import annotations
 
-
 from xfer.protocols.imap import ImapConnector
 from xfer.spec import HostConfig
 from xfer.urls import parse_url
