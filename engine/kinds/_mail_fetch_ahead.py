@@ -89,17 +89,19 @@ async def fetch_ahead(folder: LocalFolder, conn: ImapConnection, after: int) -> 
     closed unless the server just refused, so a broken session is not reused; a
     failed store is the batch's failure. Either way the batches fetched behind it
     are handed over as fetched (or to be fetched again), for their tasks."""
-    flight: deque[_InFlight] = deque()
+    flight: deque[_InFlight] = deque()  # the first is the batch being fetched or stored
     newest, more = after, True
     while more and len(flight) < DEPTH:
         more = await _launch(folder, conn, flight, newest)
         newest = flight[-1].index if flight else newest
+    storing: asyncio.Task[Saved | None] | None = None
     try:
         while flight:
-            index, handed, fetching = flight.popleft()
+            index, handed, fetching = flight[0]
             try:
                 fetched = await fetching
             except Exception as exc:  # noqa: BLE001 - handed on
+                flight.popleft()
                 handed.set_result(None)  # its task fetches it again
                 if not isinstance(exc, PermanentError):
                     await conn.close()
@@ -108,16 +110,20 @@ async def fetch_ahead(folder: LocalFolder, conn: ImapConnection, after: int) -> 
             storing = asyncio.ensure_future(folder.save_in_turn(index, fetched, conn))
             if more:  # its FETCH read is queued behind this store's writes
                 more = await _launch(folder, conn, flight, newest)
-                newest = flight[-1].index if flight else newest
+                newest = flight[-1].index
             try:
                 saved = await storing
             except Exception as exc:  # noqa: BLE001 - its task reports that, as its own failure
+                flight.popleft()
                 handed.set_exception(exc)
                 await _hand_over_fetched(flight)
                 return
+            flight.popleft()
             handed.set_result(fetched if saved is None else saved)
     finally:
-        for batch in flight:  # cancelled
+        if storing is not None:  # cancelled while storing (a no-op once it is done)
+            storing.cancel()
+        for batch in flight:
             batch.fetching.cancel()
             if not batch.handed.done():
                 batch.handed.set_result(None)
@@ -127,8 +133,7 @@ async def _hand_over_fetched(flight: deque[_InFlight]) -> None:
     """After a failed fetch or store: the batches fetched behind it go to their tasks
     as fetched (or, if their fetch failed too, to be fetched again)."""
     while flight:
-        batch = flight.popleft()
         fetched = None
         with contextlib.suppress(Exception):
-            fetched = await batch.fetching
-        batch.handed.set_result(fetched)
+            fetched = await flight[0].fetching
+        flight.popleft().handed.set_result(fetched)

@@ -134,7 +134,7 @@ class ThreadedSession(abc.ABC):
     def __init__(self, where: str, executor: ThreadPoolExecutor) -> None:
         self.where = where
         self._executor = executor
-        self._busy = False
+        self._calls = 0  # calls running or queued in the thread (a fetch may be queued behind another)
         self._broken = False
         self._closed = False
 
@@ -156,7 +156,7 @@ class ThreadedSession(abc.ABC):
 
     def is_usable(self) -> bool:
         sock = self._socket()
-        return not (self._closed or self._broken or self._busy) and sock is not None and sock.fileno() != -1
+        return not (self._closed or self._broken or self._calls) and sock is not None and sock.fileno() != -1
 
     async def call(self, function: Callable[..., T], *args: object) -> T:
         """Run one blocking client call in the session's thread, errors translated.
@@ -165,7 +165,7 @@ class ThreadedSession(abc.ABC):
         session is then broken (a reply may be half read)."""
         if self._closed or self._broken:
             raise TransientError(f"{self.where}: connection closed")
-        self._busy = True
+        self._calls += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(function, *args))
         except asyncio.CancelledError:
@@ -176,7 +176,7 @@ class ThreadedSession(abc.ABC):
             self._broken = self._broken or self._breaks(exc)
             raise self._translate(exc) from None
         finally:
-            self._busy = False
+            self._calls -= 1
 
     async def beside(self, function: Callable[..., T], *args: object) -> T:
         """Run local work (a store's disk writes) in the session's thread, errors as
@@ -199,7 +199,7 @@ class ThreadedSession(abc.ABC):
         down; never raise."""
         if self._closed:
             return
-        if not (self._busy or self._broken):
+        if not (self._calls or self._broken):
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(_LOGOUT_TIMEOUT):
                     await self.call(self._logout)
