@@ -194,3 +194,47 @@ def test_smtp_sink_answers_every_submitted_message(smtp_sink: int) -> None:
     got, early = asyncio.run(main())
     assert got == [(250, {})] * 200
     assert all(early)
+
+
+class _RecordingTransport:
+    """The session's transport, recording what each write carried (the server is real)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        self.inner.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_content_and_the_next_transaction_reach_postfix_in_one_write(mail_server: MailServer) -> None:  # noqa: F811
+    """Postfix's smtpd flushes its replies when its input buffer runs dry and does not set
+    TCP_NODELAY. Sent in one write, a message's content and the next MAIL, RCPT, DATA are
+    read together and all four replies come back in one write. Sent apart, the lone 250
+    goes out first and the next three replies wait for its ACK, which the client delays
+    up to 40 ms: measured, 30-45 msg/s instead of ~700 over one session."""
+    user = mail_server.address("user1")
+
+    async def main() -> tuple[list[Any], list[bytes]]:
+        conn = await session(mail_server.smtp_port)
+        stream = conn._stream_of()
+        recorder = _RecordingTransport(stream.transport)
+        stream.transport = recorder  # type: ignore[assignment]
+        got: list[Any] = []
+        for _ in range(3):
+            await conn.submit(user, [user], BODY, got.append)
+        await conn.close()
+        return got, recorder.writes
+
+    got, writes = asyncio.run(main())
+    assert [result.code for result in got] == [250, 250, 250]
+    assert writes[0].startswith(b"MAIL FROM:") and b".\r\n" not in writes[0]
+    content = BODY.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+    for later in writes[1:3]:  # the content, then the next transaction's commands, together
+        assert later.startswith(content) and later[len(content):].startswith(b"MAIL FROM:")
+        assert later.endswith(b"DATA\r\n")
+    mail_server.wait_for_messages("user1", 3)
