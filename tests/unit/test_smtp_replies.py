@@ -51,3 +51,18 @@ def test_a_partial_reply_stays_in_the_buffer() -> None:
 def test_a_line_without_a_code_is_an_error() -> None:
     with pytest.raises(aiosmtplib.SMTPResponseException, match="Malformed"):
         parse_replies(bytearray(b"25x oops\r\n"))
+
+
+@pytest.mark.parametrize("line", ["٢٥٠ Ok\r\n".encode(), b" 25 Ok\r\n", b"2_5 Ok\r\n", b"\r\n"])
+def test_a_code_is_three_ascii_digits(line: bytes) -> None:
+    with pytest.raises(aiosmtplib.SMTPResponseException, match="Malformed"):
+        parse_replies(bytearray(b"250 Ok\r\n" + line))
+
+
+def test_the_first_lines_of_a_reply_still_coming_stay_after_complete_replies() -> None:
+    buffer = bytearray(b"250 Ok\r\n354 Go on\r\n550-first\r\n550-second\r\n")
+    assert [(reply.code, reply.message) for reply in parse_replies(buffer)] == [(250, "Ok"), (354, "Go on")]
+    assert buffer == bytearray(b"550-first\r\n550-second\r\n")
+    buffer += b"550 third\r\n"
+    assert [(reply.code, reply.message) for reply in parse_replies(buffer)] == [(550, "first\nsecond\nthird")]
+    assert buffer == bytearray()
