@@ -362,7 +362,7 @@ class MailFetch(Job):
         folder.validity = validity
         folder.stored = ledger.stored()
         candidates = await conn.search_uids(spec.since)
-        new = [uid for uid in candidates if folder.token(uid) not in folder.stored]
+        new = [uid for uid in candidates if folder.token(uid) not in folder.stored] if folder.stored else candidates
         if spec.delete_after:
             folder.deletable = [folder.token(uid) for uid in await conn.search_uids() if folder.token(uid) in folder.stored]
         sizes = await conn.sizes(new)

@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, NamedTuple, TypeVar
 from xfer.errors import AuthError, PermanentError, TransientError
 from xfer.protocols._threaded import ThreadedSession, WatchedSockets, open_session, socket_error
 from xfer.protocols._tls import check_credentials_socket, client_context
-from xfer.protocols.imap_fetch import FetchResponse, MessageFetches, Unread, uid_fetch, uid_set
+from xfer.protocols.imap_fetch import (
+    FetchParser, FetchResponse, MessageFetches, Unread, read_uid_fetch, send_uid_fetch, uid_fetch, uid_set,
+)
 from xfer.urls import Url
 
 if TYPE_CHECKING:
@@ -31,6 +33,8 @@ DEFAULT_TIMEOUT = 60.0
 #: Response codes (RFC 5530) that mean "try again later", not "wrong password".
 _TEMPORARY = ("[UNAVAILABLE]", "[INUSE]", "[LIMIT]")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
+#: A size survey's response as servers (Dovecot, Cyrus...) send it, whole on one line.
+_UID_SIZE_LINE = re.compile(rb"\* \d+ FETCH \(UID (\d+) RFC822\.SIZE (\d+)\)\r\n")
 _INTERNALDATE = re.compile(
     rb'INTERNALDATE "([ 0-3][0-9])-([A-Z][a-z][a-z])-([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) ([-+])([0-9]{2})([0-9]{2})"'
 )
@@ -267,8 +271,11 @@ class ImapConnection(ThreadedSession):
     def _sizes(self, uid_text: str) -> dict[int, int]:
         if not uid_text:
             return {}
-        found = {}
-        for response in self._fetch(uid_text, "(UID RFC822.SIZE)"):
+        tag = send_uid_fetch(self.client, uid_text, "(UID RFC822.SIZE)")
+        parser = FetchParser(tag, _UID_SIZE_LINE)
+        responses = read_uid_fetch(self.client, tag, parser)
+        found = {int(uid): int(size) for uid, size in parser.matched}
+        for response in responses:  # the items in another order, or more of them
             uid, size = response.uid, _SIZE.search(response.meta)
             if uid is not None and size:
                 found[uid] = int(size.group(1))

@@ -56,8 +56,14 @@ class FetchParser:
     the tagged reply to `tag`. A pure state machine: no I/O, so it can be fed
     responses split at every possible byte."""
 
-    def __init__(self, tag: bytes) -> None:
+    def __init__(self, tag: bytes, lines: re.Pattern[bytes] | None = None) -> None:
         self._tag = tag + b" "
+        #: `lines`: a pattern of one whole response line; runs of such lines are not
+        #: made into FetchResponses: their groups go to `matched` (a survey's 10,000
+        #: `UID n RFC822.SIZE s` lines: one findall instead of 10,000 responses).
+        self._lines = lines
+        self._run = None if lines is None else re.compile(b"(?:" + lines.pattern + b")+")
+        self.matched: list[tuple[bytes, ...]] = []
         self._buf = bytearray()
         self._parts: list[bytes] = []  # text of the response so far, outside literals
         self._body: bytes | None = None
@@ -81,6 +87,11 @@ class FetchParser:
         while self.status is None:
             if not self._parts:  # between responses: the usual ones (a survey's sizes, a
                 # message) go a match each, not a walk of their lines through _finish
+                run = self._run.match(buf, pos) if self._run is not None else None
+                if run is not None:
+                    self.matched += self._lines.findall(buf, pos, run.end())  # type: ignore[union-attr]
+                    pos = run.end()
+                    continue
                 plain = _PLAIN.match(buf, pos)
                 if plain is not None:
                     taken = self._plain(plain, out)
@@ -182,10 +193,10 @@ def send_uid_fetch(client: imaplib.IMAP4, uid_text: str, items: str) -> bytes:
     return client._command("UID", "FETCH", uid_text, items)  # type: ignore[attr-defined, no-any-return]
 
 
-def read_uid_fetch(client: imaplib.IMAP4, tag: bytes) -> list[FetchResponse]:
-    """Read the reply to the UID FETCH sent as `tag` in blocks. A NO or BAD raises
-    imaplib's `error`, as `client.uid` would."""
-    parser = FetchParser(tag)
+def read_uid_fetch(client: imaplib.IMAP4, tag: bytes, parser: FetchParser | None = None) -> list[FetchResponse]:
+    """Read the reply to the UID FETCH sent as `tag` in blocks (into `parser`, when
+    given one of its own). A NO or BAD raises imaplib's `error`, as `client.uid` would."""
+    parser = parser or FetchParser(tag)
     pending = getattr(client, "unread", b"")
     if pending:
         client.unread = b""  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ import imaplib
 
 import pytest
 
-from xfer.protocols.imap import received_at
+from xfer.protocols.imap import _UID_SIZE_LINE, received_at
 from xfer.protocols.imap_fetch import FetchParser, FetchResponse
 
 TRICKY = b"Subject: x\r\n\r\nA1 OK fake\r\n)\r\n* 2 FETCH (UID 9 BODY[] {123}\r\n* BYE no\r\n"
@@ -109,4 +109,19 @@ def test_one_line_responses_cut_anywhere(cut: int) -> None:
         FetchResponse(b"* 4 FETCH (UID 12 RFC822.SIZE 3)", None, 12),
         FetchResponse(b'* 5 FETCH (UID 13 BODY[HEADER] "a\\"b")', b'a"b', 13),
     ]
+    assert parser.status == ("OK", "done")
+
+
+RUN = b"".join(b"* %d FETCH (UID %d RFC822.SIZE %d)\r\n" % (n, n + 100, n * 7) for n in range(1, 4))
+
+
+@pytest.mark.parametrize("cut", range(1, len(RUN + SIZES)))
+def test_runs_of_a_given_line_are_matched_not_parsed(cut: int) -> None:
+    """With a line pattern (a size survey's), runs of such lines go to `matched` by one
+    findall, cut anywhere; every other response comes out as the line walk gives it."""
+    reply = RUN + SIZES
+    parser = FetchParser(b"A9", _UID_SIZE_LINE)
+    out = parser.feed(reply[:cut]) + parser.feed(reply[cut:])
+    assert parser.matched == [(b"101", b"7"), (b"102", b"14"), (b"103", b"21"), (b"7", b"4052"), (b"12", b"3")]
+    assert [response.uid for response in out] == [8, None, 13]
     assert parser.status == ("OK", "done")
