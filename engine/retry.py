@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _SPENT = "_xfer_retries_spent"
+#: Timers may fire up to a millisecond early (uvloop's resolution): a deadline that
+#: close counts as reached, rather than re-arming the handle for it again and again.
+_TIMER_SLACK = 0.001
 
 
 def mark_spent(exc: BaseException) -> None:
@@ -42,39 +45,58 @@ def backoff_delay(defaults: Defaults, exc: BaseException, attempt: int) -> float
     return delay
 
 
-class _Deadline:
-    """An item's timeout timer: cancels the task running it, remembers that it did."""
+class ItemTimer:
+    """`task_timeout` for the items one worker task runs one after the other, on one
+    timer handle: a handle per item (call_later, then cancel) cost several µs, a
+    visible part of a small item's cost. The handle fires at the running item's
+    deadline; if that item has ended by then, it re-arms for the item running now
+    (or lapses: the next item arms a new one), so quick items cost two attribute
+    writes each. Only our own cancel request is taken back (`uncancel`), never a stop's."""
 
-    __slots__ = ("expired", "task")
+    __slots__ = ("timeout", "task", "_loop", "_deadline", "_handle", "_expired")
 
-    def __init__(self, task: asyncio.Task[Any]) -> None:
-        self.task = task
-        self.expired = False
+    def __init__(self, timeout: float, task: asyncio.Task[Any]) -> None:
+        self.timeout, self.task = timeout, task
+        self._loop = asyncio.get_running_loop()
+        self._deadline: float | None = None  # of the item running
+        self._handle: asyncio.TimerHandle | None = None
+        self._expired = False
 
-    def expire(self) -> None:
-        self.expired = True
+    async def run(self, work: Awaitable[T]) -> T:
+        """`work`, run by the timer's task, within `timeout` seconds, else TimeoutError."""
+        self._deadline = deadline = self._loop.time() + self.timeout
+        if self._handle is None:
+            self._handle = self._loop.call_at(deadline, self._fire)
+        cancelling = self.task.cancelling()
+        try:
+            result = await work
+        except BaseException as exc:
+            self._deadline = None
+            if self._expired:
+                self._expired = False
+                undone = self.task.uncancel() <= cancelling  # no other cancel request: ours to handle
+                if (undone and isinstance(exc, asyncio.CancelledError)) or isinstance(exc, TimeoutError):
+                    raise TimeoutError(f"task took over {self.timeout:g}s") from None
+            raise  # a TimeoutError of the task's own (a silent server) keeps its message
+        self._deadline = None
+        if self._expired:
+            self._expired = False
+            self.task.uncancel()
+        return result
+
+    def _fire(self) -> None:
+        self._handle = None
+        deadline = self._deadline
+        if deadline is None:
+            return
+        if self._loop.time() + _TIMER_SLACK < deadline:  # a later item's deadline
+            self._handle = self._loop.call_at(deadline, self._fire)
+            return
+        self._expired = True
         self.task.cancel()
 
-
-async def within(timeout: float, work: Awaitable[T], task: asyncio.Task[Any]) -> T:
-    """`work`, run by `task`, within `timeout` seconds, else TimeoutError.
-
-    `asyncio.timeout`'s logic on one timer handle: its context manager cost several µs
-    per item, a visible part of a small file's cost. A worker task runs many items, so
-    only our own cancel request is taken back (`uncancel`), never a stop's."""
-    deadline = _Deadline(task)
-    cancelling = task.cancelling()
-    handle = asyncio.get_running_loop().call_later(timeout, deadline.expire)
-    try:
-        result = await work
-    except BaseException as exc:
-        handle.cancel()
-        if deadline.expired:
-            undone = task.uncancel() <= cancelling  # no other cancel request: ours to handle
-            if (undone and isinstance(exc, asyncio.CancelledError)) or isinstance(exc, TimeoutError):
-                raise TimeoutError(f"task took over {timeout:g}s") from None
-        raise  # a TimeoutError of the task's own (a silent server) keeps its message
-    handle.cancel()
-    if deadline.expired:
-        task.uncancel()
-    return result
+    def close(self) -> None:
+        """The worker is done: no handle left behind."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None

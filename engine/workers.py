@@ -23,7 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from xfer.errors import PermanentError, describe
-from xfer.retry import within, worth_retrying
+from xfer.retry import ItemTimer, worth_retrying
 
 #: Seconds a worker keeps its connection while others wait for a global slot.
 GLOBAL_SHARE = 0.5
@@ -133,6 +133,8 @@ async def worker(runtime: JobRuntime, queue: ItemQueue) -> None:
     connection (given back when someone waits for it, or broken), or with none for
     local items."""
     hold = Hold(runtime, queue.connector) if queue.connector is not None else None
+    current: asyncio.Task[Any] = asyncio.current_task()  # type: ignore[assignment]
+    timer = ItemTimer(runtime.task_timeout, current) if runtime.task_timeout else None
     busy = False  # running an item: not counted as ready
     try:
         while queue.items and not runtime.scheduler.stopping:
@@ -142,7 +144,6 @@ async def worker(runtime: JobRuntime, queue: ItemQueue) -> None:
                 # or another process's lease on the host) holds no item that a worker
                 # with a connection could run meanwhile. A failed connect counts as the
                 # first attempt of the item taken next.
-                current: asyncio.Task[Any] = asyncio.current_task()  # type: ignore[assignment]
                 runtime.acquiring.add(current)
                 try:
                     await hold.acquire()
@@ -155,7 +156,7 @@ async def worker(runtime: JobRuntime, queue: ItemQueue) -> None:
             task = runtime.take(queue)
             queue.ready -= 1
             busy = True
-            await _run_item(runtime, task, hold, connect_error)
+            await _run_item(runtime, task, hold, timer, connect_error)
             queue.ready += 1
             busy = False
             lease = hold.lease if hold is not None else None
@@ -165,17 +166,19 @@ async def worker(runtime: JobRuntime, queue: ItemQueue) -> None:
         queue.workers -= 1
         if not busy:
             queue.ready -= 1
+        if timer is not None:
+            timer.close()
         if hold is not None:
             await hold.release(None)
 
 
 async def _run_item(
-    runtime: JobRuntime, task: Task[Any], hold: Hold | None, connect_error: Exception | None = None
+    runtime: JobRuntime, task: Task[Any], hold: Hold | None, timer: ItemTimer | None,
+    connect_error: Exception | None = None,
 ) -> None:
-    """One item, with its retries (`connect_error`: its first attempt's connect failed);
-    always ends with its `task.finished`."""
+    """One item, with its retries (`connect_error`: its first attempt's connect failed;
+    `timer`: the worker's `task_timeout`); always ends with its `task.finished`."""
     scheduler = runtime.scheduler
-    current: asyncio.Task[Any] = asyncio.current_task()  # type: ignore[assignment]
     label = task.label
     ctx = TaskContext(runtime, label)
     started = time.monotonic()
@@ -190,7 +193,7 @@ async def _run_item(
                 if hold is not None:
                     conn = hold.lease.connection if hold.lease is not None else await hold.acquire()
                 work = task.run(conn, ctx)
-                detail = await (within(runtime.task_timeout, work, current) if runtime.task_timeout else work)
+                detail = await (timer.run(work) if timer is not None else work)
                 break
             except asyncio.CancelledError:
                 raise
