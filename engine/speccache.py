@@ -217,12 +217,11 @@ def _find_secrets(value: Any, path: tuple[Any, ...], found: dict[int, tuple[tupl
 
 def _span_at(data: Any, path: tuple[Any, ...]) -> Span:
     """The span of the scalar at `path` in the loaded file (`yamlload`'s spans)."""
-    node, spans = data, None
+    parent = data
     try:
-        for step in path:
-            spans = node.value_spans if isinstance(node, dict) else node.item_spans
-            node = node[step]
-        span = spans[step] if spans is not None else None
+        for step in path[:-1]:
+            parent = parent[step]
+        span = (parent.value_spans if isinstance(parent, dict) else parent.item_spans)[path[-1]]
     except (KeyError, IndexError, TypeError, AttributeError):
         raise _Uncacheable(f"nothing at {path}") from None
     if span is None:
