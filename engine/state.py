@@ -65,6 +65,11 @@ class StateStore:
             self.db.execute(_VERSION_TABLE)
         self.ensure_schema("core", 1, _CORE_SCHEMA)
 
+    def has_version(self, namespace: str, version: int) -> bool:
+        """Whether a namespace's tables are at `version` (a kind's upgrade asks first)."""
+        row = self.db.execute("SELECT version FROM schema_version WHERE namespace = ?", (namespace,)).fetchone()
+        return row is not None and row[0] == version
+
     def ensure_schema(self, namespace: str, version: int, statements: Iterable[str]) -> None:
         """Create a namespace's tables once; refuse a database newer than this code."""
         row = self.db.execute("SELECT version FROM schema_version WHERE namespace = ?", (namespace,)).fetchone()

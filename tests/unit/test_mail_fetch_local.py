@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import mailbox
 import os
+import sqlite3
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -96,6 +97,38 @@ def test_ledger_records_a_batch_of_any_size(tmp_path: Path) -> None:
     assert ledger.pending is None and ledger.stored() == set(tokens)
     rows = dict(ledger.state.execute("SELECT token, digest FROM mail_fetch_messages"))
     assert rows["7-5"] == "last" and rows["7-1000"] == "d7-1000" and len(rows) == 1000
+
+
+def test_ledger_of_version_1_is_upgraded_with_every_record(tmp_path: Path) -> None:
+    """A state file written by the first ledger (account and folder in every message
+    row) keeps what it recorded: stored tokens, digests, UIDVALIDITY and a pending
+    batch, per folder; the next open finds it upgraded and leaves it alone."""
+    path = tmp_path / "state.db"
+    old = sqlite3.connect(path)
+    old.executescript("""
+        CREATE TABLE schema_version (namespace TEXT PRIMARY KEY, version INTEGER NOT NULL);
+        INSERT INTO schema_version VALUES ('mail_fetch', 1);
+        CREATE TABLE mail_fetch_folders (
+            account TEXT NOT NULL, folder TEXT NOT NULL, validity INTEGER, pending TEXT,
+            PRIMARY KEY (account, folder));
+        CREATE TABLE mail_fetch_messages (
+            account TEXT NOT NULL, folder TEXT NOT NULL, token TEXT NOT NULL, digest TEXT NOT NULL,
+            PRIMARY KEY (account, folder, token));
+        INSERT INTO mail_fetch_folders VALUES ('acct', 'INBOX', 7, '{"tokens": ["7-3"], "mark": 12}');
+        INSERT INTO mail_fetch_folders VALUES ('acct', 'Sent', 8, NULL);
+        INSERT INTO mail_fetch_messages VALUES ('acct', 'INBOX', '7-1', 'd1'), ('acct', 'INBOX', '7-2', 'd2');
+        INSERT INTO mail_fetch_messages VALUES ('acct', 'Sent', '8-1', 's1');
+    """)
+    old.close()
+    state = StateStore(path)
+    inbox, sent = Ledger(state, "acct", "INBOX"), Ledger(state, "acct", "Sent")
+    assert inbox.stored() == {"7-1", "7-2"} and inbox.validity == 7 and inbox.pending == (["7-3"], 12)
+    assert sent.stored() == {"8-1"} and sent.validity == 8 and sent.pending is None
+    assert dict(state.execute("SELECT token, digest FROM mail_fetch_messages")) == {"7-1": "d1", "7-2": "d2", "8-1": "s1"}
+    tables = {name for (name,) in state.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert not any(name.endswith("_v1") for name in tables)
+    state.close()
+    assert Ledger(StateStore(path), "acct", "INBOX").stored() == {"7-1", "7-2"}
 
 
 def test_attachment_names_are_safe_and_never_overwrite(tmp_path: Path) -> None:
