@@ -4,7 +4,8 @@ Planning, per job (one account): IMAP folders come from the URL path, `folders:`
 `*` (LIST). Each folder is opened locally first (a batch a crashed run left pending
 is recovered: see `engine.mailbox_store.ledger`), then surveyed on one connection:
 SELECT (UIDVALIDITY), UID SEARCH (with `since`), RFC822.SIZE of the new UIDs (for
-`max_size` and batching). A UIDVALIDITY change re-recognises stored messages by
+`max_size` and batching); with nothing stored yet and no `since`, one `UID FETCH 1:*`
+of the sizes does both. A UIDVALIDITY change re-recognises stored messages by
 their headers (no duplicates). New UIDs are cut into batches (`batch` messages, at
 most `BATCH_BYTES`), one task each: one `UID FETCH a:b (BODY.PEEK[] ...)` on a pooled
 connection, then the batch is stored — in UID order per folder (a turnstile). A batch
@@ -361,11 +362,17 @@ class MailFetch(Job):
             ledger.set_validity(validity)
         folder.validity = validity
         folder.stored = ledger.stored()
-        candidates = await conn.search_uids(spec.since)
-        new = [uid for uid in candidates if folder.token(uid) not in folder.stored] if folder.stored else candidates
-        if spec.delete_after:
-            folder.deletable = [folder.token(uid) for uid in await conn.search_uids() if folder.token(uid) in folder.stored]
-        sizes = await conn.sizes(new)
+        if not folder.stored and spec.since is None:  # the first run: every message is new
+            sizes = await conn.all_sizes()
+            new = sorted(sizes)
+        else:  # the sizes of the new ones only: a SEARCH answer is a sixth of the bytes of all sizes
+            candidates = await conn.search_uids(spec.since)
+            new = [uid for uid in candidates if folder.token(uid) not in folder.stored] if folder.stored else candidates
+            if spec.delete_after:
+                folder.deletable = [
+                    folder.token(uid) for uid in await conn.search_uids() if folder.token(uid) in folder.stored
+                ]
+            sizes = await conn.sizes(new)
         todo = []
         for uid in new:
             size = sizes.get(uid)

@@ -268,6 +268,11 @@ class ImapConnection(ThreadedSession):
         """RFC822.SIZE of these UIDs, one command."""
         return await self.call(self._sizes, uid_set(uids))
 
+    async def all_sizes(self) -> dict[int, int]:
+        """RFC822.SIZE of every message by UID (`UID FETCH 1:*`): the UIDs and their
+        sizes in one command, where a search and then the sizes take two."""
+        return await self.call(self._sizes, "1:*")
+
     def _sizes(self, uid_text: str) -> dict[int, int]:
         if not uid_text:
             return {}

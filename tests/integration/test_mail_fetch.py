@@ -141,6 +141,24 @@ def test_accounts_and_folders_to_maildir_and_mbox_then_incremental(tmp_path: Pat
     assert_same(local_messages(tmp_path / "u2-pop3" / "INBOX.mbox", "mbox"), [*inbox2, extra2])
 
 
+def test_empty_folder_on_the_first_run_then_its_first_message(tmp_path: Path, mail_server: MailServer) -> None:  # noqa: F811
+    """A first run surveys a folder with one `UID FETCH 1:*`: on an empty folder that
+    is an answer with nothing in it, not an error; the next run, the survey of a
+    folder with nothing stored yet, takes the message that came meanwhile."""
+    server = mail_server
+    imap_fill(server, "user3", "Empty", [])
+    jobs = [("u3-empty", "user3", "imap:Empty", "maildir")]
+    code, report, raw = run_job(tmp_path, job_yaml(server, jobs))
+    assert code == 0, raw[:2000]
+    assert job_named(report, "u3-empty")["summary"]["fetched"] == 0
+    first = message("user3", 1, tag="late")
+    imap_fill(server, "user3", "Empty", [first], create=False)
+    code, report, raw = run_job(tmp_path, job_yaml(server, jobs))
+    assert code == 0, raw[:2000]
+    assert job_named(report, "u3-empty")["summary"]["fetched"] == 1
+    assert_same(local_messages(tmp_path / "u3-empty" / "Empty", "maildir"), [first])
+
+
 def test_uidvalidity_change_resyncs_without_duplicates(tmp_path: Path, mail_server: MailServer) -> None:  # noqa: F811
     server = mail_server
     first = [message("user1", n, tag="arch") for n in range(5)]
