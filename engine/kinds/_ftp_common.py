@@ -217,8 +217,15 @@ def same_remote_time(text: str | None, precision: str | None, entry: RemoteEntry
     return _truncate(remembered, coarse) == _truncate(entry.mtime, coarse)
 
 
-def entry_signature(entry: RemoteEntry) -> str:
-    return f"{entry.size}|{entry.mtime.isoformat() if entry.mtime else ''}"
+def remote_time(entry: RemoteEntry) -> str | None:
+    """The entry's remote mtime as the state keeps it (ISO text). Made once per file:
+    `isoformat` is 2 % of a small-file mirror's instructions, at two calls a file."""
+    return entry.mtime.isoformat() if entry.mtime else None
+
+
+def version_of(size: int | None, mtime_text: str | None) -> str:
+    """What the state's `pending` says of the version being fetched (a resume checks it)."""
+    return f"{size}|{mtime_text or ''}"
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -507,7 +514,8 @@ class DownloadTask(FileTask):
         except FileExistsError:
             offset = self._resume_offset(conn, part)
             fd = open_new(part, append=offset > 0)
-        shared.state.set_pending(self.relative, entry_signature(entry))
+        mtime_text = remote_time(entry)
+        shared.state.set_pending(self.relative, version_of(entry.size, mtime_text))
         exact: list[datetime | None] = []  # MDTM's answer, asked along with the transfer
         on_mtime = exact.append if shared.preserve_mtime and entry.mtime_precision != "second" else None
         try:
@@ -534,7 +542,7 @@ class DownloadTask(FileTask):
         shared.state.record(
             self.relative,
             recorded_size,
-            entry.mtime.isoformat() if entry.mtime else None,
+            mtime_text,
             entry.mtime_precision,
             mtime_ns,
         )
@@ -562,7 +570,7 @@ class DownloadTask(FileTask):
         if stat.S_ISLNK(st.st_mode):
             raise UnsafePathError(f"{part!r} is a symlink; refusing to write through it")
         row = self.shared.state.get(self.relative)
-        same_version = row is None or row.pending is None or row.pending == entry_signature(entry)
+        same_version = row is None or row.pending is None or row.pending == version_of(entry.size, remote_time(entry))
         if conn.has_rest and same_version and 0 < st.st_size and (entry.size is None or st.st_size < entry.size):
             return st.st_size
         return 0
