@@ -29,6 +29,23 @@ from xfer.state import StateStore
 RAW = b"From: a@b.test\r\nSubject: hi\r\n\r\nFrom the start\r\n>From quoted\r\nend\r\n"
 
 
+#: A state file as the first ledger wrote it (account and folder in every message row).
+_VERSION_1_FILE = """
+CREATE TABLE schema_version (namespace TEXT PRIMARY KEY, version INTEGER NOT NULL);
+INSERT INTO schema_version VALUES ('mail_fetch', 1);
+CREATE TABLE mail_fetch_folders (
+    account TEXT NOT NULL, folder TEXT NOT NULL, validity INTEGER, pending TEXT,
+    PRIMARY KEY (account, folder));
+CREATE TABLE mail_fetch_messages (
+    account TEXT NOT NULL, folder TEXT NOT NULL, token TEXT NOT NULL, digest TEXT NOT NULL,
+    PRIMARY KEY (account, folder, token));
+INSERT INTO mail_fetch_folders VALUES ('acct', 'INBOX', 7, '{"tokens": ["7-3"], "mark": 12}');
+INSERT INTO mail_fetch_folders VALUES ('acct', 'Sent', 8, NULL);
+INSERT INTO mail_fetch_messages VALUES ('acct', 'INBOX', '7-1', 'd1'), ('acct', 'INBOX', '7-2', 'd2');
+INSERT INTO mail_fetch_messages VALUES ('acct', 'Sent', '8-1', 's1');
+"""
+
+
 def test_mbox_quotes_mboxrd_and_reads_back_exactly(tmp_path: Path) -> None:
     store = MboxStore(tmp_path / "box.mbox")
     store.write([Incoming("1", RAW, 0.0), Incoming("2", RAW.replace(b"hi", b"two"))])
@@ -105,20 +122,7 @@ def test_ledger_of_version_1_is_upgraded_with_every_record(tmp_path: Path) -> No
     batch, per folder; the next open finds it upgraded and leaves it alone."""
     path = tmp_path / "state.db"
     old = sqlite3.connect(path)
-    old.executescript("""
-        CREATE TABLE schema_version (namespace TEXT PRIMARY KEY, version INTEGER NOT NULL);
-        INSERT INTO schema_version VALUES ('mail_fetch', 1);
-        CREATE TABLE mail_fetch_folders (
-            account TEXT NOT NULL, folder TEXT NOT NULL, validity INTEGER, pending TEXT,
-            PRIMARY KEY (account, folder));
-        CREATE TABLE mail_fetch_messages (
-            account TEXT NOT NULL, folder TEXT NOT NULL, token TEXT NOT NULL, digest TEXT NOT NULL,
-            PRIMARY KEY (account, folder, token));
-        INSERT INTO mail_fetch_folders VALUES ('acct', 'INBOX', 7, '{"tokens": ["7-3"], "mark": 12}');
-        INSERT INTO mail_fetch_folders VALUES ('acct', 'Sent', 8, NULL);
-        INSERT INTO mail_fetch_messages VALUES ('acct', 'INBOX', '7-1', 'd1'), ('acct', 'INBOX', '7-2', 'd2');
-        INSERT INTO mail_fetch_messages VALUES ('acct', 'Sent', '8-1', 's1');
-    """)
+    old.executescript(_VERSION_1_FILE)
     old.close()
     state = StateStore(path)
     inbox, sent = Ledger(state, "acct", "INBOX"), Ledger(state, "acct", "Sent")
@@ -129,6 +133,25 @@ def test_ledger_of_version_1_is_upgraded_with_every_record(tmp_path: Path) -> No
     assert not any(name.endswith("_v1") for name in tables)
     state.close()
     assert Ledger(StateStore(path), "acct", "INBOX").stored() == {"7-1", "7-2"}
+
+
+def test_ledger_upgrade_raced_by_another_process_is_done_once(tmp_path: Path) -> None:
+    """Two processes of one run open a version 1 file together: both see version 1,
+    one upgrades it; the other, once it has the write lock, sees version 2 and leaves
+    the tables alone (renaming them again would bury every record)."""
+    path = tmp_path / "state.db"
+    old = sqlite3.connect(path)
+    old.executescript(_VERSION_1_FILE)
+    old.close()
+    first, second = StateStore(path), StateStore(path)
+    assert second.has_version("mail_fetch", 1)
+    answers = iter([True])  # the second process read the version before the first upgraded
+    real = second.has_version
+    second.has_version = lambda namespace, version: next(answers, None) or real(namespace, version)  # type: ignore[method-assign]
+    Ledger(first, "acct", "INBOX")
+    first.close()
+    assert Ledger(second, "acct", "INBOX").stored() == {"7-1", "7-2"}
+    assert Ledger(second, "acct", "Sent").stored() == {"8-1"}
 
 
 def test_attachment_names_are_safe_and_never_overwrite(tmp_path: Path) -> None:
