@@ -99,10 +99,12 @@ class Ledger:
     def __init__(self, state: StateStore, account: str, folder: str) -> None:
         _upgrade(state)
         state.ensure_schema(_NAMESPACE, _VERSION, _SCHEMA)
-        self.state, self.key = state, (account, folder)
-        state.execute("INSERT OR IGNORE INTO mail_fetch_folders (account, folder) VALUES (?, ?)", self.key)
+        self.state = state
+        key = (account, folder)
+        state.execute("INSERT OR IGNORE INTO mail_fetch_folders (account, folder) VALUES (?, ?)", key)
+        #: The folder's row: what every message row refers to.
         self.id: int = state.execute(
-            "SELECT id FROM mail_fetch_folders WHERE account = ? AND folder = ?", self.key
+            "SELECT id FROM mail_fetch_folders WHERE account = ? AND folder = ?", key
         ).fetchone()[0]
 
     def _folder(self, column: str) -> object:
