@@ -397,3 +397,5 @@ class Pools:
 
     async def close(self) -> None:
         await asyncio.gather(*(pool.close() for pool in self._pools.values()), *self._closing)
+        while self._closing:  # begun meanwhile: a listing ahead cancelled as its walk ended
+            await asyncio.gather(*self._closing)

@@ -131,12 +131,21 @@ class Scheduler:
             if self.stopping:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(CLOSE_AFTER_STOP):
-                        await self.pools.close()
+                        await self._wind_down()
             else:
-                await self.pools.close()
+                await self._wind_down()
             for state in self._states.values():
                 state.commit()
         self.events.emit("run.finished", data={"stopped_by": self.stopped_by.name if self.stopped_by else None})
+
+    async def _wind_down(self) -> None:
+        """Wait for every planner and worker to end, then close the pools. Workers
+        cancelled as their job ended may still be unwinding (a lease being asked of
+        another process's gate, a connection being opened): closing first would leave
+        them a pool to put a connection back into, and the caller (a distributed
+        worker) would give their leases back while the server still counts them."""
+        await asyncio.gather(*self._spawned, return_exceptions=True)
+        await self.pools.close()
 
     def record_run(self, started: float, exit_code: int, totals: dict[str, Any]) -> None:
         """Add this run to the history table of every state file it used."""

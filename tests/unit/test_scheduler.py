@@ -175,3 +175,54 @@ def test_sigterm_stops_planning_and_exits_143(probe_kind: Any, tmp_path: Path) -
     assert report.exit_code == 143
     assert 0 < job.counts["ok"] < 2000
     assert job.as_dict()["status"] == "cancelled"
+
+
+class FullGate:
+    """A host gate (engine/pool.py HostGate) shared with another process that never lets
+    go: `free` leases for this one, then "full". Each answer is a round trip whose
+    cancellation unwinds through an await, as a network client's does (redis-py gives
+    its connection back to its pool in a `finally`)."""
+
+    def __init__(self, free: int) -> None:
+        self.free = free
+        self.held = 0
+
+    async def try_enter(self, endpoint: str, limit: int) -> bool:
+        try:
+            await asyncio.sleep(0.05)
+        finally:
+            await asyncio.sleep(0.01)
+        if self.held < self.free:
+            self.held += 1
+            return True
+        return False
+
+    def leave(self, endpoint: str) -> None:
+        self.held -= 1
+
+    def shrink(self, endpoint: str) -> None:
+        """Not reached here: nothing refuses."""
+
+
+def test_a_run_returns_only_when_every_worker_has_let_go(probe_kind: Any, tmp_path: Path) -> None:
+    """Workers still waiting for a lease when their job ends are cancelled; the run
+    waits until they have unwound, so nothing of it (a lease, a connection being
+    opened) is left behind for the caller to give back too early."""
+    text = "jobs: [{name: a, kind: test.probe, count: 20, sleep: 0.002, connect: 'ftp://127.0.0.1:21/'}]\n"
+    path = tmp_path / "jobs.yaml"
+    path.write_text(text)
+    gate = FullGate(free=1)
+    report = Report()
+    events = EventBus()
+    events.subscribe(report)
+
+    async def main() -> list[asyncio.Task[Any]]:
+        scheduler = Scheduler([parse_job_text(text, str(path), path)], events, RunOptions(gate=gate))
+        await scheduler.run()
+        scheduler.close()
+        return [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+
+    left = asyncio.run(main())
+    assert report.exit_code == 0 and probe_kind.completed == 20
+    assert left == []
+    assert gate.held == 0 and CountingConnector.open_now == 0
