@@ -12,7 +12,9 @@ table shows medians. Scenarios:
 - large: a few big files (MiB/s); rclone gets --multi-thread-streams 0 (its default
   splits files over 250 MiB into streams, which gave 426 aborts and short files).
 - sites: 20 vsftpd instances with 250 files each, per-host limit 4: one xfer run
-  (20 jobs) vs 20 lftp processes at once vs lftp site after site.
+  (20 jobs; by default `--processes auto` deals the 20 hosts out over the cores, and
+  `--xfer-processes 1` adds a one-process row) vs 20 lftp processes at once vs lftp
+  site after site.
 - wan:   the same with 50 files per site, each site behind a userspace delay line
   (benchmarks/delayline.py: 50 ms round trip, both directions, control and data
   connections; kernel netem is not available here): one xfer run vs 20 lftp processes

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
+#: The most processes `--processes auto` forks: every one holds its own interpreter,
+#: and the global connection bound is divided among them.
+AUTO_PROCESSES = 8
+
 
 def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop when asked or available ('auto'), else the standard loop."""
@@ -114,7 +118,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             from xfer.distributed.command import coordinator_for
 
             run: Any = stack.enter_context(coordinator_for(jobs, only, args))
-        elif args.processes > 1 and len(shards := _shards(jobs, only, args)) > 1:
+        elif len(shards := _shards(jobs, only, args)) > 1:
             from xfer.forked import ForkedRun
 
             options = {"dry_run": args.dry_run, "force": args.force}
@@ -125,9 +129,36 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _shards(jobs: Any, only: set[str] | None, args: argparse.Namespace) -> list[Any]:
+    """The shards to fork (none or one: run in this process). `--processes auto` deals
+    two or more selected jobs out over the usable cores, hosts whole: it never splits a
+    host's limit or a lone job, since a share that finishes first cannot lend its
+    connections to the others (an explicit N does both)."""
+    processes = args.processes
+    if processes is None:
+        selected = len(only) if only is not None else len(jobs.names)
+        processes = min(_usable_cores(), AUTO_PROCESSES) if selected > 1 else 1
+    if processes == 1:
+        return []
     from xfer.forked import plan_shards
 
-    return plan_shards(list(jobs.files), only, args.processes, args.max_connections)
+    return plan_shards(list(jobs.files), only, processes, args.max_connections, split=args.processes is not None)
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _processes(value: str) -> int | None:
+    """`--processes`: a count, or `auto` (None)."""
+    if value == "auto":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {value!r}") from None
 
 
 def _run_and_show(run: Any, args: argparse.Namespace) -> int:
@@ -235,8 +266,9 @@ def _add_run(commands: Subparsers) -> None:
     run.add_argument("--json", action="store_true", help="print the JSON report on stdout")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress or summary, only the exit code")
     run.add_argument("--max-connections", type=int, metavar="N", help="connections in use across all hosts")
-    run.add_argument("--processes", "-P", type=int, default=1, metavar="N",
-                     help="share the jobs out over N processes of this machine (by host; limits hold across them)")
+    run.add_argument("--processes", "-P", type=_processes, default=None, metavar="N|auto",
+                     help="share the jobs out over N processes of this machine (by host; limits hold across them); "
+                     f"default auto: jobs of different hosts over the usable cores, at most {AUTO_PROCESSES}")
     run.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto", help="event loop (default: uvloop if installed)")
     from xfer.distributed.command import add_run_options
 
@@ -384,9 +416,10 @@ def _check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         parser.error("--max-connections must be >= 1")
     if getattr(args, "workers", None) is not None and args.workers < 1:
         parser.error("--workers must be >= 1")
-    if getattr(args, "processes", 1) < 1:
+    processes = getattr(args, "processes", None)
+    if processes is not None and processes < 1:
         parser.error("--processes must be >= 1")
-    if getattr(args, "processes", 1) > 1 and (args.broker or args.workers):
+    if processes is not None and processes > 1 and (args.broker or args.workers):
         parser.error("--processes is for one machine without a broker; with --broker/--workers the workers share the jobs")
 
 

@@ -70,13 +70,16 @@ class Shard:
         return {unit.job for unit in self.units}
 
 
-def plan_shards(files: list[JobFile], only: set[str] | None, processes: int, max_connections: int | None) -> list[Shard]:
-    """At most `processes` shards of the selected jobs (one shard: run in-process)."""
+def plan_shards(
+    files: list[JobFile], only: set[str] | None, processes: int, max_connections: int | None, *, split: bool = True
+) -> list[Shard]:
+    """At most `processes` shards of the selected jobs (one shard: run in-process).
+    Without `split`, hosts are dealt whole and a lone job is never cut into shares."""
     jobs = [(file, spec) for file in files for spec in file.jobs if only is None or spec.name in only]
     total = max_connections or min(file.defaults.max_connections for file in files)
     processes = max(1, min(processes, total))
     groups = _host_groups(jobs)
-    if len(groups) < processes:
+    if split and len(groups) < processes:
         groups = [piece for group in groups for piece in _split_group(group, processes)]
     shards = [Shard() for _ in range(min(processes, len(groups)))]
     for group in sorted(groups, key=lambda group: -len(group.units)):

@@ -190,3 +190,46 @@ def test_children_stop_when_the_parent_is_killed(tmp_path: Path, one_host: Any) 
         time.sleep(0.1)
     assert not [pid for pid in children if Path(f"/proc/{pid}").exists()
                 and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]], "children outlived their parent"
+
+
+def children_seen(proc: subprocess.Popen[str], seconds: float) -> set[int]:
+    """The child processes `proc` had at any moment within `seconds` (or until it ended)."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            seen |= {int(pid) for pid in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()}
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    return seen
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="--processes auto forks only with two cores or more")
+def test_by_default_jobs_of_different_hosts_run_in_processes_of_their_own(tmp_path: Path) -> None:
+    with running_pyftpdlib(tmp_path / "a") as first, running_pyftpdlib(tmp_path / "b") as second:
+        for server in (first, second):
+            fill_sites(server, files=2)
+            for n in range(SITES):
+                fill(server.root / f"site{n}", {"big.bin": os.urandom(1_000_000)})
+        jobs = mirror_jobs(tmp_path, [f"ftp://127.0.0.1:{first.port}/", f"ftp://127.0.0.1:{second.port}/"], limit=2)
+        jobs.write_text(jobs.read_text().replace("local: out/site", "rate_limit: 2000000, local: out/site"))
+        proc = start(jobs)
+        assert len(children_seen(proc, 20)) == 2  # one process per host
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 0, stderr
+        assert first.peak_connections <= 2 and second.peak_connections <= 2
+        for n in range(SITES):
+            assert tree(tmp_path / f"out/site{n}") == tree((first if n % 2 == 0 else second).root / f"site{n}")
+
+
+def test_by_default_jobs_of_one_host_stay_in_one_process_with_its_whole_limit(tmp_path: Path, one_host: Any) -> None:
+    for n in range(SITES):
+        fill(one_host.root / f"site{n}", {"big.bin": os.urandom(1_000_000)})
+    jobs = mirror_jobs(tmp_path, [f"ftp://127.0.0.1:{one_host.port}/"], limit=4)
+    jobs.write_text(jobs.read_text().replace("local: out/site", "rate_limit: 2000000, local: out/site"))
+    proc = start(jobs)
+    assert children_seen(proc, 1.0) == set()  # not split: a share could not lend its connections
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert one_host.peak_connections == 4

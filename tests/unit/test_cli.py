@@ -57,6 +57,15 @@ def test_only_names_an_unknown_job(tmp_path: Path) -> None:
     assert "--only: no job named nope" in result.stderr
 
 
+def test_processes_takes_a_count_or_auto(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.yaml"
+    path.write_text("jobs: []\n")
+    for bad, message in (("x", "expected a number or 'auto', got 'x'"), ("0", "--processes must be >= 1")):
+        result = xfer("run", str(path), "-P", bad)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert xfer("run", str(path), "-P", "auto", "--quiet").returncode == 0
+
+
 def test_empty_run_succeeds_and_reports(tmp_path: Path) -> None:
     path = tmp_path / "jobs.yaml"
     path.write_text("jobs: []\n")

@@ -64,3 +64,12 @@ def test_a_lone_mirror_splits_into_shares_of_its_tree() -> None:
     assert sorted(shard.host_limits["h:21"] for shard in shards) == [4, 4]
     archived = {**mirror("big", "h:21"), "archive": "zip"}
     assert len(plan_shards(files([archived]), None, 2, None)) == 1  # an archive needs the whole tree
+
+
+def test_without_split_hosts_go_whole_and_a_lone_job_stays_one() -> None:
+    shards = plan_shards(files([mirror(f"s{n}", f"h{n % 4}:21") for n in range(8)]), None, 2, None, split=False)
+    assert sorted(len(shard.jobs) for shard in shards) == [4, 4]
+    assert all(not shard.host_limits for shard in shards)
+    one_host = files([mirror(f"s{n}", "h:21") for n in range(5)], max_connections_per_host=5)
+    assert len(plan_shards(one_host, None, 2, None, split=False)) == 1
+    assert len(plan_shards(files([mirror("big", "h:21")], max_connections_per_host=8), None, 2, None, split=False)) == 1
