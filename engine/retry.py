@@ -46,11 +46,12 @@ def backoff_delay(defaults: Defaults, exc: BaseException, attempt: int) -> float
 
 
 class ItemTimer:
-    """`task_timeout` for the items one worker task runs one after the other, on one
-    timer handle: a handle per item (call_later, then cancel) cost several µs, a
-    visible part of a small item's cost. The handle fires at the running item's
-    deadline; if that item has ended by then, it re-arms for the item running now
-    (or lapses: the next item arms a new one), so quick items cost two attribute
+    """A time limit for awaits that one task runs one after the other, on one timer
+    handle: `task_timeout` for a worker's items, and the FTP data connection's connect
+    for each file of a session. A handle per await (call_later, then cancel) cost
+    several µs, a visible part of a small item's cost. The handle fires at the running
+    await's deadline; if that await has ended by then, it re-arms for the one running
+    now (or lapses: the next await arms a new one), so quick awaits cost two attribute
     writes each. Only our own cancel request is taken back (`uncancel`), never a stop's."""
 
     __slots__ = ("timeout", "task", "_loop", "_deadline", "_handle", "_expired")

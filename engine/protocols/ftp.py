@@ -27,7 +27,6 @@ from datetime import datetime
 from typing import Literal, NamedTuple
 
 from xfer.errors import PermanentError, XferError
-from xfer.protocols._deadline import within
 from xfer.protocols.ftp_control import ControlChannel
 from xfer.protocols.ftp_data import BLOCK_SIZE, LocalFailure, P, Receiver, Sender, Watchdog
 from xfer.protocols.ftp_listing import Listing
@@ -35,6 +34,7 @@ from xfer.protocols.ftp_errors import translate
 from xfer.protocols.ftp_pump import AVAILABLE as PUMP_AVAILABLE, FileReceiver, FileSink
 from xfer.protocols.ftp_reply import Reply, StatusError, accepted, epsv_port, mdtm_time, pasv_port
 from xfer.protocols.ftp_tls import SessionBoundContext
+from xfer.retry import ItemTimer
 from xfer.urls import Url
 
 __all__ = ["BLOCK_SIZE", "FileSink", "FtpConnection", "FtpConnector", "FtpSettings", "Listing"]
@@ -121,6 +121,7 @@ class FtpConnection:
         self._use_epsv = True
         self._epsv_works = False  # an EPSV has worked here: transfer commands may follow it in one write
         self._receive_buffer: memoryview | None = None
+        self._connect_timer: ItemTimer | None = None  # data connections' time limit (one handle, re-armed)
         self._watchdog = Watchdog(settings.timeout)  # of the data connections
         self._control: ControlChannel | None = None  # once connected (and TLS is up)
         self._data_context: ssl.SSLContext | None = None  # TLS data connections', made once
@@ -239,6 +240,8 @@ class FtpConnection:
         with contextlib.suppress(Exception):
             self._control.transport.close()
         self._watchdog.stop()
+        if self._connect_timer is not None:
+            self._connect_timer.close()
         self._broken = True
 
     # -- errors ----------------------------------------------------------------
@@ -343,12 +346,19 @@ class FtpConnection:
         return transport, protocol, early, False
 
     async def _connect(self, factory: Callable[[], P], port: int) -> tuple[asyncio.BaseTransport, P]:
-        """The passive data connection to `port` of the server, within the timeout: at
-        the control connection's peer address (RFC 2428), not the host name resolved
-        again for each file (a lookup each, and perhaps another server of a pool)."""
+        """The passive data connection to `port` of the server, within the timeout (one
+        re-armed timer handle per session and task, not one per file): at the control
+        connection's peer address (RFC 2428), not the host name resolved again for each
+        file (a lookup each, and perhaps another server of a pool)."""
         control = self.control
         loop = control.loop
-        return await within(loop, self.settings.timeout, loop.create_connection(factory, control.peer or self.url.host, port))
+        task = asyncio.current_task(loop)
+        timer = self._connect_timer
+        if timer is None or timer.task is not task:
+            if timer is not None:
+                timer.close()
+            timer = self._connect_timer = ItemTimer(self.settings.timeout, task)  # type: ignore[arg-type]
+        return await timer.run(loop.create_connection(factory, control.peer or self.url.host, port))
 
     async def _active(self, command: str, factory: Callable[[], P]) -> tuple[asyncio.BaseTransport, P]:
         """Active mode: listen on the control connection's local address, tell the
@@ -482,7 +492,7 @@ class FtpConnection:
         mlsd = self.has_mlsd
         command = "MLSD" if mlsd else "LIST"
         chunks: list[bytes] = []
-        await self._transfer(command, lambda: Receiver(lambda block: chunks.append(bytes(block)), self._buffer()))
+        await self._transfer(command, lambda: Receiver(self.control.loop, lambda block: chunks.append(bytes(block)), self._buffer()))
         return Listing(b"".join(chunks), exact_times=mlsd)
 
     async def change_dir(self, path: str) -> None:
@@ -532,8 +542,8 @@ class FtpConnection:
         is a file without a rate limit and the data connection is not TLS; all others
         in the loop."""
         if isinstance(write, FileSink) and write.limit is None and self.settings.tls == "none" and PUMP_AVAILABLE:
-            return FileReceiver(write, self._buffer(), self.settings.timeout)
-        return Receiver(write, self._buffer())
+            return FileReceiver(self.control.loop, write, self._buffer(), self.settings.timeout)
+        return Receiver(self.control.loop, write, self._buffer())
 
     async def store(self, path: str, blocks: AsyncIterable[bytes]) -> int:
         """Upload `blocks` as remote `path` (STOR); returns bytes sent."""
@@ -555,7 +565,7 @@ class FtpConnection:
             assert sender.transport is not None
             sender.transport.close()  # after what is buffered; the server sees the end
 
-        await self._transfer(command, Sender, action=send)
+        await self._transfer(command, lambda: Sender(self.control.loop), action=send)
         return sent
 
     def _buffer(self) -> memoryview:

@@ -70,9 +70,9 @@ class DataProtocol(asyncio.BufferedProtocol):
     closed, the flags the session's `Watchdog` reads, and the first error kept for
     `finished()`."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.transport: asyncio.Transport | None = None
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop  # given: asking for the running loop costs a getpid() per file
         self._closed = self.loop.create_future()
         self._error: BaseException | None = None
         self._active = False  # data moved since the watchdog last looked
@@ -128,8 +128,10 @@ class Receiver(DataProtocol):
     stream buffer, no task switch per block). A sink returning an awaitable (a rate
     limit) pauses reading until that is done."""
 
-    def __init__(self, sink: Callable[[memoryview], Awaitable[None] | None], buffer: memoryview) -> None:
-        super().__init__()
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, sink: Callable[[memoryview], Awaitable[None] | None], buffer: memoryview
+    ) -> None:
+        super().__init__(loop)
         self._sink = sink
         self._view = buffer
         self.received = 0
@@ -178,8 +180,8 @@ class Receiver(DataProtocol):
 class Sender(DataProtocol):
     """The sending end, with the transport's flow control (pause/resume_writing)."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
         self._drained: asyncio.Future[None] | None = None
 
     def pause_writing(self) -> None:

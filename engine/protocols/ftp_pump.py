@@ -169,8 +169,8 @@ class FileReceiver(Receiver):
 
     TICK = 0.1
 
-    def __init__(self, sink: FileSink, buffer: memoryview, timeout: float) -> None:
-        super().__init__(sink, buffer)
+    def __init__(self, loop: asyncio.AbstractEventLoop, sink: FileSink, buffer: memoryview, timeout: float) -> None:
+        super().__init__(loop, sink, buffer)
         self._file = sink
         self._timeout = timeout
         self._pump: Pump | None = None
