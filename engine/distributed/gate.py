@@ -77,12 +77,25 @@ class RedisHostGate:
     async def try_enter(self, endpoint: str, limit: int) -> bool:
         lease = f"{self._owner}:{next(self._serial)}"
         keys = [lease_key(endpoint), self._limit_key(endpoint)]
-        if not await self._enter(keys=keys, args=[limit, lease, int(LEASE_SECONDS * 1000)]):
+        asking = asyncio.ensure_future(self._enter(keys=keys, args=[limit, lease, int(LEASE_SECONDS * 1000)]))
+        try:
+            entered = await asyncio.shield(asking)
+        except asyncio.CancelledError:
+            self._later(self._give_back_if_taken(asking, endpoint, lease))
+            raise
+        if not entered:
             return False
         self.held[endpoint].append(lease)
         if self._renewer is None:
             self._renewer = asyncio.get_running_loop().create_task(self._renew_forever())
         return True
+
+    async def _give_back_if_taken(self, asking: asyncio.Future[int], endpoint: str, lease: str) -> None:
+        """A request whose asker was cancelled may still take its lease in Redis: nobody
+        would hold it, and the host would be one connection short until it lapsed."""
+        with contextlib.suppress(Exception):
+            if await asking:
+                await self.redis.zrem(lease_key(endpoint), lease)
 
     def leave(self, endpoint: str) -> None:
         leases = self.held.get(endpoint)

@@ -175,3 +175,37 @@ def test_host_leases_are_shared_shrunk_for_all_and_lapse_when_not_renewed(monkey
 
     with redis_server() as server:
         asyncio.run(scenario(server.url))
+
+
+def test_a_lease_asked_for_by_a_cancelled_opener_is_given_back() -> None:
+    """Cancelled while its request is on the way (its job ended, a stop), an opener must
+    not leave a lease in Redis that nobody holds: the host would stay one connection
+    short for every worker until the lease lapsed."""
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    from xfer.distributed.gate import RedisHostGate, lease_key
+
+    async def scenario(url: str) -> list[int]:
+        redis = Redis.from_url(url)
+        await redis.ping()  # connected: the request goes out at the first step
+        left = []
+        for steps in range(12):
+            gate = RedisHostGate(redis, "run")
+            asking = asyncio.ensure_future(gate.try_enter("h:21", 5))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            asking.cancel()
+            try:
+                await asking
+            except asyncio.CancelledError:
+                pass
+            await gate.close()  # waits for what it still gives back
+            left.append(await redis.zcard(lease_key("h:21")))
+            await redis.delete(lease_key("h:21"))
+        await redis.aclose()
+        return left
+
+    with redis_server() as server:
+        assert asyncio.run(scenario(server.url)) == [0] * 12
