@@ -1,5 +1,7 @@
 """`xfer run --processes N`: one run over N processes of this machine, so a job set
-that keeps one core busy (many FTP sites, many mailboxes) uses them all.
+that keeps one core busy (many FTP sites, many mailboxes) uses them all. The default,
+`auto`, deals jobs of different hosts out over the usable cores without splitting any
+host or job (`plan_shards(split=False)`, chosen in `cli._shards`).
 
 The jobs are dealt into shards before any event loop exists, and each shard runs in a
 forked child with the ordinary scheduler: nothing is imported again, and nothing but
