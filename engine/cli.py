@@ -144,11 +144,29 @@ def _shards(jobs: Any, only: set[str] | None, args: argparse.Namespace) -> list[
     return plan_shards(list(jobs.files), only, processes, args.max_connections, split=args.processes is not None)
 
 
+#: A container's CPU quota: cgroup v2's "QUOTA PERIOD" (or "max"), else v1's two files.
+CPU_QUOTA_FILES = (Path("/sys/fs/cgroup/cpu.max"),
+                   Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
+
+
 def _usable_cores() -> int:
+    """The cores this process may run on (its affinity), within a CPU quota (a
+    container's `--cpus`, which the affinity does not show), rounded up."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    v2, v1_quota, v1_period = CPU_QUOTA_FILES
+    try:
+        quota, period = v2.read_text().split()
+    except (OSError, ValueError):
+        try:
+            quota, period = v1_quota.read_text().strip(), v1_period.read_text().strip()
+        except OSError:
+            return cores
+    if not (quota.isdigit() and period.isdigit() and int(period)):  # "max", or v1's -1: none
+        return cores
+    return max(1, min(cores, -(-int(quota) // int(period))))
 
 
 def _processes(value: str) -> int | None:

@@ -119,3 +119,27 @@ def test_the_command_says_everything_before_it_exits(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count(": ok, 0 job(s)\n") == 3001
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"cpu.max": "150000 100000\n"}, 2),  # --cpus=1.5: rounded up
+        ({"cpu.max": "max 100000\n"}, None),  # no quota: the affinity
+        ({"quota": "-1\n", "period": "100000\n"}, None),  # cgroup v1, no quota
+        ({"quota": "100000\n", "period": "100000\n"}, 1),  # cgroup v1, one CPU
+        ({}, None),  # no cgroup files
+    ],
+)
+def test_auto_processes_count_a_containers_cpu_quota(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str], expected: int | None
+) -> None:
+    from xfer import cli
+
+    paths = (tmp_path / "cpu.max", tmp_path / "quota", tmp_path / "period")
+    for path in paths:
+        if path.name in files:
+            path.write_text(files[path.name])
+    monkeypatch.setattr(cli, "CPU_QUOTA_FILES", paths)
+    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert cli._usable_cores() == (4 if expected is None else expected)
