@@ -27,10 +27,12 @@ table shows medians. Scenarios:
   written in the loop (one write() per received block <= 1 MiB), the rest by a
   thread per transfer splicing socket -> pipe -> file (engine/protocols/ftp_pump.py).
 
-Client CPU and peak RSS come from wait4() on the tool's processes; server CPU is the
-vsftpd listeners' own plus their reaped sessions' time. `uptime`'s load is noted with
-every run: the machine has 2 cores shared with other work. Every run is written to
-the JSON file (default benchmarks/results-ftp-SCENARIOS.json): RESULTS.md cites it.
+Client CPU and peak RSS come from wait4() on the tool's processes; server CPU is that
+of a cpuacct cgroup around each vsftpd (all its session processes; where no cgroup can
+be made, the listener's own plus its reaped sessions' time, which misses part of it).
+`uptime`'s load is noted with every run: the machine has 2 cores shared with other
+work. Every run is written to the JSON file (default
+benchmarks/results-ftp-SCENARIOS.json): RESULTS.md cites it.
 
 Full runs (the lead's, on a quiet machine):
 
@@ -51,6 +53,7 @@ Needs root, vsftpd, lftp and rclone (bash .ci/install-servers.sh).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import asyncio
 import json
 import os
@@ -105,23 +108,58 @@ def _proc_cpu(pid: int) -> float:
     return sum(int(value) for value in fields[11:15]) / CLK_TCK
 
 
+def _cpu_cgroup(name: str, pid: int) -> Path | None:
+    """A CPU-accounting cgroup holding `pid` and every process it forks from now on, or
+    None where none can be made (no root, no cpuacct). vsftpd's session processes are
+    not all reaped by its listener, so the listener's cutime/cstime miss part of their
+    time (half of it on the small mirror here), and a different part for each client."""
+    for root, usage in ((Path("/sys/fs/cgroup/cpuacct"), "cpuacct.usage"), (Path("/sys/fs/cgroup"), "cpu.stat")):
+        if (root / usage).exists() or (root / "cgroup.procs").exists() and (root / "cgroup.controllers").exists():
+            group = root / f"xfer-bench-{name}"
+            try:
+                group.mkdir(exist_ok=True)
+                (group / "cgroup.procs").write_text(str(pid))
+            except OSError:
+                continue
+            return group / usage
+    return None
+
+
+def _cgroup_cpu(usage: Path) -> float:
+    """CPU seconds a cgroup has used (v1 cpuacct.usage in ns, v2 cpu.stat usage_usec)."""
+    text = usage.read_text()
+    if usage.name == "cpu.stat":
+        return int(text.split("usage_usec", 1)[1].split()[0]) / 1e6
+    return int(text) / 1e9
+
+
 @dataclass
 class Server:
-    """A vsftpd instance serving `root` anonymously, with its listener's pid."""
+    """A vsftpd instance serving `root` anonymously, with its listener's pid and, where
+    the machine allows, a cgroup that counts the CPU of all its processes."""
 
     ftp: FtpServer
     listener: int
+    cgroup_usage: Path | None = None
 
     def cpu(self) -> float:
-        """CPU seconds so far, once every session of the last run has been reaped."""
+        """CPU seconds so far, once every session of the last run has ended."""
         deadline = time.monotonic() + 5
         while _children(self.listener) and time.monotonic() < deadline:
             time.sleep(0.01)
+        if self.cgroup_usage:
+            return _cgroup_cpu(self.cgroup_usage)
         return _proc_cpu(self.listener)
 
     @property
     def url(self) -> str:
         return f"ftp://{self.ftp.host}:{self.ftp.port}"
+
+    def stop(self) -> None:
+        self.ftp.stop()
+        if self.cgroup_usage:
+            with contextlib.suppress(OSError):  # a process of it may still be exiting
+                self.cgroup_usage.parent.rmdir()
 
 
 def start_server(root: Path, work: Path, tag: str = "") -> Server:
@@ -129,7 +167,7 @@ def start_server(root: Path, work: Path, tag: str = "") -> Server:
     ftp = start_vsftpd(root, tmp, extra_config={"xferlog_enable": "NO", "log_ftp_protocol": "NO"})
     pids = _vsftpd_pids([VSFTPD_BINARY, str(tmp / "vsftpd.conf")])
     listener = next(pid for pid in pids if pid in _children(os.getpid()))  # we started it
-    return Server(ftp, listener)
+    return Server(ftp, listener, _cpu_cgroup(f"{ftp.port}", listener))
 
 
 class DelayLine:
@@ -352,7 +390,7 @@ def scenario_tree(args: argparse.Namespace, results: Results, name: str, files: 
                     results.add("noop", tool, sample, round_no, expect, dest)
                 shutil.rmtree(dest, ignore_errors=True)
     finally:
-        server.ftp.stop()
+        server.stop()
 
 
 def scenario_sites(args: argparse.Namespace, results: Results, name: str, files: int, rtt_ms: float | None) -> None:
@@ -408,7 +446,7 @@ def scenario_sites(args: argparse.Namespace, results: Results, name: str, files:
         if line:
             line.close()
         for server in servers:
-            server.ftp.stop()
+            server.stop()
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -427,7 +465,7 @@ def scenario_rss(args: argparse.Namespace, results: Results) -> None:
         results.add("rss", "xfer", run_xfer(job, [server], work), 0, expect, dest)
         results.add("rss", "xfer-noop", run_xfer(job, [server], work), 0, expect, dest)
     finally:
-        server.ftp.stop()
+        server.stop()
         shutil.rmtree(dest, ignore_errors=True)
 
 
@@ -486,7 +524,7 @@ def scenario_lag(args: argparse.Namespace, results: Results) -> None:
                 os.sync()
             shutil.rmtree(dest, ignore_errors=True)
     finally:
-        server.ftp.stop()
+        server.stop()
     results.extra["lag"] = lags
 
 
@@ -593,7 +631,7 @@ def main() -> int:
             while True:
                 time.sleep(3600)
         finally:
-            server.ftp.stop()
+            server.stop()
 
     results = Results()
     steps: list[tuple[str, Callable[[], None]]] = [

@@ -23,7 +23,7 @@ from xfer.errors import SpecError
 if TYPE_CHECKING:
     from xfer.events import Event, EventBus
     from xfer.jobfile import JobFile
-    from xfer.pool import Pools
+    from xfer.pool import HostGate, Pools
     from xfer.report import Report
     from xfer.scheduler import Scheduler
 
@@ -105,7 +105,9 @@ class Run:
         dry_run: bool = False,
         force: bool = False,
         max_connections: int | None = None,
+        gate: HostGate | None = None,
     ) -> None:
+        """`gate`: per-host leases shared with other processes (a forked run's shards)."""
         from xfer.events import EventBus
         from xfer.report import Report
         from xfer.scheduler import RunOptions, Scheduler
@@ -116,7 +118,7 @@ class Run:
         self.report = Report()
         self.events: EventBus = EventBus()
         self.events.subscribe(self.report)
-        options = RunOptions(dry_run=dry_run, force=force, max_connections=max_connections)
+        options = RunOptions(dry_run=dry_run, force=force, max_connections=max_connections, gate=gate)
         self.scheduler: Scheduler = Scheduler(list(jobs.files), self.events, options, only)
 
     @property

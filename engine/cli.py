@@ -130,9 +130,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _shards(jobs: Any, only: set[str] | None, args: argparse.Namespace) -> list[Any]:
     """The shards to fork (none or one: run in this process). `--processes auto` deals
-    two or more selected jobs out over the usable cores, hosts whole: it never splits a
-    host's limit or a lone job, since a share that finishes first cannot lend its
-    connections to the others (an explicit N does both)."""
+    two or more selected jobs out over the usable cores (the jobs of one host too, which
+    then share its limit through `forked_gate`); it never cuts a lone job into shares,
+    which an explicit N does where the kind can be split."""
     processes = args.processes
     if processes is None:
         selected = len(only) if only is not None else len(jobs.names)
@@ -141,7 +141,7 @@ def _shards(jobs: Any, only: set[str] | None, args: argparse.Namespace) -> list[
         return []
     from xfer.forked import plan_shards
 
-    return plan_shards(list(jobs.files), only, processes, args.max_connections, split=args.processes is not None)
+    return plan_shards(list(jobs.files), only, processes, args.max_connections, split_jobs=args.processes is not None)
 
 
 #: A container's CPU quota: cgroup v2's "QUOTA PERIOD" (or "max"), else v1's two files.
@@ -286,7 +286,7 @@ def _add_run(commands: Subparsers) -> None:
     run.add_argument("--max-connections", type=int, metavar="N", help="connections in use across all hosts")
     run.add_argument("--processes", "-P", type=_processes, default=None, metavar="N|auto",
                      help="share the jobs out over N processes of this machine (by host; limits hold across them); "
-                     f"default auto: jobs of different hosts over the usable cores, at most {AUTO_PROCESSES}")
+                     f"default auto: two or more jobs over the usable cores, at most {AUTO_PROCESSES}")
     run.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto", help="event loop (default: uvloop if installed)")
     from xfer.distributed.command import add_run_options
 

@@ -1,18 +1,21 @@
 """`xfer run --processes N`: one run over N processes of this machine, so a job set
 that keeps one core busy (many FTP sites, many mailboxes) uses them all. The default,
-`auto`, deals jobs of different hosts out over the usable cores without splitting any
-host or job (`plan_shards(split=False)`, chosen in `cli._shards`).
+`auto`, deals the jobs out over the usable cores without cutting a lone job into
+shares (`plan_shards(split_jobs=False)`, chosen in `cli._shards`).
 
 The jobs are dealt into shards before any event loop exists, and each shard runs in a
-forked child with the ordinary scheduler: nothing is imported again, and nothing but
-events crosses between processes, so every limit must hold inside each shard:
+forked child with the ordinary scheduler: nothing is imported again, and only events
+and connection leases cross between processes:
 
-- jobs that share a host (any endpoint, transitively) go to the same shard, so the
-  host's limit holds there as in one process;
-- a host whose jobs are too many for one shard (twenty accounts on one IMAP server)
-  is split over several shards, and its limit with it (8 connections over two shards:
-  4 and 4), so the sum is never above the limit;
-- the global `max_connections` is divided the same way.
+- jobs that share several endpoints (a roundtrip's SMTP and IMAP servers), or whose
+  host is already in a shard of its own, go to the same shard, so the host's limit
+  holds there as in one process;
+- when there are fewer hosts than processes, a host's jobs (twenty accounts on one
+  IMAP server; with an explicit N, a lone job's shares) are dealt over several shards.
+  Its limit is then held across them by a gate in shared memory
+  (`engine/forked_gate.py`), and the global `max_connections` with it: a shard may use
+  the whole limit while the others leave it room, and hands connections over when
+  another waits. Without such a split the global bound is divided between the shards.
 
 A child sends its events to the parent through a pipe, pickled in batches (every 0.1 s
 or 2,000 events); the parent's report, live display and exit code are built from them
@@ -34,7 +37,7 @@ import struct
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from xfer import collector
@@ -42,8 +45,9 @@ from xfer.api import JobSet, Run
 from xfer.distributed.merge import JobMerger
 from xfer.distributed.units import PROCESS_SPLITTERS, Unit, job_units
 from xfer.events import Event, EventBus
+from xfer.forked_gate import SharedHostGate
 from xfer.jobfile import JobFile
-from xfer.records import Record, model_of
+from xfer.records import Record
 from xfer.report import Report
 from xfer.urls import Url
 
@@ -60,11 +64,11 @@ _CRASHED = 70
 
 @dataclass
 class Shard:
-    """What one process runs: whole jobs and shares of jobs (`units`), with its part of
-    any split host limit and of the global bound."""
+    """What one process runs: whole jobs and shares of jobs (`units`), the endpoints it
+    shares with other shards (their limits held by the gate), and its global bound."""
 
     units: list[Unit] = field(default_factory=list)
-    host_limits: dict[str, int] = field(default_factory=dict)  # endpoint -> this shard's part
+    shared_hosts: set[str] = field(default_factory=set)
     max_connections: int = 1
 
     @property
@@ -73,23 +77,25 @@ class Shard:
 
 
 def plan_shards(
-    files: list[JobFile], only: set[str] | None, processes: int, max_connections: int | None, *, split: bool = True
+    files: list[JobFile], only: set[str] | None, processes: int, max_connections: int | None, *,
+    split_jobs: bool = True,
 ) -> list[Shard]:
     """At most `processes` shards of the selected jobs (one shard: run in-process).
-    Without `split`, hosts are dealt whole and a lone job is never cut into shares."""
+    Without `split_jobs`, a lone job is never cut into shares."""
     jobs = [(file, spec) for file in files for spec in file.jobs if only is None or spec.name in only]
     total = max_connections or min(file.defaults.max_connections for file in files)
     processes = max(1, min(processes, total))
     groups = _host_groups(jobs)
-    if split and len(groups) < processes:
-        groups = [piece for group in groups for piece in _split_group(group, processes)]
+    if len(groups) < processes:
+        groups = [piece for group in groups for piece in _split_group(group, processes, split_jobs)]
     shards = [Shard() for _ in range(min(processes, len(groups)))]
     for group in sorted(groups, key=lambda group: -len(group.units)):
         shard = min(shards, key=lambda shard: len(shard.units))
         shard.units += group.units
-        shard.host_limits.update(group.host_limits)
+        shard.shared_hosts |= group.shared_hosts
+    gated = any(shard.shared_hosts for shard in shards)
     for index, shard in enumerate(shards):
-        shard.max_connections = _share(total, len(shards), index)
+        shard.max_connections = total if gated else _share(total, len(shards), index)
     return shards
 
 
@@ -102,7 +108,7 @@ class _Group:
     units: list[Unit]
     endpoints: set[str]
     limit: int  # the smallest host limit of its endpoints
-    host_limits: dict[str, int] = field(default_factory=dict)
+    shared_hosts: set[str] = field(default_factory=set)  # also in other groups' shards
 
 
 def _host_groups(jobs: list[tuple[JobFile, Any]]) -> list[_Group]:
@@ -122,12 +128,12 @@ def _host_groups(jobs: list[tuple[JobFile, Any]]) -> list[_Group]:
     return groups
 
 
-def _split_group(group: _Group, processes: int) -> list[_Group]:
-    """A one-host group over up to `processes` shards, the host's limit divided among
-    them: its jobs dealt out, or a lone job split into shares when its kind can be."""
+def _split_group(group: _Group, processes: int, split_jobs: bool) -> list[_Group]:
+    """A one-host group over up to `processes` shards that share its limit: its jobs
+    dealt out, or a lone job split into shares when its kind can be (`split_jobs`)."""
     parts = min(processes, group.limit) if len(group.endpoints) == 1 else 1
     units = group.units
-    if parts > 1 and len(units) == 1:
+    if parts > 1 and len(units) == 1 and split_jobs:
         (unit,) = units
         (spec,) = unit.file.jobs
         splitter = PROCESS_SPLITTERS.get(spec.kind)
@@ -136,11 +142,7 @@ def _split_group(group: _Group, processes: int) -> list[_Group]:
     parts = min(parts, len(units))
     if parts <= 1:
         return [group]
-    (endpoint,) = group.endpoints
-    return [
-        _Group(units[index::parts], group.endpoints, 0, {endpoint: _share(group.limit, parts, index)})
-        for index in range(parts)
-    ]
+    return [_Group(units[index::parts], group.endpoints, group.limit, group.endpoints) for index in range(parts)]
 
 
 def _urls(value: Any) -> Iterator[Url]:
@@ -159,18 +161,6 @@ def _urls(value: Any) -> Iterator[Url]:
 
 
 # ------------------------------------------------------------------------- child
-
-
-def _with_limits(files: list[JobFile], host_limits: dict[str, int]) -> list[JobFile]:
-    """The job files with this shard's share of split hosts' limits in their host blocks."""
-    changed = []
-    for file in files:
-        hosts = dict(file.hosts)
-        for url in (url for spec in file.jobs for url in _urls(spec) if url.endpoint in host_limits):
-            block = file.host_config(url)  # the job file's own lookup: host:port, then host
-            hosts[url.endpoint] = Record(model_of(block), {**vars(block), "max_connections": host_limits[url.endpoint]})
-        changed.append(replace(file, hosts=hosts))
-    return changed
 
 
 class _PipeSender:
@@ -212,8 +202,7 @@ def _run_child(shard: Shard, options: dict[str, Any], fd: int, loop_factory: Any
     """Run one shard to its end; the exit code says only whether the shard itself broke."""
     os.setpgid(0, 0)  # a terminal's Ctrl-C is the parent's to pass on
     parent = os.getppid()
-    files = _with_limits([unit.file for unit in shard.units], shard.host_limits)
-    run = Run(JobSet(files), max_connections=shard.max_connections, **options)
+    run = Run(JobSet([unit.file for unit in shard.units]), max_connections=shard.max_connections, **options)
     sender = _PipeSender(fd, lambda: os.kill(os.getpid(), signal.SIGTERM))
     run.subscribe(sender)
 
@@ -254,7 +243,9 @@ def _import_before_fork(jobs: JobSet, shards: list[Shard]) -> None:
     gc.freeze()
 
 
-def _fork_child(shard: Shard, options: dict[str, Any], loop_factory: Any) -> tuple[int, int]:
+def _fork_child(
+    shard: Shard, index: int, gate: SharedHostGate | None, options: dict[str, Any], loop_factory: Any
+) -> tuple[int, int]:
     """(pid, read end of its pipe)."""
     read, write = os.pipe()
     sys.stdout.flush()
@@ -266,7 +257,9 @@ def _fork_child(shard: Shard, options: dict[str, Any], loop_factory: Any) -> tup
     code = _CRASHED
     try:
         os.close(read)
-        code = _run_child(shard, options, write, loop_factory)
+        if gate is not None:
+            gate.join(index)
+        code = _run_child(shard, {**options, "gate": gate}, write, loop_factory)
     except BaseException:
         traceback.print_exc()
     finally:
@@ -314,11 +307,12 @@ class ForkedRun:
         self.grace = jobs.files[0].defaults.grace_period
         self.stopped_by: signal.Signals | None = None
         self.merger = JobMerger([unit for shard in shards for unit in shard.units], self.events)
+        self.gate = SharedHostGate(len(shards), shards[0].max_connections) if any(s.shared_hosts for s in shards) else None
         for name in jobs.names:  # the report lists the jobs in file order, as one process does
             if any(name in shard.jobs for shard in shards):
                 self.report.job(name)
         _import_before_fork(jobs, shards)
-        self.children = [_fork_child(shard, options, loop_factory) for shard in shards]
+        self.children = [_fork_child(shard, index, self.gate, options, loop_factory) for index, shard in enumerate(shards)]
         self.running = {pid for pid, _ in self.children}  # not yet reaped: a zombie still holds its PID
 
     def subscribe(self, subscriber: Callable[[Event], None]) -> None:
@@ -335,9 +329,11 @@ class ForkedRun:
             loop.add_signal_handler(signum, self.stop, signum)
         try:
             readers = []
-            for shard, (_, fd) in zip(self.shards, self.children):
+            for index, (shard, (_, fd)) in enumerate(zip(self.shards, self.children)):
                 forward = functools.partial(self._forward, {unit.job: unit for unit in shard.units}, shard.units[0])
                 _, reader = await loop.connect_read_pipe(lambda: _Reader(forward), os.fdopen(fd, "rb", 0))
+                if self.gate is not None:  # its pipe closes as it exits: what it held is free
+                    reader.closed.add_done_callback(functools.partial(lambda column, _: self.gate.forget(column), index))
                 readers.append(reader)
             await asyncio.gather(*(reader.closed for reader in readers))
             codes = [await self._reap(pid) for pid, _ in self.children]

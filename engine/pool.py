@@ -12,9 +12,12 @@ a global slot. When none is free, the oldest idle connection of any host is clos
 make one; when there is no idle one either, the opener waits, and connections given
 back meanwhile are closed rather than kept idle, so the waiter is served.
 
-A distributed run (`engine/distributed/`) adds a `HostGate`: each open connection
-also holds a lease on its host shared by every worker process, taken after the local
-slots and before connecting, given back when the connection closes."""
+A run over several processes adds a `HostGate`: each open connection also holds a
+lease on its host shared by every process, taken after the local slots and before
+connecting, given back when the connection closes. A distributed run's gate is in
+Redis (`engine/distributed/gate.py`); a forked run's (`engine/forked_gate.py`) in
+shared memory, and it also tells a process when another one waits for the host, so
+that connections are handed over between processes as between jobs here."""
 
 from __future__ import annotations
 
@@ -29,12 +32,12 @@ from xfer.events import EventBus
 from xfer.job import Connection, Connector
 
 
-#: Seconds between a gate waiter's tries (doubling), unless a connection goes idle here.
-_GATE_POLL_FIRST, _GATE_POLL_MAX = 0.02, 0.25
-
-
 class HostGate(Protocol):
     """A per-host bound held across processes: one lease per open connection."""
+
+    #: Seconds between a waiting opener's tries (the first, doubling up to the
+    #: second), unless a connection goes idle here meanwhile.
+    poll: tuple[float, float]
 
     async def try_enter(self, endpoint: str, limit: int) -> bool:
         """Take a lease on `endpoint` if fewer than `limit` are held across all workers."""
@@ -46,6 +49,20 @@ class HostGate(Protocol):
 
     def shrink(self, endpoint: str) -> None:
         """The server refused a connection: hold every worker to what is open now."""
+        ...
+
+    def waiting(self, endpoint: str, count: int) -> None:
+        """How many openers of this process wait for a lease on `endpoint` now."""
+        ...
+
+    def others_waiting(self, endpoint: str) -> bool:
+        """Whether another process waits for a lease that a connection of `endpoint`
+        holds here (an idle one is then closed rather than kept)."""
+        ...
+
+    def over_share(self, endpoint: str, limit: int) -> bool:
+        """Whether this process should hand a busy connection of `endpoint` back after
+        its item: another waits while this one holds more than its share."""
         ...
 
 
@@ -83,6 +100,7 @@ class HostPool:
         self.gate_waiting = 0  # openers waiting for a lease from the gate
         self._connecting = 0  # slots whose connection is being opened
         self._idle_appeared = asyncio.Event()
+        self._offering: asyncio.TimerHandle | None = None
         self._events = events
 
     def __repr__(self) -> str:
@@ -220,10 +238,11 @@ class HostPool:
         other). Returns the connection taken, or None when a lease was had."""
         gate = self.pools.gate
         assert gate is not None
-        delay = _GATE_POLL_FIRST
+        delay, most = gate.poll
         self.gate_waiting += 1
         try:
             while not await gate.try_enter(self.endpoint, self.limit):
+                gate.waiting(self.endpoint, self.gate_waiting)
                 reused = self._take_idle(identity)
                 if reused is not None:
                     return reused
@@ -235,9 +254,10 @@ class HostPool:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
                         await self._idle_appeared.wait()
-                delay = min(_GATE_POLL_MAX, delay * 2)
+                delay = min(most, delay * 2)
         finally:
             self.gate_waiting -= 1
+            gate.waiting(self.endpoint, self.gate_waiting)
         return None
 
     def _take_idle(self, identity: Hashable) -> Connection | None:
@@ -279,10 +299,11 @@ class HostPool:
         task: a stop) in the background, where `Pools.close` waits for it within its
         bound, so a cancelled task never waits on a polite QUIT."""
         to_close: Connection | None = lease.connection
-        if lease.reusable and lease.connection.is_usable() and not self.pools.waiting:
+        if lease.reusable and lease.connection.is_usable() and not self.pools.waiting and not self._wanted_elsewhere():
             self._idle[id(lease.connection)] = (lease.identity, lease.connection)
             to_close = None
             self._idle_appeared.set()
+            self._offer_idle_later()
         self._give_back_slot()
         surplus = self._evict_for_room()
         for connection in ([to_close] if to_close else []) + surplus:
@@ -290,6 +311,27 @@ class HostPool:
                 self.pools.close_later(self._close(connection, "discarded"))
             else:
                 await self._close(connection, "discarded")
+
+    def _wanted_elsewhere(self) -> bool:
+        gate = self.pools.gate
+        return gate is not None and gate.others_waiting(self.endpoint)
+
+    def _offer_idle_later(self) -> None:
+        """While connections are idle here, look now and then whether another process
+        waits for the leases they hold, and close them if so: nothing else here would
+        (this process may have no more work for the host)."""
+        if self.pools.gate is not None and self._offering is None:
+            self._offering = asyncio.get_running_loop().call_later(self.pools.gate.poll[1], self._offer_idle)
+
+    def _offer_idle(self) -> None:
+        self._offering = None
+        if not self._idle:
+            return
+        if self._wanted_elsewhere():
+            while (idle := self.take_oldest_idle()) is not None:
+                self.pools.close_later(self._close(idle, "closed: another process wants its lease on the host"))
+        else:
+            self._offer_idle_later()
 
     def take_oldest_idle(self) -> Connection | None:
         """An idle connection for the caller to close (another host needs its global slot)."""
@@ -315,6 +357,9 @@ class HostPool:
 
     async def close(self) -> None:
         """Close every idle connection (at the end of a run)."""
+        if self._offering is not None:
+            self._offering.cancel()
+            self._offering = None
         idle = [connection for _, connection in self._idle.values()]
         self._idle.clear()
         await asyncio.gather(*(self._close(connection, "run finished") for connection in idle))

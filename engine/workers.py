@@ -9,9 +9,10 @@ goes: the connection is given back (kept when the error was a protocol-level ref
 the item waits out its backoff and is tried again on a fresh connection.
 
 Fair shares: after an item a worker gives its connection back when anyone waits for a
-slot of the same host or of the job's own bound, or (after `GLOBAL_SHARE` seconds of
-holding it) of the global bound, and queues up again behind them; without
-contention it keeps the connection.
+slot of the same host or of the job's own bound, when another process of the run
+waits for the host while this one holds more than its share, or (after
+`GLOBAL_SHARE` seconds of holding it) when anyone waits for the global bound, and
+queues up again behind them; without contention it keeps the connection.
 
 Items without a connector (local work, or kinds that take connections themselves
 through `ctx.with_connection`) run the same way on local workers."""
@@ -115,11 +116,17 @@ class Hold:
     def contended(self) -> bool:
         """Whether to give the connection back after this item: someone waits for a
         slot of its host or of its job (given back at once: it goes idle, and is
-        reused when the waiter's identity matches), or for a global slot once the
-        hold has had its share (giving it back then closes it: a new login)."""
-        if self.pool.waiting or self.pool.gate_waiting or self.runtime.own_waiting:
+        reused when the waiter's identity matches), another process waits for the
+        host while this one holds more than its share (`HostGate.over_share`), or
+        someone waits for a global slot once the hold has had its share (giving it
+        back then closes it: a new login)."""
+        pool = self.pool
+        if pool.waiting or pool.gate_waiting or self.runtime.own_waiting:
             return True
-        return bool(self.pool.pools.waiting) and time.monotonic() - self.since >= GLOBAL_SHARE
+        gate = pool.pools.gate
+        if gate is not None and gate.over_share(pool.endpoint, pool.limit):
+            return True
+        return bool(pool.pools.waiting) and time.monotonic() - self.since >= GLOBAL_SHARE
 
     async def __aenter__(self) -> Any:
         return await self.acquire()

@@ -57,7 +57,12 @@ def lease_key(endpoint: str) -> str:
 
 
 class RedisHostGate:
-    """The leases of one worker process (every unit it runs shares them)."""
+    """The leases of one worker process (every unit it runs shares them). Workers do
+    not tell each other that they wait: a worker keeps the connections it holds until
+    its unit has no more work for the host (units are small; a forked run's gate,
+    `engine/forked_gate.py`, does hand connections over)."""
+
+    poll = (0.02, 0.25)  # a try is a round trip to Redis
 
     def __init__(self, redis: Redis, run: str) -> None:
         self.redis = redis
@@ -104,6 +109,15 @@ class RedisHostGate:
 
     def shrink(self, endpoint: str) -> None:
         self._later(self._shrink(keys=[lease_key(endpoint), self._limit_key(endpoint)]))
+
+    def waiting(self, endpoint: str, count: int) -> None:
+        """Not told to other workers."""
+
+    def others_waiting(self, endpoint: str) -> bool:
+        return False
+
+    def over_share(self, endpoint: str, limit: int) -> bool:
+        return False
 
     def _later(self, work: object) -> None:
         task = asyncio.get_running_loop().create_task(work)  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -223,13 +224,60 @@ def test_by_default_jobs_of_different_hosts_run_in_processes_of_their_own(tmp_pa
             assert tree(tmp_path / f"out/site{n}") == tree((first if n % 2 == 0 else second).root / f"site{n}")
 
 
-def test_by_default_jobs_of_one_host_stay_in_one_process_with_its_whole_limit(tmp_path: Path, one_host: Any) -> None:
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="--processes auto forks only with two cores or more")
+def test_by_default_jobs_of_one_host_are_dealt_over_processes_that_share_its_limit(tmp_path: Path, one_host: Any) -> None:
     for n in range(SITES):
         fill(one_host.root / f"site{n}", {"big.bin": os.urandom(1_000_000)})
     jobs = mirror_jobs(tmp_path, [f"ftp://127.0.0.1:{one_host.port}/"], limit=4)
     jobs.write_text(jobs.read_text().replace("local: out/site", "rate_limit: 2000000, local: out/site"))
     proc = start(jobs)
-    assert children_seen(proc, 1.0) == set()  # not split: a share could not lend its connections
+    assert len(children_seen(proc, 20)) == 2
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
+    assert one_host.peak_connections == 4  # the whole limit, never more
+    for n in range(SITES):
+        assert tree(tmp_path / f"out/site{n}") == tree(one_host.root / f"site{n}")
+
+
+def test_a_process_whose_jobs_are_done_leaves_the_whole_host_limit_to_the_other(tmp_path: Path, one_host: Any) -> None:
+    """-P 2 deals site0, site2, site4 to one process and the odd sites to the other. The
+    odd ones (a file each) end soon; site0's four big files then get all four
+    connections (a static split of the limit, 2 and 2, kept them at two)."""
+    fill(one_host.root / "site0", {f"big{i}.bin": os.urandom(300_000) for i in range(40)})
+    for n in (1, 3, 5):
+        shutil.rmtree(one_host.root / f"site{n}")
+        fill(one_host.root / f"site{n}", {"small.bin": b"x" * 1000})
+    jobs = mirror_jobs(tmp_path, [f"ftp://127.0.0.1:{one_host.port}/"], limit=4)
+    jobs.write_text(jobs.read_text().replace("local: out/site0}", "rate_limit: 3000000, local: out/site0}"))
+    proc = start(jobs, "-P", "2")
+    children: set[int] = set()
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        running = _children(proc.pid)
+        children |= set(running)
+        if len(children) == 2 and len(running) == 1:
+            break  # the odd sites' process has ended
+        time.sleep(0.02)
+    most = 0
+    while proc.poll() is None:
+        most = max(most, one_host.open_connections)
+        time.sleep(0.02)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert len(children) == 2
+    assert most == 4
     assert one_host.peak_connections == 4
+    for n in range(SITES):
+        assert tree(tmp_path / f"out/site{n}") == tree(one_host.root / f"site{n}")
+
+
+def _children(pid: int) -> list[int]:
+    """`pid`'s children still running (not those ended and not yet reaped)."""
+    running = []
+    try:
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            if Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                running.append(int(child))
+    except FileNotFoundError:
+        pass
+    return running

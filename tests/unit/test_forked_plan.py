@@ -1,5 +1,6 @@
 """How `xfer run --processes N` deals jobs into shards (engine/forked.py): hosts never
-straddle shards unless their limit is split, and no limit is ever exceeded in sum."""
+straddle shards unless there are fewer hosts than processes, and then the shards share
+the host's limit and the global bound through the gate (engine/forked_gate.py)."""
 
 from __future__ import annotations
 
@@ -23,14 +24,15 @@ def test_separate_hosts_are_dealt_whole_and_evenly() -> None:
     assert sorted(len(shard.jobs) for shard in shards) == [4, 4]
     hosts = [{f"h{int(name[1:]) % 4}" for name in shard.jobs} for shard in shards]
     assert not hosts[0] & hosts[1]
-    assert all(not shard.host_limits for shard in shards)  # whole hosts keep their limit
-    assert sum(shard.max_connections for shard in shards) == 64
+    assert all(not shard.shared_hosts for shard in shards)  # no gate: whole hosts keep their limit
+    assert sum(shard.max_connections for shard in shards) == 64  # and the global bound is divided
 
 
-def test_one_host_is_split_with_its_limit() -> None:
+def test_one_host_is_dealt_over_shards_that_share_its_limit_and_the_global_bound() -> None:
     shards = plan_shards(files([mirror(f"s{n}", "h:21") for n in range(5)], max_connections_per_host=5), None, 2, None)
     assert sorted(len(shard.jobs) for shard in shards) == [2, 3]
-    assert sorted(shard.host_limits["h:21"] for shard in shards) == [2, 3]
+    assert [shard.shared_hosts for shard in shards] == [{"h:21"}, {"h:21"}]
+    assert [shard.max_connections for shard in shards] == [64, 64]  # held by the gate
 
 
 def test_a_limit_of_one_is_never_split() -> None:
@@ -61,15 +63,13 @@ def test_a_lone_mirror_splits_into_shares_of_its_tree() -> None:
     assert len(shards) == 2
     shares = sorted((unit.share, unit.shares, unit.file.jobs[0].share) for shard in shards for unit in shard.units)
     assert shares == [(0, 2, (1, 2)), (1, 2, (2, 2))]
-    assert sorted(shard.host_limits["h:21"] for shard in shards) == [4, 4]
+    assert [shard.shared_hosts for shard in shards] == [{"h:21"}, {"h:21"}]
     archived = {**mirror("big", "h:21"), "archive": "zip"}
     assert len(plan_shards(files([archived]), None, 2, None)) == 1  # an archive needs the whole tree
 
 
-def test_without_split_hosts_go_whole_and_a_lone_job_stays_one() -> None:
-    shards = plan_shards(files([mirror(f"s{n}", f"h{n % 4}:21") for n in range(8)]), None, 2, None, split=False)
-    assert sorted(len(shard.jobs) for shard in shards) == [4, 4]
-    assert all(not shard.host_limits for shard in shards)
+def test_without_split_jobs_a_lone_job_stays_one_but_a_hosts_jobs_are_dealt() -> None:
+    lone = files([mirror("big", "h:21")], max_connections_per_host=8)
+    assert len(plan_shards(lone, None, 2, None, split_jobs=False)) == 1
     one_host = files([mirror(f"s{n}", "h:21") for n in range(5)], max_connections_per_host=5)
-    assert len(plan_shards(one_host, None, 2, None, split=False)) == 1
-    assert len(plan_shards(files([mirror("big", "h:21")], max_connections_per_host=8), None, 2, None, split=False)) == 1
+    assert sorted(len(shard.jobs) for shard in plan_shards(one_host, None, 2, None, split_jobs=False)) == [2, 3]

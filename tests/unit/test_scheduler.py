@@ -183,6 +183,8 @@ class FullGate:
     cancellation unwinds through an await, as a network client's does (redis-py gives
     its connection back to its pool in a `finally`)."""
 
+    poll = (0.02, 0.25)
+
     def __init__(self, free: int) -> None:
         self.free = free
         self.held = 0
@@ -202,6 +204,15 @@ class FullGate:
 
     def shrink(self, endpoint: str) -> None:
         """Not reached here: nothing refuses."""
+
+    def waiting(self, endpoint: str, count: int) -> None:
+        """The other process is not told."""
+
+    def others_waiting(self, endpoint: str) -> bool:
+        return False
+
+    def over_share(self, endpoint: str, limit: int) -> bool:
+        return False
 
 
 def test_a_run_returns_only_when_every_worker_has_let_go(probe_kind: Any, tmp_path: Path) -> None:

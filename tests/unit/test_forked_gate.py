@@ -1,0 +1,138 @@
+"""The forked run's gate (engine/forked_gate.py): a host's limit and the global bound
+held across processes, with fair shares when one process waits for another."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import fcntl
+import mmap
+import os
+import random
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from xfer.forked_gate import SharedHostGate
+
+HOST, OTHER = "h:21", "other:21"
+
+
+def processes(count: int, max_open: int = 64) -> list[SharedHostGate]:
+    """The gate as each of `count` processes sees it (one table; here in one process)."""
+    gate = SharedHostGate(count, max_open)
+    views = [copy.copy(gate) for _ in range(count)]
+    for column, view in enumerate(views):
+        view.join(column)
+    return views
+
+
+def enter(gate: SharedHostGate, endpoint: str = HOST, limit: int = 4) -> bool:
+    return asyncio.run(gate.try_enter(endpoint, limit))
+
+
+def test_a_hosts_limit_holds_across_processes_and_a_lease_given_back_is_free() -> None:
+    a, b = processes(2)
+    assert [enter(a, limit=3) for _ in range(3)] == [True, True, True]
+    assert not enter(b, limit=3)
+    assert enter(b, OTHER, limit=3)  # another host has its own limit
+    a.leave(HOST)
+    assert enter(b, limit=3)
+
+
+def test_the_global_bound_holds_across_processes_and_hosts() -> None:
+    a, b = processes(2, max_open=2)
+    assert enter(a, HOST) and enter(b, OTHER)
+    assert not enter(a, "third:21") and not enter(b, HOST)
+    b.leave(OTHER)
+    assert enter(a, "third:21")
+
+
+def test_a_process_over_its_share_hands_over_while_another_waits() -> None:
+    a, b = processes(2)
+    assert all(enter(a) for _ in range(4))
+    assert not a.over_share(HOST, 4) and not a.others_waiting(HOST)  # nobody waits: keep them all
+    assert not enter(b)
+    b.waiting(HOST, 1)
+    assert a.others_waiting(HOST) and a.over_share(HOST, 4)  # 4 held, share 2
+    a.leave(HOST)
+    assert a.over_share(HOST, 4)
+    assert enter(b)
+    b.waiting(HOST, 1)  # b wants another
+    a.leave(HOST)
+    assert not a.over_share(HOST, 4)  # a is down to its share
+    assert not enter(a)  # and takes no more while b waits, though one is free
+    assert enter(b)
+    b.waiting(HOST, 0)
+    a.leave(HOST)
+    assert enter(a)  # nobody waits: a may take beyond its share again
+
+
+def test_a_refusal_shrinks_the_limit_for_every_process() -> None:
+    a, b = processes(2)
+    assert all(enter(a) for _ in range(3))
+    b.shrink(HOST)  # 3 open: the server took 2 at most
+    a.leave(HOST)
+    assert not enter(b)
+    a.leave(HOST)
+    assert enter(b)
+
+
+def test_a_process_that_ended_gives_back_what_it_held() -> None:
+    a, b = processes(2)
+    assert all(enter(a) for _ in range(4))
+    a.waiting(HOST, 3)
+    assert not enter(b)
+    gate = copy.copy(a)  # the parent's
+    gate.forget(0)
+    assert all(enter(b) for _ in range(4))
+    assert not b.others_waiting(HOST)
+
+
+def test_many_endpoints_each_get_a_row_of_their_own() -> None:
+    a, b = processes(2, max_open=1000)
+    for n in range(300):
+        assert enter(a, f"host{n}:21", limit=1)
+    assert not any(enter(b, f"host{n}:21", limit=1) for n in range(300))
+
+
+@contextlib.contextmanager
+def locked(file: Any) -> Iterator[None]:
+    fcntl.lockf(file, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.lockf(file, fcntl.LOCK_UN)
+
+
+def test_forked_processes_hammering_one_host_never_hold_more_than_its_limit() -> None:
+    gate = SharedHostGate(4, 64)
+    counts = tempfile.TemporaryFile()  # [holders now, most seen], under a lock of its own
+    counts.truncate(16)
+    view = memoryview(mmap.mmap(counts.fileno(), 16)).cast("q")
+    children = []
+    for column in range(4):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                gate.join(column)
+                rng = random.Random(column)
+                deadline = time.monotonic() + 0.5
+                while time.monotonic() < deadline:
+                    if asyncio.run(gate.try_enter(HOST, 3)):
+                        with locked(counts):
+                            view[0] += 1
+                            view[1] = max(view[1], view[0])
+                        time.sleep(rng.random() / 1000)
+                        with locked(counts):
+                            view[0] -= 1
+                        gate.leave(HOST)
+                code = 0
+            finally:
+                os._exit(code)
+        children.append(pid)
+    assert all(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0 for pid in children)
+    assert view[1] == 3  # reached, never passed
