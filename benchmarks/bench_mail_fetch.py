@@ -5,7 +5,9 @@ bytes, written straight into the Maildirs and indexed once by a warm-up read, ei
 in one account or spread over 20 accounts (10,000 messages: 500 each). Each client then
 fetches everything into a fresh Maildir under /dev/shm:
   - xfer: `xfer run --quiet --report FILE jobs.yaml`, one `mail.fetch` job per account
-    (the host's `max_connections` shared by all jobs), in one process;
+    (the host's `max_connections` shared by all jobs); by default (`--processes auto`)
+    20 accounts are dealt over the cores, which share that limit, and `--xfer-processes
+    N` adds a row of `-P N` (1: one process);
   - imaplib: one thread per account, one connection each, `UID FETCH a:b (BODY.PEEK[])`
     in chunks of 100, one file per message (no fsync, no state: a lower bound);
   - mbsync: one Channel per account in one config, `mbsync -a`, one process (it runs

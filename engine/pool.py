@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Coroutine, Hashable
+from collections.abc import AsyncIterator, Callable, Coroutine, Hashable
 from typing import Any, Protocol
 
 from xfer.errors import ConnectionLimitError, PermanentError, describe
@@ -238,10 +238,13 @@ class HostPool:
         other). Returns the connection taken, or None when a lease was had."""
         gate = self.pools.gate
         assert gate is not None
-        delay, most = gate.poll
+        first, most = gate.poll
+        delay = first
         self.gate_waiting += 1
         try:
             while not await gate.try_enter(self.endpoint, self.limit):
+                if delay == first:
+                    self.pools.before_gate_wait()
                 gate.waiting(self.endpoint, self.gate_waiting)
                 reused = self._take_idle(identity)
                 if reused is not None:
@@ -374,6 +377,9 @@ class Pools:
         self._events = events
         self.max_open = max_open
         self.gate = gate
+        #: Called as an opener starts to wait for another process's lease: what this
+        #: process holds that the other may wait for (the state file's write lock) goes.
+        self.before_gate_wait: Callable[[], None] = lambda: None
         self.open = 0
         self.peak_open = 0
         self._openers: deque[asyncio.Future[None]] = deque()

@@ -67,6 +67,7 @@ class Scheduler:
         self.only = only
         first = files[0].defaults
         self.pools = Pools(events, options.max_connections or min(f.defaults.max_connections for f in files), options.gate)
+        self.pools.before_gate_wait = self._commit_states
         self.grace_period = options.grace_period if options.grace_period is not None else first.grace_period
         self.stopped_by: signal.Signals | None = None
         self.stopping = False
@@ -79,6 +80,12 @@ class Scheduler:
         self.jobs: list[JobRuntime] = []
 
     # -- building -----------------------------------------------------------
+
+    def _commit_states(self) -> None:
+        """Commit what this run wrote: another process of it, which this one is about to
+        wait for, may be waiting for the state file's write lock."""
+        for state in self._states.values():
+            state.commit()
 
     def _state_for(self, file: JobFile) -> StateStore:
         path = file.state_path

@@ -5,10 +5,13 @@ declare their tables with `ensure_schema(namespace, version, statements)`; each
 namespace has its own version row, so kinds evolve independently. Writes are
 committed in batches (`commit_soon`) and at the end of a run: an interrupted run
 loses at most the last second of records, and the kinds' checks against the local
-files (size and mtime) cover that gap."""
+files (size and mtime) cover that gap. A transaction is never left open longer than
+that, even when no more items end: the processes of one run (`--processes`) write the
+same file, and one that waits for the write lock waits with its event loop stopped."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -60,6 +63,7 @@ class StateStore:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=10000")
         self._last_commit = time.monotonic()
+        self._due: asyncio.TimerHandle | None = None
         self._flushers: list[Callable[[], None]] = []
         with self.db:
             self.db.execute(_VERSION_TABLE)
@@ -95,12 +99,18 @@ class StateStore:
         self._flushers.append(flush)
 
     def commit_soon(self) -> None:
-        """Commit if the last commit is over a second old (batches many small writes)."""
+        """Commit if the last commit is over a second old, else when it will be (one
+        transaction batches many small writes)."""
         now = time.monotonic()
         if now - self._last_commit >= _COMMIT_INTERVAL:
             self.commit()
+        elif self._due is None:
+            self._due = asyncio.get_running_loop().call_later(self._last_commit + _COMMIT_INTERVAL - now, self.commit)
 
     def commit(self) -> None:
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None
         for flush in self._flushers:
             flush()
         self.db.commit()

@@ -277,3 +277,23 @@ def test_kill_9_mid_fetch_leaves_no_partial_message_and_rerun_completes(tmp_path
         assert_same(local_messages(local, fmt), sent)
     finally:
         server.stop()
+
+
+def test_accounts_dealt_over_processes_share_the_server_and_the_state_file(tmp_path: Path, mail_server: MailServer) -> None:  # noqa: F811
+    """-P 2 with the server's limit at 2: each process waits for the other's leases now
+    and then. One used to wait holding the state file's write lock (its last item's
+    writes, uncommitted), while the other's loop stood in SQLite waiting for that lock
+    and so never gave its lease back: jobs failed with "database is locked" after 10 s."""
+    server = mail_server
+    sent = {user: [message(user, n, tag="split") for n in range(30)] for user in ("user1", "user2", "user3")}
+    for user, messages in sent.items():
+        imap_fill(server, user, "Split", messages)
+    jobs = [(f"split{i}{user}", user, "imap:Split", "maildir") for i in range(2) for user in sent]
+    text = job_yaml(server, jobs).replace("batch: 7", "batch: 2").replace("max_connections: 8", "max_connections: 2")
+    job_file = tmp_path / "jobs.yaml"
+    job_file.write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "xfer", "run", str(job_file), "-P", "2", "--quiet"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    for name, user, _, _ in jobs:
+        assert_same(local_messages(tmp_path / name / "Split", "maildir"), sent[user])
