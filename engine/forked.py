@@ -16,6 +16,7 @@ and connection leases cross between processes:
   (`engine/forked_gate.py`), and the global `max_connections` with it: a shard may use
   the whole limit while the others leave it room, and hands connections over when
   another waits. Without such a split the global bound is divided between the shards.
+- the run's one memory budget of fetched mail is divided between the shards.
 
 A child sends its events to the parent through a pipe, pickled in batches (every 0.1 s
 or 2,000 events); the parent's report, live display and exit code are built from them
@@ -47,6 +48,7 @@ from xfer.distributed.units import PROCESS_SPLITTERS, Unit, job_units
 from xfer.events import Event, EventBus
 from xfer.forked_gate import SharedHostGate
 from xfer.jobfile import JobFile
+from xfer.mailbox_store import budget
 from xfer.records import Record
 from xfer.report import Report
 from xfer.urls import Url
@@ -70,6 +72,7 @@ class Shard:
     units: list[Unit] = field(default_factory=list)
     shared_hosts: set[str] = field(default_factory=set)
     max_connections: int = 1
+    processes: int = 1  # the run's shards, this one included
 
     @property
     def jobs(self) -> set[str]:
@@ -96,6 +99,7 @@ def plan_shards(
     gated = any(shard.shared_hosts for shard in shards)
     for index, shard in enumerate(shards):
         shard.max_connections = total if gated else _share(total, len(shards), index)
+        shard.processes = len(shards)
     return shards
 
 
@@ -202,6 +206,7 @@ def _run_child(shard: Shard, options: dict[str, Any], fd: int, loop_factory: Any
     """Run one shard to its end; the exit code says only whether the shard itself broke."""
     os.setpgid(0, 0)  # a terminal's Ctrl-C is the parent's to pass on
     parent = os.getppid()
+    budget.divide(shard.processes)
     run = Run(JobSet([unit.file for unit in shard.units]), max_connections=shard.max_connections, **options)
     sender = _PipeSender(fd, lambda: os.kill(os.getpid(), signal.SIGTERM))
     run.subscribe(sender)

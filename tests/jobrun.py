@@ -31,11 +31,12 @@ def unreachable_mirror(tmp_path: Path) -> Path:
     return jobs
 
 
-def run_job(tmp_path: Path, text: str) -> tuple[int, dict[str, Any], str]:
-    """Write `text` as a job file and run it; (exit code, report, report text)."""
+def run_job(tmp_path: Path, text: str, *args: str) -> tuple[int, dict[str, Any], str]:
+    """Write `text` as a job file and run it (`args`: more options of `xfer run`);
+    (exit code, report, report text)."""
     job_file, report = tmp_path / "jobs.yaml", tmp_path / "report.json"
     job_file.write_text(text)
-    code = main(["run", str(job_file), "--report", str(report), "--quiet"])
+    code = main(["run", str(job_file), "--report", str(report), "--quiet", *args])
     raw = report.read_text()
     return code, json.loads(raw), raw
 

@@ -58,9 +58,9 @@ def lease_key(endpoint: str) -> str:
 
 class RedisHostGate:
     """The leases of one worker process (every unit it runs shares them). Workers do
-    not tell each other that they wait: a worker keeps the connections it holds until
-    its unit has no more work for the host (units are small; a forked run's gate,
-    `engine/forked_gate.py`, does hand connections over)."""
+    not tell each other that they wait: a worker keeps the connections it holds while
+    its units have work for the host (a forked run's gate, `engine/forked_gate.py`,
+    hands them over)."""
 
     poll = (0.02, 0.25)  # a try is a round trip to Redis
 

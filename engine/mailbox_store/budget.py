@@ -42,6 +42,13 @@ class MemoryBudget:
             self._changed.notify_all()
 
 
+def divide(processes: int) -> None:
+    """This process is one of `processes` of one run (`xfer run --processes`): its
+    budget is its part of the run's, so that the run's holds in sum."""
+    global FETCH_MEMORY
+    FETCH_MEMORY = max(1, FETCH_MEMORY // processes)
+
+
 _budgets: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MemoryBudget] = weakref.WeakKeyDictionary()
 
 

@@ -50,7 +50,8 @@ def test_three_accounts_share_one_budget(tmp_path: Path, mail_server: MailServer
     monkeypatch.setattr(budget, "FETCH_MEMORY", LIMIT, raising=False)
     held = Held(monkeypatch)
     jobs = [(f"a{i}", user, "imap:INBOX", "maildir") for i, user in enumerate(sent)]
-    code, report, _ = run_job(tmp_path, f"defaults:\n  state: {tmp_path / 'state.db'}\n" + job_yaml(mail_server, jobs))
+    text = f"defaults:\n  state: {tmp_path / 'state.db'}\n" + job_yaml(mail_server, jobs)
+    code, report, _ = run_job(tmp_path, text, "-P", "1")  # watched in this process
     assert code == 0, report
     for i, user in enumerate(sent):
         assert job_named(report, f"a{i}")["status"] == "ok"

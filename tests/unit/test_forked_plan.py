@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 import xfer
 from xfer.forked import plan_shards
+from xfer.mailbox_store import budget
 
 
 def files(jobs: list[dict[str, Any]], **defaults: Any) -> list[Any]:
@@ -73,3 +76,11 @@ def test_without_split_jobs_a_lone_job_stays_one_but_a_hosts_jobs_are_dealt() ->
     assert len(plan_shards(lone, None, 2, None, split_jobs=False)) == 1
     one_host = files([mirror(f"s{n}", "h:21") for n in range(5)], max_connections_per_host=5)
     assert sorted(len(shard.jobs) for shard in plan_shards(one_host, None, 2, None, split_jobs=False)) == [2, 3]
+
+
+def test_each_process_holds_its_part_of_the_runs_fetch_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    shards = plan_shards(files([mirror(f"s{n}", "h:21") for n in range(5)]), None, 3, None)
+    assert [shard.processes for shard in shards] == [3, 3, 3]
+    monkeypatch.setattr(budget, "FETCH_MEMORY", 64 * 1024 * 1024)
+    budget.divide(shards[0].processes)  # as each child does before its run
+    assert budget.FETCH_MEMORY * 3 <= 64 * 1024 * 1024 < (budget.FETCH_MEMORY + 1) * 3
