@@ -7,10 +7,10 @@ The jobs are dealt into shards before any event loop exists, and each shard runs
 forked child with the ordinary scheduler: nothing is imported again, and only events
 and connection leases cross between processes:
 
-- jobs that share several endpoints (a roundtrip's SMTP and IMAP servers), or whose
-  host is already in a shard of its own, go to the same shard, so the host's limit
-  holds there as in one process;
-- when there are fewer hosts than processes, a host's jobs (twenty accounts on one
+- jobs that share an endpoint form a group (transitively: a roundtrip's SMTP and IMAP
+  servers join two groups), and groups are dealt whole while there are as many as
+  processes, so each host's limit holds in one shard as in one process;
+- when there are fewer groups than processes, a host's jobs (twenty accounts on one
   IMAP server; with an explicit N, a lone job's shares) are dealt over several shards.
   Its limit is then held across them by a gate in shared memory
   (`engine/forked_gate.py`), and the global `max_connections` with it: a shard may use

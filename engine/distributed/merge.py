@@ -68,8 +68,7 @@ class JobMerger:
             if len(self.finished[job]) == unit.shares:
                 self._finish(job, list(self.finished[job].values()))
         else:
-            self.bus.emit(name, job=event.job, task=event.task, host=event.host, bytes=event.bytes,
-                          error=event.error, data=event.data, time=event.time)
+            self.bus.publish(event)
 
     def _finish(self, job: str, ends: list[Event]) -> None:
         status = max((end.data["status"] for end in ends), key=lambda s: _STATUS_RANK.get(s, 1))
