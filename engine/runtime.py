@@ -39,13 +39,14 @@ LOCAL_WORKERS = 256
 class ItemQueue:
     """The items of one job that need connections of one identity (or none)."""
 
-    __slots__ = ("connector", "items", "workers", "ready")
+    __slots__ = ("connector", "items", "workers", "ready", "opening")
 
     def __init__(self, connector: Connector[Any] | None) -> None:
         self.connector = connector
         self.items: deque[Task[Any]] = deque()
         self.workers = 0
         self.ready = 0  # workers not running an item now: they take the next one
+        self.opening = 0  # workers getting a connection for the next items
 
 
 class JobRuntime:

@@ -150,13 +150,19 @@ async def worker(runtime: JobRuntime, queue: ItemQueue) -> None:
                 # The connection first, then the item: a worker that waits (for a slot,
                 # or another process's lease on the host) holds no item that a worker
                 # with a connection could run meanwhile. A failed connect counts as the
-                # first attempt of the item taken next.
+                # first attempt of the item taken next. No connection is opened for
+                # items that other workers are opening connections for already: it
+                # would be a login for nothing (counted as one in a session load test).
+                if queue.opening >= len(queue.items):
+                    break
                 runtime.acquiring.add(current)
+                queue.opening += 1
                 try:
                     await hold.acquire()
                 except Exception as exc:  # noqa: BLE001 - handed to the item's retry loop
                     connect_error = exc
                 finally:
+                    queue.opening -= 1
                     runtime.acquiring.discard(current)
                 if not queue.items:
                     break

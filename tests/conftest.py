@@ -24,6 +24,9 @@ class ProbeSpec(JobSpec):
     refuse: bool = False  # ... which refuse every connect (421)
     nested: bool = False  # items take their connection themselves (ctx.with_connection)
     block: bool = False  # items wait on a lock of the job's that is never released
+    connect_delay: float = 0.0  # seconds a connect takes (a login)
+    close_after: bool = False  # an item ends its connection (as a session's LOGOUT)
+    plan_gap: float = 0.0  # seconds between planned items
 
 
 class ProbeTask(Task[Any]):
@@ -41,7 +44,11 @@ class ProbeTask(Task[Any]):
     async def run(self, conn: Any, ctx: Any) -> dict[str, Any]:
         if self.spec.nested:
             return await self.job.ctx.with_connection(self.job.connector, lambda c: self._work(ctx), self.label)
-        return await self._work(ctx)
+        try:
+            return await self._work(ctx)
+        finally:
+            if self.spec.close_after and conn is not None:
+                await conn.close()
 
     async def _work(self, ctx: Any) -> dict[str, Any]:
         from xfer.errors import PermanentError, TransientError
@@ -74,13 +81,15 @@ class ProbeJob(Job):
     def __init__(self, spec: Any, ctx: Any) -> None:
         super().__init__(spec, ctx)
         self.concurrency = spec.concurrency
-        self.connector = CountingConnector(spec.connect, spec.refuse) if spec.connect else None
+        self.connector = CountingConnector(spec.connect, spec.refuse, spec.connect_delay) if spec.connect else None
         self.lock = asyncio.Lock()
 
     async def plan(self):  # type: ignore[no-untyped-def]
         self.attempts: dict[int, int] = {}
         ProbeJob.attempts = self.attempts  # the last job planned: what single-job tests read
         for index in range(self.spec.count):
+            if index and self.spec.plan_gap:
+                await asyncio.sleep(self.spec.plan_gap)
             yield ProbeTask(index, self)
 
 
@@ -121,17 +130,20 @@ class CountingConnector:
     peak_open = 0
     connects = 0
 
-    def __init__(self, url: str = "ftp://127.0.0.1:9/", refuse: bool = False) -> None:
+    def __init__(self, url: str = "ftp://127.0.0.1:9/", refuse: bool = False, delay: float = 0.0) -> None:
         from xfer.urls import parse_url
 
         self.url = parse_url(url)
         self.identity = ("counting", self.url.endpoint)
         self.refuse = refuse
+        self.delay = delay
 
     async def connect(self) -> CountingConnection:
         from xfer.errors import TransientError
 
         CountingConnector.connects += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.refuse:
             raise TransientError("421 closing")
         CountingConnector.open_now += 1

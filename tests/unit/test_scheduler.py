@@ -121,6 +121,19 @@ def test_the_global_bound_counts_open_connections_idle_ones_included(probe_kind:
     assert probe_kind.completed == 48
 
 
+def test_no_connection_is_opened_for_an_item_another_worker_is_opening_one_for(probe_kind: Any, tmp_path: Path) -> None:
+    """Item 1 is planned while item 0 runs, so a second worker starts opening a
+    connection for it. Item 0 then ends its connection (a session's LOGOUT): its worker
+    must not open another for item 1 as well (in a session load test, a login that no
+    session used, counted all the same)."""
+    job = ("  - {name: s, kind: test.probe, count: 2, sleep: 0.05, connect: 'ftp://127.0.0.1:21/',"
+           " connect_delay: 0.1, close_after: true, plan_gap: 0.12}\n")
+    report, _ = run_scheduler_text(tmp_path, "jobs:\n" + job)
+    assert report.exit_code == 0
+    assert probe_kind.completed == 2
+    assert CountingConnector.connects == 2
+
+
 def test_a_stop_is_bounded_even_for_items_waiting_on_a_lock_of_their_job(probe_kind: Any, tmp_path: Path) -> None:
     """Items that wait on a job's own turnstile are not 'waiting for a connection':
     the end of the grace period cancels them all the same."""
