@@ -5,9 +5,11 @@ declare their tables with `ensure_schema(namespace, version, statements)`; each
 namespace has its own version row, so kinds evolve independently. Writes are
 committed in batches (`commit_soon`) and at the end of a run: an interrupted run
 loses at most the last second of records, and the kinds' checks against the local
-files (size and mtime) cover that gap. A transaction is never left open longer than
-that, even when no more items end: the processes of one run (`--processes`) write the
-same file, and one that waits for the write lock waits with its event loop stopped."""
+files (size and mtime) cover that gap. Once an item has ended, its transaction is
+committed within that second even when no more items end (a timer): the processes of
+one run (`--processes`) write the same file, and one that waits for the write lock
+waits with its event loop stopped. (A process about to wait for another's connection
+lease commits at once: `Scheduler._commit_states`.)"""
 
 from __future__ import annotations
 
