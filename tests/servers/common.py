@@ -3,6 +3,7 @@ skip-or-fail rule for servers that are not installed."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -16,9 +17,20 @@ REQUIRE_SERVERS = os.environ.get("XFER_REQUIRE_SERVERS") == "1"
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` different free ports: each is held while the next is picked (ports
+    picked one after the other can repeat: CI once gave Dovecot the same port for two
+    listeners, "duplicate listener")."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+        return ports
 
 
 def wait_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> None:

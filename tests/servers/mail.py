@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.common import free_port, require_binary, require_root, wait_port
+from tests.servers.common import free_ports, require_binary, require_root, wait_port
 
 HOST = "127.0.0.1"
 DOMAIN = "example.test"
@@ -611,7 +611,7 @@ def start_mail_server(
             if domain and domain != DOMAIN:
                 raise ValueError(f"{user}: the test servers serve only @{DOMAIN}")
             user_map[local] = password
-    # free_port() can race with another process taking the port before the server
+    # free_ports() can race with another process taking the port before the server
     # binds it: retry with fresh ports when that is what went wrong.
     for attempt in range(3):
         try:
@@ -651,13 +651,9 @@ def _start_once(
         ca_pem, cert_pair = (certs[0], (certs[1], certs[2])) if certs else (None, None)
         sasl_socket = root / "dovecot" / "auth-postfix" if auth else None
 
-        ports = {"smtp": free_port(), "pop3": free_port(), "imap": free_port()}
-        if auth:
-            ports["submission"] = free_port()
-        if tls:
-            ports.update(pop3s=free_port(), imaps=free_port())
-            if auth:
-                ports["smtps"] = free_port()
+        names = ["smtp", "pop3", "imap"] + (["submission"] if auth else []) + (["pop3s", "imaps"] if tls else [])
+        names += ["smtps"] if tls and auth else []
+        ports = dict(zip(names, free_ports(len(names))))
 
         postfix_dir = root / "postfix"
         (postfix_dir / "main.cf").write_text(
