@@ -53,7 +53,6 @@ Needs root, vsftpd, lftp and rclone (bash .ci/install-servers.sh).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import asyncio
 import json
 import os
@@ -75,7 +74,7 @@ from xfer.spec import parse_size  # noqa: E402
 from tests.servers.ftp import FtpServer, VSFTPD_BINARY, _children, _vsftpd_pids, start_vsftpd  # noqa: E402
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-from harness import XFER, rotated, timed, tool_env  # noqa: E402
+from harness import XFER, CpuGroup, rotated, timed, tool_env  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 ENV = tool_env()
@@ -108,31 +107,6 @@ def _proc_cpu(pid: int) -> float:
     return sum(int(value) for value in fields[11:15]) / CLK_TCK
 
 
-def _cpu_cgroup(name: str, pid: int) -> Path | None:
-    """A CPU-accounting cgroup holding `pid` and every process it forks from now on, or
-    None where none can be made (no root, no cpuacct). vsftpd's session processes are
-    not all reaped by its listener, so the listener's cutime/cstime miss part of their
-    time (half of it on the small mirror here), and a different part for each client."""
-    for root, usage in ((Path("/sys/fs/cgroup/cpuacct"), "cpuacct.usage"), (Path("/sys/fs/cgroup"), "cpu.stat")):
-        if (root / usage).exists() or (root / "cgroup.procs").exists() and (root / "cgroup.controllers").exists():
-            group = root / f"xfer-bench-{name}"
-            try:
-                group.mkdir(exist_ok=True)
-                (group / "cgroup.procs").write_text(str(pid))
-            except OSError:
-                continue
-            return group / usage
-    return None
-
-
-def _cgroup_cpu(usage: Path) -> float:
-    """CPU seconds a cgroup has used (v1 cpuacct.usage in ns, v2 cpu.stat usage_usec)."""
-    text = usage.read_text()
-    if usage.name == "cpu.stat":
-        return int(text.split("usage_usec", 1)[1].split()[0]) / 1e6
-    return int(text) / 1e9
-
-
 @dataclass
 class Server:
     """A vsftpd instance serving `root` anonymously, with its listener's pid and, where
@@ -140,15 +114,15 @@ class Server:
 
     ftp: FtpServer
     listener: int
-    cgroup_usage: Path | None = None
+    cgroup: CpuGroup | None = None
 
     def cpu(self) -> float:
         """CPU seconds so far, once every session of the last run has ended."""
         deadline = time.monotonic() + 5
         while _children(self.listener) and time.monotonic() < deadline:
             time.sleep(0.01)
-        if self.cgroup_usage:
-            return _cgroup_cpu(self.cgroup_usage)
+        if self.cgroup:
+            return self.cgroup.cpu()
         return _proc_cpu(self.listener)
 
     @property
@@ -157,9 +131,8 @@ class Server:
 
     def stop(self) -> None:
         self.ftp.stop()
-        if self.cgroup_usage:
-            with contextlib.suppress(OSError):  # a process of it may still be exiting
-                self.cgroup_usage.parent.rmdir()
+        if self.cgroup:
+            self.cgroup.remove()
 
 
 def start_server(root: Path, work: Path, tag: str = "") -> Server:
@@ -167,7 +140,7 @@ def start_server(root: Path, work: Path, tag: str = "") -> Server:
     ftp = start_vsftpd(root, tmp, extra_config={"xferlog_enable": "NO", "log_ftp_protocol": "NO"})
     pids = _vsftpd_pids([VSFTPD_BINARY, str(tmp / "vsftpd.conf")])
     listener = next(pid for pid in pids if pid in _children(os.getpid()))  # we started it
-    return Server(ftp, listener, _cpu_cgroup(f"{ftp.port}", listener))
+    return Server(ftp, listener, CpuGroup.around(f"{ftp.port}", [listener]))
 
 
 class DelayLine:

@@ -14,7 +14,10 @@ fetches everything into a fresh Maildir under /dev/shm:
     the channels one after another).
 Every client is a whole process timed from spawn to exit (harness.timed: start-up
 included, CPU user+sys and peak RSS from wait4), the order rotating every round after
-one untimed warm-up round; the table gives medians, and every run (with `uptime`'s load)
+one untimed warm-up round. The server's CPU for each run is read from a cpuacct cgroup
+around Postfix's and Dovecot's processes (`harness.CpuGroup`; IMAP sessions are Dovecot
+processes of their own), SERVER_SETTLE seconds after the client's exit: on two cores a
+client that makes the server work less, or works in parallel with it, is faster; the table gives medians, and every run (with `uptime`'s load)
 goes to the JSON file. A run whose client fails or stores the wrong count is marked failed.
 
 Full run (the lead's, on a quiet machine):
@@ -37,6 +40,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import textwrap
@@ -48,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from harness import XFER, Run, median_of, rotated, timed, tool_env, write_raw  # noqa: E402
+from harness import XFER, CpuGroup, Run, median_of, rotated, timed, tool_env, write_raw  # noqa: E402
 
 from tests.servers.mail import MailServer, _ids, start_mail_server  # noqa: E402
 
@@ -167,8 +171,12 @@ def mbsync_argv(server: MailServer, users: list[str], work: Path) -> list[str]:
 ARGV = {"xfer": xfer_argv, "imaplib": imaplib_argv, "mbsync": mbsync_argv}
 
 
+#: Seconds a server is given after a client's exit to end its sessions, before its CPU is read.
+SERVER_SETTLE = 0.2
+
+
 def run_client(tool: str, round_no: int, server: MailServer, users: list[str], work: Path,
-               args: argparse.Namespace) -> Run:
+               args: argparse.Namespace, cpu: CpuGroup | None = None) -> Run:
     # The same folder every round (emptied after each run): xfer's job file is then the
     # same file, whose validation its cache keeps, as a cron job's is.
     scratch = work / tool
@@ -179,9 +187,13 @@ def run_client(tool: str, round_no: int, server: MailServer, users: list[str], w
             argv += ["--processes", tool.removeprefix("xfer-p")] if tool != "xfer" else []
         else:
             argv = ARGV[tool](server, users, scratch)
+        before = cpu.cpu() if cpu else 0.0
         run = timed(tool, round_no, [argv], cwd=scratch, env=args.env, log=scratch / "tool.log")
         stored = count_files(scratch / "out")
         run.extra = {"accounts": len(users), "stored": stored, "msg_s": round(stored / run.wall, 1)}
+        if cpu:
+            time.sleep(SERVER_SETTLE)
+            run.extra["server_cpu"] = round(cpu.cpu() - before, 3)
         if tool.startswith("xfer") and (scratch / "report.json").exists():
             report = json.loads((scratch / "report.json").read_text())
             failed = report["totals"]["tasks_failed"] + report["totals"]["jobs_failed"]
@@ -216,6 +228,7 @@ def main() -> int:
         scenario = f"{accounts} account{'s' if accounts > 1 else ''}"
         work = Path(tempfile.mkdtemp(prefix="xfer-bench-fetch-", dir=base))
         server = start_mail_server(work / "server", users=accounts)
+        cpu = CpuGroup.around(f"mail-{server.imap_port}", server.pids())
         try:
             users = sorted(server.users)
             fill(server, users, args.messages, args.size)
@@ -223,28 +236,35 @@ def main() -> int:
                 run_client(tool, -1, server, users, work, args)
             for round_no in range(args.rounds):
                 for tool in rotated(tools, round_no):
-                    run = run_client(tool, round_no, server, users, work, args)
+                    run = run_client(tool, round_no, server, users, work, args, cpu)
                     runs.setdefault(scenario, []).append(run)
                     print(f"  {scenario:11} {tool:8} {run.wall:7.3f}s {run.extra['msg_s']:9,.0f} msg/s cpu {run.cpu:5.2f}s"
+                          f" server cpu {run.extra.get('server_cpu', float('nan')):5.2f}s"
                           f" load {run.load}" + ("" if run.ok else f"  FAILED {run.note}"), file=sys.stderr)
         finally:
             server.stop()
+            if cpu:
+                cpu.remove()
             shutil.rmtree(work, ignore_errors=True)
     summary: dict[str, Any] = {}
-    print("| accounts | client | seconds, median (min-max) | messages/s | CPU s | xfer / client |")
-    print("|---|---|---|---|---|---|")
+    print("| accounts | client | seconds, median (min-max) | messages/s | CPU s | server CPU s | xfer / client |")
+    print("|---|---|---|---|---|---|---|")
     for scenario, items in runs.items():
         rows = summary[scenario] = {}
         for tool in tools:
             mine = [run for run in items if run.tool == tool]
             wall = median_of(mine)
+            server_cpu = [run.extra["server_cpu"] for run in mine if run.ok and "server_cpu" in run.extra]
             rows[tool] = {"wall": round(wall, 4), "msg_s": round(args.messages / wall, 1),
-                          "cpu": round(median_of(mine, "cpu"), 3), "failed": sum(not run.ok for run in mine)}
+                          "cpu": round(median_of(mine, "cpu"), 3),
+                          "server_cpu": round(statistics.median(server_cpu), 3) if server_cpu else None,
+                          "failed": sum(not run.ok for run in mine)}
         for tool in tools:
             rows[tool]["xfer_time_ratio"] = round(rows["xfer"]["wall"] / rows[tool]["wall"], 3)
             walls = [run.wall for run in items if run.tool == tool]
             print(f"| {scenario} | {tool} | {rows[tool]['wall']:.2f} ({min(walls):.2f}-{max(walls):.2f}) "
-                  f"| {rows[tool]['msg_s']:,.0f} | {rows[tool]['cpu']:.2f} | {rows[tool]['xfer_time_ratio']:.2f} |")
+                  f"| {rows[tool]['msg_s']:,.0f} | {rows[tool]['cpu']:.2f} | {rows[tool]['server_cpu'] or float('nan'):.2f} "
+                  f"| {rows[tool]['xfer_time_ratio']:.2f} |")
     write_raw(args.json, runs, summary, started, messages=args.messages, size=args.size,
               connections=args.connections)
     return 0 if all(run.ok for items in runs.values() for run in items) else 1
