@@ -313,6 +313,9 @@ class ForkedRun:
         self.stopped_by: signal.Signals | None = None
         self.merger = JobMerger([unit for shard in shards for unit in shard.units], self.events)
         self.gate = SharedHostGate(len(shards), shards[0].max_connections) if any(s.shared_hosts for s in shards) else None
+        if self.gate is not None:
+            for endpoint in set().union(*(shard.shared_hosts for shard in shards)):
+                self.gate.expect(endpoint, [index for index, shard in enumerate(shards) if endpoint in shard.shared_hosts])
         for name in jobs.names:  # the report lists the jobs in file order, as one process does
             if any(name in shard.jobs for shard in shards):
                 self.report.job(name)

@@ -10,6 +10,13 @@ Fair shares across processes, as `engine/workers.py` keeps them inside one: whil
 another process waits for a lease on a host, a process holding more than its share
 (the limit over the processes that want the host) hands a connection back after its
 item, takes no new lease beyond its share, and keeps no connection of the host idle.
+A process the plan deals a host's jobs to counts as waiting for that host from the fork
+(`expect`) until it has held its share at once, or has closed a connection of it (so
+it wanted no more than it had). A process's openers do not all ask at once as its jobs
+start; counted only once they asked, the first process to start took the whole limit
+(or, between two of the other's openers, the rest of it) and kept it while its first
+items ran: twenty mailboxes, one process had six sessions and the other two, and it
+ended 200 ms after the first.
 
 The table has a row per endpoint (found by a 64-bit hash of it, linear probing) and
 one for the run's global bound; a row holds the hash, the limit a refusal (421) left,
@@ -56,12 +63,24 @@ class SharedHostGate:
         self._table[_KEY] = _GLOBAL_KEY  # row 0
         self._rows: dict[str, int] = {}
         self._waiting: dict[str, int] = {}
+        #: Per endpoint the processes that count as waiting for it until they settle.
+        self._expected: dict[str, set[int]] = {}
 
     def join(self, column: int) -> None:
         """In child `column`: the leases taken and the openers waiting from now on are
         this process's."""
         self.column = column
         self._waiting = {}
+
+    def expect(self, endpoint: str, columns: list[int]) -> None:
+        """Before the fork: the processes `columns` will want `endpoint` (and so the
+        global bound). Each counts as a waiting opener until it settles (see above)."""
+        with self._locked():
+            row = self._row(endpoint)
+            self._expected[endpoint] = set(columns)
+            for column in columns:
+                self._table[row + _COUNTS + self.processes + column] = 1
+                self._table[_COUNTS + self.processes + column] = 1
 
     # -- HostGate ----------------------------------------------------------------
 
@@ -72,12 +91,15 @@ class SharedHostGate:
                 return False
             self._table[row + _COUNTS + self.column] += 1
             self._table[_COUNTS + self.column] += 1
+            if self._leases(row)[self.column] >= self._share(row, limit):
+                self._settle(endpoint)
         return True
 
     def leave(self, endpoint: str) -> None:
         with self._locked():
             self._table[self._row(endpoint) + _COUNTS + self.column] -= 1
             self._table[_COUNTS + self.column] -= 1
+        self._settle(endpoint)
 
     def shrink(self, endpoint: str) -> None:
         with self._locked():
@@ -91,8 +113,17 @@ class SharedHostGate:
         if row is None:
             return
         self._waiting[endpoint] = count
-        self._table[row + _COUNTS + self.processes + self.column] = count
-        self._table[_COUNTS + self.processes + self.column] = sum(self._waiting.values())
+        expected_here = self.column in self._expected.get(endpoint, ())
+        expected_anywhere = any(self.column in columns for columns in self._expected.values())
+        self._table[row + _COUNTS + self.processes + self.column] = max(count, expected_here)
+        self._table[_COUNTS + self.processes + self.column] = max(sum(self._waiting.values()), expected_anywhere)
+
+    def _settle(self, endpoint: str) -> None:
+        """This process no longer counts as waiting for `endpoint` unless it does."""
+        columns = self._expected.get(endpoint)
+        if columns is not None and self.column in columns:
+            columns.discard(self.column)
+            self.waiting(endpoint, self._waiting.get(endpoint, 0))
 
     def others_waiting(self, endpoint: str) -> bool:
         row = self._rows.get(endpoint)

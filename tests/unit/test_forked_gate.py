@@ -20,9 +20,12 @@ from xfer.forked_gate import SharedHostGate
 HOST, OTHER = "h:21", "other:21"
 
 
-def processes(count: int, max_open: int = 64) -> list[SharedHostGate]:
-    """The gate as each of `count` processes sees it (one table; here in one process)."""
+def processes(count: int, max_open: int = 64, expect: dict[str, list[int]] | None = None) -> list[SharedHostGate]:
+    """The gate as each of `count` processes sees it (one table; here in one process),
+    `expect`ing the processes the plan dealt each endpoint to, as the parent does."""
     gate = SharedHostGate(count, max_open)
+    for endpoint, columns in (expect or {}).items():
+        gate.expect(endpoint, columns)
     views = [copy.copy(gate) for _ in range(count)]
     for column, view in enumerate(views):
         view.join(column)
@@ -68,6 +71,36 @@ def test_a_process_over_its_share_hands_over_while_another_waits() -> None:
     b.waiting(HOST, 0)
     a.leave(HOST)
     assert enter(a)  # nobody waits: a may take beyond its share again
+
+
+def test_a_process_dealt_a_host_waits_for_it_from_the_fork_until_it_had_its_share() -> None:
+    """The process that starts first no longer takes the whole limit before the other
+    has asked, nor what is free between two of the other's first openers."""
+    a, b = processes(2, expect={HOST: [0, 1]})
+    assert [enter(a, limit=8) for _ in range(5)] == [True] * 4 + [False]  # b has not asked yet
+    assert enter(b, limit=8)
+    b.waiting(HOST, 0)  # its first opener has its lease; the next has not asked yet
+    assert not enter(a, limit=8)
+    assert all(enter(b, limit=8) for _ in range(3))  # b has had its share: from now on it
+    b.waiting(HOST, 0)  # counts as waiting only while it does
+    b.leave(HOST)
+    assert enter(a, limit=8)  # what b leaves is a's to use
+
+
+def test_a_process_that_closes_a_connection_wanted_no_more_than_it_had() -> None:
+    a, b = processes(2, expect={HOST: [0, 1]})
+    assert all(enter(a, limit=8) for _ in range(4))
+    assert enter(b, limit=8)
+    b.leave(HOST)
+    assert [enter(a, limit=8) for _ in range(5)] == [True] * 4 + [False]
+
+
+def test_a_process_dealt_a_host_waits_for_the_global_bound_from_the_fork() -> None:
+    a, b = processes(2, max_open=4, expect={HOST: [0, 1]})
+    assert [enter(a, OTHER, limit=8) for _ in range(3)] == [True, True, False]
+    assert enter(b, limit=8)
+    b.leave(HOST)
+    assert [enter(a, OTHER, limit=8) for _ in range(3)] == [True, True, False]
 
 
 def test_a_refusal_shrinks_the_limit_for_every_process() -> None:
