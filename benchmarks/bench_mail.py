@@ -10,6 +10,11 @@ run goes to the JSON file. Closed loop, every connection reused for all its mess
 - xfer: `xfer run --quiet --report FILE jobs.yaml`, one `mail.load` job with
   `concurrency: N` and `count: COUNT`, the host's `max_connections: N`.
 
+The server's CPU for each run (smtp-sink's, or all of Postfix's processes: smtpd,
+cleanup, qmgr, delivery) is read from a cpuacct cgroup around them (`harness.CpuGroup`)
+once the run's messages are delivered: on two cores, what the server spends for a
+client's way of sending is time the client does not get.
+
 Same bytes on the wire: smtp-source's `-l` counts the body only and adds From, To, Date
 and Message-Id (~120 bytes); xfer's `size` counts its headers, so xfer gets SIZE + 120.
 
@@ -42,6 +47,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,7 +61,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from harness import XFER, Run, median_of, rotated, timed, tool_env, write_raw  # noqa: E402
+from harness import XFER, CpuGroup, Run, median_of, rotated, timed, tool_env, write_raw  # noqa: E402
 from tests.servers.common import free_port, wait_port  # noqa: E402
 
 #: Bytes smtp-source adds to its `-l` body (From, To, Date, Message-Id, CRLFs).
@@ -66,12 +72,14 @@ TOOLS = ("xfer", "smtp-source")
 @dataclass
 class Target:
     """A server to load; `settle(n)` waits until the n messages of the last run have
-    arrived (outside the timing) and says what is wrong if they did not."""
+    arrived (outside the timing) and says what is wrong if they did not. `cpu` counts
+    the server's processes' CPU (delivery included, as it is settled), where it can."""
 
     name: str
     port: int
     to: str
     settle: Callable[[int], str]
+    cpu: CpuGroup | None = None
 
 
 @contextlib.contextmanager
@@ -94,12 +102,15 @@ def smtp_sink(work: Path) -> Iterator[Target]:
         got, seen[0] = delivered() - seen[0], delivered()
         return "" if got == count else f"smtp-sink counted {got} messages, expected {count}"
 
+    cpu = CpuGroup.around(f"smtp-sink-{port}", [process.pid])
     try:
         wait_port(port)
-        yield Target("smtp-sink", port, "sink@example.test", settle)
+        yield Target("smtp-sink", port, "sink@example.test", settle, cpu)
     finally:
         process.terminate()
         process.wait(timeout=10)
+        if cpu:
+            cpu.remove()
 
 
 @contextlib.contextmanager
@@ -121,10 +132,13 @@ def postfix(work: Path) -> Iterator[Target]:
             return f"Postfix still had {left} queue files"
         return "" if got == count else f"Postfix delivered {got} messages, expected {count}"
 
+    cpu = CpuGroup.around(f"postfix-{server.smtp_port}", server.pids())
     try:
-        yield Target("Postfix", server.smtp_port, server.address("user1"), settle)
+        yield Target("Postfix", server.smtp_port, server.address("user1"), settle, cpu)
     finally:
         server.stop()
+        if cpu:
+            cpu.remove()
 
 
 def queued(queue: Path) -> int:
@@ -164,6 +178,7 @@ def run_tool(tool: str, round_no: int, target: Target, connections: int, count: 
     else:
         argv = ["smtp-source", "-d", "-s", str(connections), "-m", str(count), "-l", str(args.size),
                 "-f", "load@client.test", "-t", target.to, f"127.0.0.1:{target.port}"]
+    before = target.cpu.cpu() if target.cpu else 0.0
     run = timed(tool, round_no, [argv], cwd=work, env=args.env, log=work / "tool.log")
     run.extra = {"connections": connections, "messages": count, "msg_s": round(count / run.wall, 1)}
     if tool.startswith("xfer") and report.exists():
@@ -173,6 +188,8 @@ def run_tool(tool: str, round_no: int, target: Target, connections: int, count: 
         if summary.get("accepted") != count:
             run.ok, run.note = False, f"xfer: {summary.get('accepted')} of {count} accepted"
     problem = target.settle(count)
+    if target.cpu:
+        run.extra["server_cpu"] = round(target.cpu.cpu() - before, 3)
     if problem:
         run.ok, run.note = False, (run.note + " " + problem).strip()
     return run
@@ -189,7 +206,8 @@ def bench(target: Target, levels: list[int], count: int, args: argparse.Namespac
                 run = run_tool(tool, round_no, target, connections, count, args)
                 runs.setdefault(scenario, []).append(run)
                 print(f"  {scenario:22} {tool:12} {run.wall:7.3f}s {run.extra['msg_s']:9,.0f} msg/s"
-                      f" cpu {run.cpu:5.2f}s load {run.load}" + (f"  FAILED {run.note}" if not run.ok else ""),
+                      f" cpu {run.cpu:5.2f}s server cpu {run.extra.get('server_cpu', float('nan')):5.2f}s"
+                      f" load {run.load}" + (f"  FAILED {run.note}" if not run.ok else ""),
                       file=sys.stderr)
 
 
@@ -200,8 +218,11 @@ def summarise(runs: dict[str, list[Run]], tools: list[str]) -> dict[str, Any]:
         for tool in tools:
             mine = [run for run in items if run.tool == tool]
             wall = median_of(mine)
+            server_cpu = [run.extra["server_cpu"] for run in mine if run.ok and "server_cpu" in run.extra]
             rows[tool] = {"wall": round(wall, 4), "msg_s": round(mine[0].extra["messages"] / wall, 1),
-                          "cpu": round(median_of(mine, "cpu"), 3), "failed": sum(not run.ok for run in mine)}
+                          "cpu": round(median_of(mine, "cpu"), 3),
+                          "server_cpu": round(statistics.median(server_cpu), 3) if server_cpu else None,
+                          "failed": sum(not run.ok for run in mine)}
         rows["ratio_xfer_to_smtp_source"] = round(rows["xfer"]["msg_s"] / rows["smtp-source"]["msg_s"], 3)
         for tool in tools:
             if tool.startswith("xfer-w"):
@@ -241,11 +262,14 @@ def main() -> int:
     finally:
         shutil.rmtree(args.work, ignore_errors=True)
     summary = summarise(runs, args.tools)
-    print("| target, connections | smtp-source msg/s | xfer msg/s | xfer / smtp-source | CPU s (smtp-source / xfer) |")
-    print("|---|---|---|---|---|")
+    print("| target, connections | smtp-source msg/s | xfer msg/s | xfer / smtp-source | CPU s (smtp-source / xfer) "
+          "| server CPU s (smtp-source / xfer) |")
+    print("|---|---|---|---|---|---|")
     for scenario, rows in summary.items():
+        server = [rows[tool]["server_cpu"] for tool in TOOLS]
         print(f"| {scenario} | {rows['smtp-source']['msg_s']:,.0f} | {rows['xfer']['msg_s']:,.0f} "
-              f"| {rows['ratio_xfer_to_smtp_source']:.2f} | {rows['smtp-source']['cpu']:.2f} / {rows['xfer']['cpu']:.2f} |")
+              f"| {rows['ratio_xfer_to_smtp_source']:.2f} | {rows['smtp-source']['cpu']:.2f} / {rows['xfer']['cpu']:.2f} "
+              f"| {' / '.join('-' if value is None else f'{value:.2f}' for value in reversed(server))} |")
         for tool in args.tools[len(TOOLS):]:
             print(f"| {scenario}, {tool} | | {rows[tool]['msg_s']:,.0f} | {rows[f'ratio_{tool}_to_xfer']:.2f} x one process "
                   f"| {rows[tool]['cpu']:.2f} |")
