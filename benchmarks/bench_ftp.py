@@ -45,7 +45,8 @@ Full runs (the lead's, on a quiet machine):
 
 Smoke (proves the harness, no figures): `--rounds 1 --sites 3 --site-files 10
 --wan-files 10 --files 200 --large-size 4M --json /tmp/smoke.json`.
-`--serve small` only starts vsftpd on that scenario's data and waits (profiling).
+`--serve small|large|sites` only starts vsftpd on that scenario's data and waits (profiling;
+sites prints an xfer job file for its servers).
 
 Needs root, vsftpd, lftp and rclone (bash .ci/install-servers.sh).
 """
@@ -551,6 +552,28 @@ def print_table(summary: dict[str, Any]) -> None:
                   + (f"  FAILED: {row['failed']}" if row["failed"] else ""))
 
 
+def serve(args: argparse.Namespace) -> list[Server]:
+    """`--serve`: vsftpd on a scenario's data, for profiling by hand. Prints the URL
+    (small, large) or the path of an xfer job file mirroring every site (sites)."""
+    if args.serve == "sites":
+        roots = [data_root(args.work, f"sites{index:02d}") for index in range(args.sites)]
+        for root in roots:
+            make_tree(root, args.site_files, 5, args.file_size)
+        servers = [start_server(root, args.work) for root in roots]
+        dests = [args.work / "dest-serve" / f"s{index:02d}" for index in range(len(servers))]
+        print(xfer_job(args.work, "serve-sites", [(server.url, dest) for server, dest in zip(servers, dests)],
+                       args.site_limit), flush=True)
+        return servers
+    root = data_root(args.work, args.serve)
+    if args.serve == "small":
+        make_tree(root, args.files, args.dirs, args.file_size)
+    elif args.serve == "large":
+        make_tree(root, args.large_files, 1, parse_size(args.large_size))
+    server = start_server(root, args.work, "-serve")
+    print(server.url, flush=True)
+    return [server]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenarios", default="small,noop,large,sites,lag",
@@ -580,7 +603,7 @@ def main() -> int:
     parser.add_argument("--disk-dir", type=Path, default=Path("/var/tmp"), help="a directory on a real disk (lag)")
     parser.add_argument("--work", type=Path, default=Path("/dev/shm/xfer-bench-ftp"))
     parser.add_argument("--json", type=Path, help="raw data (default benchmarks/results-ftp-SCENARIOS.json)")
-    parser.add_argument("--serve", metavar="SCENARIO", help="only start vsftpd on that scenario's data and wait")
+    parser.add_argument("--serve", metavar="SCENARIO", help="only start vsftpd on that scenario's data and wait (small, large, sites)")
     args = parser.parse_args()
     args.tools = args.tools.split(",")
     args.file_size = parse_size(args.file_size)
@@ -592,19 +615,14 @@ def main() -> int:
     args.json = args.json or REPO / "benchmarks" / f"results-ftp-{'-'.join(wanted)}.json"
 
     if args.serve:
-        root = data_root(args.work, args.serve)
-        if args.serve == "small":
-            make_tree(root, args.files, args.dirs, args.file_size)
-        elif args.serve == "large":
-            make_tree(root, args.large_files, 1, parse_size(args.large_size))
-        server = start_server(root, args.work, "-serve")
+        servers = serve(args)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # run the finally: stop vsftpd
-        print(server.url, flush=True)
         try:
             while True:
                 time.sleep(3600)
         finally:
-            server.stop()
+            for server in servers:
+                server.stop()
 
     results = Results()
     steps: list[tuple[str, Callable[[], None]]] = [

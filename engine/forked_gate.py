@@ -11,9 +11,10 @@ another process waits for a lease on a host, a process holding more than its sha
 (the limit over the processes that want the host) hands a connection back after its
 item, takes no new lease beyond its share, and keeps no connection of the host idle.
 A process the plan deals a host's jobs to counts as waiting for that host from the fork
-(`expect`) until it has held its share at once, or has closed a connection of it (so
-it wanted no more than it had). A process's openers do not all ask at once as its jobs
-start; counted only once they asked, the first process to start took the whole limit
+(`expect`) until it has held its share at once, has closed a connection of it (so it
+wanted no more than it had), or has held one for `settle` seconds (its jobs have all
+asked by then: one that wants fewer than its share, a lone big mailbox, does not cap
+the others for long). A process's openers do not all ask at once as its jobs start; counted only once they asked, the first process to start took the whole limit
 (or, between two of the other's openers, the rest of it) and kept it while its first
 items ran: twenty mailboxes, one process had six sessions and the other two, and it
 ended 200 ms after the first.
@@ -28,6 +29,7 @@ process's columns when it has ended, so a child that crashed gives its leases ba
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import hashlib
@@ -50,6 +52,8 @@ class SharedHostGate:
 
     #: Seconds between a waiting opener's tries (first, most): a try is two system calls.
     poll = (0.002, 0.02)
+    #: Seconds after its first lease of a host that a process counts as waiting for it at most.
+    settle = 0.2
 
     def __init__(self, processes: int, max_open: int) -> None:
         self.processes = processes
@@ -93,6 +97,8 @@ class SharedHostGate:
             self._table[_COUNTS + self.column] += 1
             if self._leases(row)[self.column] >= self._share(row, limit):
                 self._settle(endpoint)
+            elif self._leases(row)[self.column] == 1 and self.column in self._expected.get(endpoint, ()):
+                asyncio.get_running_loop().call_later(self.settle, self._settle, endpoint)
         return True
 
     def leave(self, endpoint: str) -> None:

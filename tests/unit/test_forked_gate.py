@@ -95,6 +95,21 @@ def test_a_process_that_closes_a_connection_wanted_no_more_than_it_had() -> None
     assert [enter(a, limit=8) for _ in range(5)] == [True] * 4 + [False]
 
 
+def test_a_process_that_wants_less_than_its_share_stops_waiting_once_it_settled() -> None:
+    a, b = processes(2, expect={HOST: [0, 1]})
+    for view in (a, b):
+        view.settle = 0.05
+
+    async def run() -> list[bool]:
+        assert await b.try_enter(HOST, 8)  # b's one lease: it wants no more
+        b.waiting(HOST, 0)
+        capped = [await a.try_enter(HOST, 8) for _ in range(5)]
+        await asyncio.sleep(0.1)
+        return capped + [await a.try_enter(HOST, 8) for _ in range(4)]
+
+    assert asyncio.run(run()) == [True] * 4 + [False] + [True] * 3 + [False]
+
+
 def test_a_process_dealt_a_host_waits_for_the_global_bound_from_the_fork() -> None:
     a, b = processes(2, max_open=4, expect={HOST: [0, 1]})
     assert [enter(a, OTHER, limit=8) for _ in range(3)] == [True, True, False]
