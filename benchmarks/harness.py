@@ -82,7 +82,8 @@ class CpuGroup:
                 try:
                     group.mkdir(exist_ok=True)
                     for pid in pids:
-                        (group / "cgroup.procs").write_text(str(pid))
+                        with contextlib.suppress(ProcessLookupError):  # a helper that has just ended
+                            (group / "cgroup.procs").write_text(str(pid))
                 except OSError:
                     continue
                 return cls(group / usage)
