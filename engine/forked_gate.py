@@ -7,9 +7,13 @@ here every process may use the whole limit while the others leave it room. Each 
 connection holds a lease counted in a table in shared memory, mapped before the fork.
 
 Fair shares across processes, as `engine/workers.py` keeps them inside one: while
-another process waits for a lease on a host, a process holding more than its share
-(the limit over the processes that want the host) hands a connection back after its
-item, takes no new lease beyond its share, and keeps no connection of the host idle.
+another process waits for a lease on a host, a process takes no new lease beyond its
+share (the limit over the processes that want the host); while one waits that holds
+less than its share, a process holding more hands a connection back after its item,
+and none keeps a connection of the host idle. A process at its share that waits for
+more is not handed any: both processes of a split mirror wanted more than their
+share, and each closed every connection its workers let go (a new login per
+directory, eight times the run's time) for a lease the other could not take.
 A process the plan deals a host's jobs to counts as waiting for that host from the fork
 (`expect`) until it has held its share at once, has closed a connection of it (so it
 wanted no more than it had), or has held one for `settle` seconds (its jobs have all
@@ -131,17 +135,20 @@ class SharedHostGate:
             columns.discard(self.column)
             self.waiting(endpoint, self._waiting.get(endpoint, 0))
 
-    def others_waiting(self, endpoint: str) -> bool:
+    def others_waiting(self, endpoint: str, limit: int) -> bool:
         row = self._rows.get(endpoint)
         if row is None:
             return False
-        if self._others_wait(row):
+        if self._others_short(row, limit):
             return True
-        return sum(self._leases(0)) >= self.max_open and self._others_wait(0)
+        return sum(self._leases(0)) >= self.max_open and self._others_short(0, self.max_open)
 
     def over_share(self, endpoint: str, limit: int) -> bool:
         row = self._rows.get(endpoint)
-        return row is not None and self._others_wait(row) and self._leases(row)[self.column] > self._share(row, limit)
+        return (
+            row is not None and self._others_short(row, limit)
+            and self._leases(row)[self.column] > self._share(row, self._limit(row, limit))
+        )
 
     # -- the parent ----------------------------------------------------------------
 
@@ -156,9 +163,7 @@ class SharedHostGate:
 
     def _may_take(self, row: int, limit: int) -> bool:
         """Below the limit, and (while another process waits) below this one's share."""
-        shrunk = self._table[row + _SHRUNK]
-        if shrunk and shrunk < limit:
-            limit = shrunk
+        limit = self._limit(row, limit)
         leases = self._leases(row)
         if sum(leases) >= limit:
             return False
@@ -168,8 +173,23 @@ class SharedHostGate:
         wanting = sum(1 for leases, waiting in zip(self._leases(row), self._waiters(row)) if leases or waiting)
         return math.ceil(limit / max(1, wanting))
 
+    def _limit(self, row: int, limit: int) -> int:
+        """`limit`, or less where a refusal shrank it."""
+        shrunk = self._table[row + _SHRUNK]
+        return shrunk if shrunk and shrunk < limit else limit
+
     def _others_wait(self, row: int) -> bool:
         return any(count for column, count in enumerate(self._waiters(row)) if column != self.column)
+
+    def _others_short(self, row: int, limit: int) -> bool:
+        """Another process waits while holding less than its share: one that may take
+        a lease given back here."""
+        share = self._share(row, self._limit(row, limit))
+        return any(
+            waiting and leases < share
+            for column, (leases, waiting) in enumerate(zip(self._leases(row), self._waiters(row)))
+            if column != self.column
+        )
 
     def _leases(self, row: int) -> memoryview:
         return self._table[row + _COUNTS : row + _COUNTS + self.processes]

@@ -55,9 +55,9 @@ class HostGate(Protocol):
         """How many openers of this process wait for a lease on `endpoint` now."""
         ...
 
-    def others_waiting(self, endpoint: str) -> bool:
+    def others_waiting(self, endpoint: str, limit: int) -> bool:
         """Whether another process waits for a lease that a connection of `endpoint`
-        holds here (an idle one is then closed rather than kept)."""
+        holds here and may take it (an idle one is then closed rather than kept)."""
         ...
 
     def over_share(self, endpoint: str, limit: int) -> bool:
@@ -317,7 +317,7 @@ class HostPool:
 
     def _wanted_elsewhere(self) -> bool:
         gate = self.pools.gate
-        return gate is not None and gate.others_waiting(self.endpoint)
+        return gate is not None and gate.others_waiting(self.endpoint, self.limit)
 
     def _offer_idle_later(self) -> None:
         """While connections are idle here, look now and then whether another process

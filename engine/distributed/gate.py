@@ -113,7 +113,7 @@ class RedisHostGate:
     def waiting(self, endpoint: str, count: int) -> None:
         """Not told to other workers."""
 
-    def others_waiting(self, endpoint: str) -> bool:
+    def others_waiting(self, endpoint: str, limit: int) -> bool:
         return False
 
     def over_share(self, endpoint: str, limit: int) -> bool:

@@ -159,6 +159,23 @@ def test_a_lone_mirror_is_split_over_processes_by_top_level_directory(tmp_path: 
         assert again["jobs"][0]["summary"]["deleted"] == 2
 
 
+def test_processes_at_their_share_keep_their_connections_rather_than_log_in_again(tmp_path: Path) -> None:
+    """Both shares of a split mirror want more than their half of the host's limit.
+    Each used to close every connection its workers let go between directories, for a
+    lease the other could not take (it was at its share too), and log in again: eight
+    times the run's time against vsftpd."""
+    with running_pyftpdlib(tmp_path / "a") as server:
+        fill(server.root / "tree", {f"d{d}/f{i}.bin": os.urandom(500 + i) for d in range(12) for i in range(15)})
+        jobs = tmp_path / "jobs.yaml"
+        jobs.write_text(f"defaults: {{max_connections_per_host: 4}}\n"
+                        f"jobs:\n  - {{name: big, kind: ftp.mirror, remote: 'ftp://127.0.0.1:{server.port}/tree/', local: out}}\n")
+        code, report, stderr = run_report(jobs, "-P", "2")
+        assert code == 0, stderr
+        assert tree(tmp_path / "out") == tree(server.root / "tree")
+        assert server.peak_connections <= 4
+        assert server.total_connections <= 8, report["hosts"]
+
+
 def test_a_lone_load_test_splits_over_processes_and_merges_exactly(tmp_path: Path, sink: tuple[Sink, int]) -> None:
     handler, port = sink
     jobs = tmp_path / "load.yaml"

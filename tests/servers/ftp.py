@@ -130,6 +130,11 @@ class FtpServer:
         return self._counter().peak
 
     @property
+    def total_connections(self) -> int:
+        """Control connections opened since start (pyftpdlib only): logins a client paid."""
+        return self._counter().total
+
+    @property
     def open_connections(self) -> int:
         """Control connections open right now (pyftpdlib only)."""
         return self._counter().open

@@ -56,10 +56,10 @@ def test_the_global_bound_holds_across_processes_and_hosts() -> None:
 def test_a_process_over_its_share_hands_over_while_another_waits() -> None:
     a, b = processes(2)
     assert all(enter(a) for _ in range(4))
-    assert not a.over_share(HOST, 4) and not a.others_waiting(HOST)  # nobody waits: keep them all
+    assert not a.over_share(HOST, 4) and not a.others_waiting(HOST, 4)  # nobody waits: keep them all
     assert not enter(b)
     b.waiting(HOST, 1)
-    assert a.others_waiting(HOST) and a.over_share(HOST, 4)  # 4 held, share 2
+    assert a.others_waiting(HOST, 4) and a.over_share(HOST, 4)  # 4 held, share 2
     a.leave(HOST)
     assert a.over_share(HOST, 4)
     assert enter(b)
@@ -136,7 +136,7 @@ def test_a_process_that_ended_gives_back_what_it_held() -> None:
     gate = copy.copy(a)  # the parent's
     gate.forget(0)
     assert all(enter(b) for _ in range(4))
-    assert not b.others_waiting(HOST)
+    assert not b.others_waiting(HOST, 4)
 
 
 def test_many_endpoints_each_get_a_row_of_their_own() -> None:

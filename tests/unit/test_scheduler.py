@@ -221,7 +221,7 @@ class FullGate:
     def waiting(self, endpoint: str, count: int) -> None:
         """The other process is not told."""
 
-    def others_waiting(self, endpoint: str) -> bool:
+    def others_waiting(self, endpoint: str, limit: int) -> bool:
         return False
 
     def over_share(self, endpoint: str, limit: int) -> bool:
