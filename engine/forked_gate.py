@@ -8,20 +8,21 @@ connection holds a lease counted in a table in shared memory, mapped before the 
 
 Fair shares across processes, as `engine/workers.py` keeps them inside one: while
 another process waits for a lease on a host, a process takes no new lease beyond its
-share (the limit over the processes that want the host); while one waits that holds
+share (the limit over the processes that want the host). While one waits that holds
 less than its share, a process holding more hands a connection back after its item,
-and none keeps a connection of the host idle. A process at its share that waits for
-more is not handed any: both processes of a split mirror wanted more than their
-share, and each closed every connection its workers let go (a new login per
-directory, eight times the run's time) for a lease the other could not take.
-A process the plan deals a host's jobs to counts as waiting for that host from the fork
-(`expect`) until it has held its share at once, has closed a connection of it (so it
-wanted no more than it had), or has held one for `settle` seconds (its jobs have all
-asked by then: one that wants fewer than its share, a lone big mailbox, does not cap
-the others for long). A process's openers do not all ask at once as its jobs start; counted only once they asked, the first process to start took the whole limit
-(or, between two of the other's openers, the rest of it) and kept it while its first
-items ran: twenty mailboxes, one process had six sessions and the other two, and it
-ended 200 ms after the first.
+and none keeps a connection of the host idle. One waiting at its share is handed
+nothing: both shares of a split mirror wanted more than their half, and each closed
+every connection its workers let go for a lease the other could not take (a login per
+directory, eight times the run's time).
+
+A process the plan deals a host's jobs to counts as waiting for it from the fork
+(`expect`), not from its first opener's try: its openers ask one by one as its jobs
+start, and the first process to start took the whole limit (or, between two of the
+other's openers, the rest of it) and kept it while its first items ran (twenty
+mailboxes: six sessions against two, the processes ending 200 ms apart). It stops
+counting so once it has held its share, has closed a connection of the host (it
+wanted no more than it had), or `settle` seconds after its first lease, so one that
+wants less than its share (a lone big mailbox) does not cap the others for long.
 
 The table has a row per endpoint (found by a 64-bit hash of it, linear probing) and
 one for the run's global bound; a row holds the hash, the limit a refusal (421) left,
@@ -99,7 +100,7 @@ class SharedHostGate:
                 return False
             self._table[row + _COUNTS + self.column] += 1
             self._table[_COUNTS + self.column] += 1
-            if self._leases(row)[self.column] >= self._share(row, limit):
+            if self._leases(row)[self.column] >= self._share(row, self._limit(row, limit)):
                 self._settle(endpoint)
             elif self._leases(row)[self.column] == 1 and self.column in self._expected.get(endpoint, ()):
                 asyncio.get_running_loop().call_later(self.settle, self._settle, endpoint)

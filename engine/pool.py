@@ -62,7 +62,7 @@ class HostGate(Protocol):
 
     def over_share(self, endpoint: str, limit: int) -> bool:
         """Whether this process should hand a busy connection of `endpoint` back after
-        its item: another waits while this one holds more than its share."""
+        its item: another waits, holding less than its share, while this one holds more."""
         ...
 
 

@@ -116,8 +116,8 @@ class Hold:
     def contended(self) -> bool:
         """Whether to give the connection back after this item: someone waits for a
         slot of its host or of its job (given back at once: it goes idle, and is
-        reused when the waiter's identity matches), another process waits for the
-        host while this one holds more than its share (`HostGate.over_share`), or
+        reused when the waiter's identity matches), another process below its share
+        waits for the host while this one holds more (`HostGate.over_share`), or
         someone waits for a global slot once the hold has had its share (giving it
         back then closes it: a new login)."""
         pool = self.pool
