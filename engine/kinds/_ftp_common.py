@@ -133,7 +133,13 @@ class FileState:
         self.store.on_commit(self.flush)
 
     def flush(self) -> None:
-        """Write the queued rows (in this order: a pending mark needs its seen row)."""
+        """Write the queued rows (in this order: a pending mark needs its seen row).
+        A file recorded in this batch needs neither its seen row nor its pending mark:
+        its record row sets all they would (one statement a file instead of three)."""
+        if self._records:
+            recorded = {row[2] for row in self._records}
+            self._seen = [row for row in self._seen if row[2] not in recorded]
+            self._pending = [row for row in self._pending if row[3] not in recorded]
         for sql, rows in ((_SEEN, self._seen), (_PENDING, self._pending), (_RECORD, self._records)):
             if rows:
                 self.store.db.executemany(sql, rows)
