@@ -47,7 +47,6 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,7 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from harness import XFER, CpuGroup, Run, median_of, rotated, timed, tool_env, write_raw  # noqa: E402
+from harness import XFER, CpuGroup, Run, median_extra, median_of, rotated, timed, tool_env, write_raw  # noqa: E402
 from tests.servers.common import free_port, wait_port  # noqa: E402
 
 #: Bytes smtp-source adds to its `-l` body (From, To, Date, Message-Id, CRLFs).
@@ -218,10 +217,9 @@ def summarise(runs: dict[str, list[Run]], tools: list[str]) -> dict[str, Any]:
         for tool in tools:
             mine = [run for run in items if run.tool == tool]
             wall = median_of(mine)
-            server_cpu = [run.extra["server_cpu"] for run in mine if run.ok and "server_cpu" in run.extra]
             rows[tool] = {"wall": round(wall, 4), "msg_s": round(mine[0].extra["messages"] / wall, 1),
                           "cpu": round(median_of(mine, "cpu"), 3),
-                          "server_cpu": round(statistics.median(server_cpu), 3) if server_cpu else None,
+                          "server_cpu": median_extra(mine, "server_cpu"),
                           "failed": sum(not run.ok for run in mine)}
         rows["ratio_xfer_to_smtp_source"] = round(rows["xfer"]["msg_s"] / rows["smtp-source"]["msg_s"], 3)
         for tool in tools:

@@ -40,7 +40,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import textwrap
@@ -52,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from harness import XFER, CpuGroup, Run, median_of, rotated, timed, tool_env, write_raw  # noqa: E402
+from harness import XFER, CpuGroup, Run, median_extra, median_of, rotated, timed, tool_env, write_raw  # noqa: E402
 
 from tests.servers.mail import MailServer, _ids, start_mail_server  # noqa: E402
 
@@ -254,10 +253,9 @@ def main() -> int:
         for tool in tools:
             mine = [run for run in items if run.tool == tool]
             wall = median_of(mine)
-            server_cpu = [run.extra["server_cpu"] for run in mine if run.ok and "server_cpu" in run.extra]
             rows[tool] = {"wall": round(wall, 4), "msg_s": round(args.messages / wall, 1),
                           "cpu": round(median_of(mine, "cpu"), 3),
-                          "server_cpu": round(statistics.median(server_cpu), 3) if server_cpu else None,
+                          "server_cpu": median_extra(mine, "server_cpu"),
                           "failed": sum(not run.ok for run in mine)}
         for tool in tools:
             rows[tool]["xfer_time_ratio"] = round(rows["xfer"]["wall"] / rows[tool]["wall"], 3)

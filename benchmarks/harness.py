@@ -160,6 +160,12 @@ def median_of(runs: list[Run], key: str = "wall") -> float:
     return statistics.median(getattr(run, key) for run in good)
 
 
+def median_extra(runs: list[Run], key: str) -> float | None:
+    """Median of `run.extra[key]` over the successful runs that have it (None if none)."""
+    values = [run.extra[key] for run in runs if run.ok and key in run.extra]
+    return round(statistics.median(values), 3) if values else None
+
+
 def write_raw(path: Path, runs: dict[str, list[Run]], summary: dict[str, Any], started: float,
               **context: Any) -> None:
     """The raw per-run data and the summary, with the machine and the command line."""
