@@ -11,7 +11,6 @@ only when a run starts: `import xfer` stays cheap (start-up time is measured).""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -166,4 +165,6 @@ async def run(
 
 def run_sync(jobs: JobSet, **options: Any) -> Report:
     """`run` for scripts: runs on a new standard event loop and returns the report."""
+    import asyncio  # here: `xfer run` reads its job file before paying for asyncio (connect_ahead)
+
     return asyncio.run(run(jobs, **options))

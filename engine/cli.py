@@ -118,14 +118,26 @@ def cmd_run(args: argparse.Namespace) -> int:
             from xfer.distributed.command import coordinator_for
 
             run: Any = stack.enter_context(coordinator_for(jobs, only, args))
-        elif len(shards := _shards(jobs, only, args)) > 1:
-            from xfer.forked import ForkedRun
-
-            options = {"dry_run": args.dry_run, "force": args.force}
-            run = ForkedRun(jobs, shards, options, loop_factory(args.loop))
         else:
-            run = Run(jobs, only=only, dry_run=args.dry_run, force=args.force, max_connections=args.max_connections)
+            _connect_ahead(jobs, only, args)
+            if len(shards := _shards(jobs, only, args)) > 1:
+                from xfer.forked import ForkedRun
+
+                options = {"dry_run": args.dry_run, "force": args.force}
+                run = ForkedRun(jobs, shards, options, loop_factory(args.loop))
+            else:
+                run = Run(jobs, only=only, dry_run=args.dry_run, force=args.force, max_connections=args.max_connections)
         return _run_and_show(run, args)
+
+
+def _connect_ahead(jobs: Any, only: set[str] | None, args: argparse.Namespace) -> None:
+    """Connect the first mail sessions now, so the servers start them while this
+    process imports the engine (`engine/connect_ahead.py`)."""
+    from xfer import connect_ahead
+
+    selected = [(file, spec) for file in jobs.files for spec in file.jobs if only is None or spec.name in only]
+    bound = args.max_connections or min(file.defaults.max_connections for file in jobs.files)
+    connect_ahead.open_for(connect_ahead.wanted(selected, bound))
 
 
 def _shards(jobs: Any, only: set[str] | None, args: argparse.Namespace) -> list[Any]:

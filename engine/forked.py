@@ -16,7 +16,9 @@ and connection leases cross between processes:
   (`engine/forked_gate.py`), and the global `max_connections` with it: a shard may use
   the whole limit while the others leave it room, and hands connections over when
   another waits. Without such a split the global bound is divided between the shards.
-- the run's one memory budget of fetched mail is divided between the shards.
+- the run's one memory budget of fetched mail is divided between the shards;
+- the sockets `xfer run` connected ahead for the first mail sessions
+  (`engine/connect_ahead.py`) are dealt too: each child keeps its share, the parent none.
 
 A child sends its events to the parent through a pipe, pickled in batches (every 0.1 s
 or 2,000 events); the parent's report, live display and exit code are built from them
@@ -37,11 +39,12 @@ import signal
 import struct
 import sys
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from xfer import collector
+from xfer import collector, connect_ahead
 from xfer.api import JobSet, Run
 from xfer.distributed.merge import JobMerger
 from xfer.distributed.units import PROCESS_SPLITTERS, Unit, job_units
@@ -234,6 +237,19 @@ async def _watch_parent(parent: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _ahead_shares(shards: list[Shard]) -> list[Counter[connect_ahead.Address]]:
+    """Per shard, the sockets connected ahead it keeps: one a job of its own, within
+    its share of a host it shares with other shards."""
+    sharing = Counter(endpoint for shard in shards for endpoint in shard.shared_hosts)
+    return [
+        connect_ahead.wanted(
+            [(unit.file, spec) for unit in shard.units for spec in unit.file.jobs],
+            shard.max_connections, lambda endpoint: sharing[endpoint] or 1,
+        )
+        for shard in shards
+    ]
+
+
 def _import_before_fork(jobs: JobSet, shards: list[Shard]) -> None:
     """Import the kinds (and the scheduler) once, in the parent, and freeze what was
     imported: each child then starts with them, and pages shared until written."""
@@ -262,6 +278,7 @@ def _fork_child(
     code = _CRASHED
     try:
         os.close(read)
+        connect_ahead.keep(index)
         if gate is not None:
             gate.join(index)
         code = _run_child(shard, {**options, "gate": gate}, write, loop_factory)
@@ -320,7 +337,9 @@ class ForkedRun:
             if any(name in shard.jobs for shard in shards):
                 self.report.job(name)
         _import_before_fork(jobs, shards)
+        connect_ahead.deal(_ahead_shares(shards))
         self.children = [_fork_child(shard, index, self.gate, options, loop_factory) for index, shard in enumerate(shards)]
+        connect_ahead.close_all()  # this process's copies: each child holds its own
         self.running = {pid for pid, _ in self.children}  # not yet reaped: a zombie still holds its PID
 
     def subscribe(self, subscriber: Callable[[Event], None]) -> None:

@@ -27,6 +27,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from xfer import connect_ahead
 from xfer.errors import describe
 from xfer.events import EventBus
 from xfer.job import Connector
@@ -129,9 +130,12 @@ class Scheduler:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, self.stop, signum)
         self.events.emit("run.started", data={"jobs": [job.name for job in self.jobs]})
+        unused = loop.call_later(connect_ahead.FRESH, connect_ahead.close_all)
         try:
             await asyncio.gather(*(self._run_job(job) for job in self.jobs))
         finally:
+            unused.cancel()
+            connect_ahead.close_all()
             for signum in signals:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(signum)

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from xfer import connect_ahead
 from xfer.errors import PermanentError, TransientError, XferError
 from xfer.protocols._tls import is_certificate_error
 
@@ -81,10 +82,16 @@ class _Opening:
 
 class WatchedSockets:
     """Mixin for stdlib clients (before the library class in the bases): tells the
-    connect running in this thread about each socket the client creates."""
+    connect running in this thread about each socket the client creates. A plain TCP
+    client (`takes_ahead`) first takes a socket `xfer run` connected ahead for it."""
+
+    #: Whether a socket connected ahead (`engine.connect_ahead`) may serve this client.
+    takes_ahead = False
 
     def _create_socket(self, timeout: Any) -> socket.socket:
-        sock: socket.socket = super()._create_socket(timeout)  # type: ignore[misc]
+        sock = connect_ahead.take(self.host, self.port, timeout) if self.takes_ahead else None  # type: ignore[attr-defined]
+        if sock is None:
+            sock = super()._create_socket(timeout)  # type: ignore[misc]
         opening: _Opening | None = getattr(_opening, "current", None)
         if opening is not None:
             opening.watch(self, sock)

@@ -148,6 +148,8 @@ class _Imap(WatchedSockets, Unread, _Announced, imaplib.IMAP4):
     """imaplib.IMAP4 whose connect can be broken off (see `_threaded`), whose FETCH
     replies `imap_fetch` may read, and which believes its greeting's capabilities."""
 
+    takes_ahead = True
+
 
 class _ImapTls(WatchedSockets, Unread, _Announced, imaplib.IMAP4_SSL):
     """imaplib.IMAP4_SSL whose connect can be broken off (see `_threaded`), whose

@@ -51,6 +51,8 @@ def translate(exc: BaseException, where: str, *, login: bool = False) -> BaseExc
 class _Pop3(WatchedSockets, poplib.POP3):
     """poplib.POP3 whose connect can be broken off (see `_threaded`)."""
 
+    takes_ahead = True
+
 
 class _Pop3Tls(WatchedSockets, poplib.POP3_SSL):
     """poplib.POP3_SSL whose connect can be broken off (see `_threaded`)."""
