@@ -25,7 +25,10 @@ class MailFetchSpec(JobSpec):
     since: date | None = Field(None, description="only messages received on or after this day")
     max_size: size_field() | None = Field(None, description="skip (and keep on the server) larger messages")  # type: ignore[valid-type]
     attachments: Path | None = Field(None, description="also save attachments of fetched messages here")
-    batch: int = Field(100, ge=1, le=1000, description="IMAP messages per UID FETCH (one task)")
+    batch: int = Field(
+        500, ge=1, le=1000,
+        description="messages per IMAP UID FETCH (one task) or per POP3 store; at most 16 MiB of them",
+    )
     command_timeout: float = Field(60.0, gt=0, description="seconds one protocol command may take")
 
     @field_validator("folders")
