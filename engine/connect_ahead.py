@@ -29,8 +29,9 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-#: Kinds whose first connection goes to this spec field's URL, by a client that takes
-#: a socket connected ahead (`engine.protocols._threaded.WatchedSockets`).
+#: Kinds whose first connection goes to this spec field's URL, by a connector that
+#: lets its client take a socket connected ahead (`ImapConnector(ahead=True)`, the same
+#: for POP3; a load test never does: it times the connect).
 FIRST_CONNECTION = {"mail.fetch": "source"}
 SCHEMES = frozenset({"imap", "pop3"})
 #: Seconds a socket connected ahead waits to be taken before it is closed.

@@ -294,9 +294,9 @@ class MailFetch(Job):
         if folder is None:
             from xfer.protocols.pop3 import Pop3Connector  # poplib and email's parser: POP3 jobs only
 
-            return Pop3Connector(self.url, self.host, starttls=starttls, timeout=self.spec.command_timeout)
+            return Pop3Connector(self.url, self.host, starttls=starttls, timeout=self.spec.command_timeout, ahead=True)
         url = dataclasses.replace(self.url, path="/" + folder)
-        return ImapConnector(url, self.host, starttls=starttls, timeout=self.spec.command_timeout)
+        return ImapConnector(url, self.host, starttls=starttls, timeout=self.spec.command_timeout, ahead=True)
 
     async def _open(self, name: str, delimiter: str | None) -> LocalFolder:
         folder = LocalFolder(self, name, local_name(name, delimiter))

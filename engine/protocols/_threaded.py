@@ -82,8 +82,9 @@ class _Opening:
 
 class WatchedSockets:
     """Mixin for stdlib clients (before the library class in the bases): tells the
-    connect running in this thread about each socket the client creates. A plain TCP
-    client (`takes_ahead`) first takes a socket `xfer run` connected ahead for it."""
+    connect running in this thread about each socket the client creates. A client
+    class that `takes_ahead` (plain TCP, for mail.fetch) first takes a socket `xfer
+    run` connected ahead for its address."""
 
     #: Whether a socket connected ahead (`engine.connect_ahead`) may serve this client.
     takes_ahead = False

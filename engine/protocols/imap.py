@@ -148,6 +148,10 @@ class _Imap(WatchedSockets, Unread, _Announced, imaplib.IMAP4):
     """imaplib.IMAP4 whose connect can be broken off (see `_threaded`), whose FETCH
     replies `imap_fetch` may read, and which believes its greeting's capabilities."""
 
+
+class _ImapAhead(_Imap):
+    """`_Imap` that takes a socket `xfer run` connected ahead (`engine/connect_ahead.py`)."""
+
     takes_ahead = True
 
 
@@ -409,10 +413,12 @@ class ImapConnector:
 
     def __init__(
         self, url: Url, host: HostConfig, *, starttls: bool | None = None, timeout: float = DEFAULT_TIMEOUT,
-        select: bool = True,
+        select: bool = True, ahead: bool = False,
     ):
         """select=False: the session is left in the authenticated state (a load test
-        times SELECT itself, `ImapConnection.reselect`)."""
+        times SELECT itself, `ImapConnection.reselect`). ahead=True: a socket `xfer
+        run` connected ahead may serve (mail.fetch; never a load test, which times
+        the connect)."""
         if url.tls and starttls:
             raise ValueError("imaps:// is already TLS: starttls must be auto or false")
         self.url = url
@@ -420,6 +426,7 @@ class ImapConnector:
         self.starttls = starttls
         self.timeout = timeout
         self.select = select
+        self.ahead = ahead
         self.mailbox = url.path.strip("/") or "INBOX"
         self.endpoint = url.endpoint
         self.identity: Hashable = (
@@ -444,7 +451,7 @@ class ImapConnector:
                 url.host, url.port, ssl_context=client_context(self.host), timeout=self.timeout
             )
         else:
-            client = _Imap(url.host, url.port, timeout=self.timeout)
+            client = (_ImapAhead if self.ahead else _Imap)(url.host, url.port, timeout=self.timeout)
         try:
             if not url.tls and self.starttls is not False:
                 self._starttls(client)

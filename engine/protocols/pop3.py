@@ -51,6 +51,10 @@ def translate(exc: BaseException, where: str, *, login: bool = False) -> BaseExc
 class _Pop3(WatchedSockets, poplib.POP3):
     """poplib.POP3 whose connect can be broken off (see `_threaded`)."""
 
+
+class _Pop3Ahead(_Pop3):
+    """`_Pop3` that takes a socket `xfer run` connected ahead (`engine/connect_ahead.py`)."""
+
     takes_ahead = True
 
 
@@ -210,13 +214,18 @@ class Pop3Connection(ThreadedSession):
 class Pop3Connector:
     """Opens POP3 sessions: `pop3s://` implicit TLS, STLS when asked or offered."""
 
-    def __init__(self, url: Url, host: HostConfig, *, starttls: bool | None = None, timeout: float = DEFAULT_TIMEOUT):
+    def __init__(
+        self, url: Url, host: HostConfig, *, starttls: bool | None = None, timeout: float = DEFAULT_TIMEOUT,
+        ahead: bool = False,
+    ):
+        """ahead=True: a socket `xfer run` connected ahead may serve (mail.fetch)."""
         if url.tls and starttls:
             raise ValueError("pop3s:// is already TLS: starttls must be auto or false")
         self.url = url
         self.host = host
         self.starttls = starttls
         self.timeout = timeout
+        self.ahead = ahead
         self.endpoint = url.endpoint
         self.identity: Hashable = ("pop3", url.scheme, url.endpoint, url.login, starttls, host.tls_verify, host.ca_file)
         self.where = f"pop3 {url.endpoint}"
@@ -238,7 +247,7 @@ class Pop3Connector:
                 url.host, url.port, timeout=self.timeout, context=client_context(self.host)
             )
         else:
-            client = _Pop3(url.host, url.port, timeout=self.timeout)
+            client = (_Pop3Ahead if self.ahead else _Pop3)(url.host, url.port, timeout=self.timeout)
         try:
             if not url.tls and self.starttls is not False:
                 self._starttls(client)

@@ -73,7 +73,7 @@ def test_a_session_logs_in_over_a_socket_connected_ahead(mail_server: MailServer
     connect_ahead.open_for(Counter({("127.0.0.1", port): 1}))
     url = parse_url(imap_url(server) if protocol == "imap" else
                     f"pop3://{server.address('user1')}:{server.users['user1']}@127.0.0.1:{port}")
-    connector = (ImapConnector if protocol == "imap" else Pop3Connector)(url, HostConfig())
+    connector = (ImapConnector if protocol == "imap" else Pop3Connector)(url, HostConfig(), ahead=True)
     client = connector.open()
     try:
         assert connect_ahead.take("127.0.0.1", port, 1.0) is None  # the session took the one socket
@@ -85,6 +85,18 @@ def test_a_session_logs_in_over_a_socket_connected_ahead(mail_server: MailServer
         client.logout() if protocol == "imap" else client.quit()
 
 
+def test_a_connector_that_times_its_connect_never_takes_one(mail_server: MailServer) -> None:  # noqa: F811
+    """A load test (mail.sessions) times TCP, greeting and LOGIN as the login: a socket
+    connected ahead would make that figure a lie, so its connector does not take one."""
+    port = mail_server.imap_port
+    connect_ahead.open_for(Counter({("127.0.0.1", port): 1}))
+    client = ImapConnector(parse_url(imap_url(mail_server)), HostConfig()).open()
+    client.logout()
+    left = connect_ahead.take("127.0.0.1", port, 1.0)
+    assert left is not None  # still there, untouched
+    left.close()
+
+
 def test_a_refused_connect_is_not_used_and_the_session_reports_its_own(mail_server: MailServer) -> None:  # noqa: F811
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -94,7 +106,7 @@ def test_a_refused_connect_is_not_used_and_the_session_reports_its_own(mail_serv
     assert connect_ahead.take("127.0.0.1", closed_port, 1.0) is None
     assert open_fds() == before  # both refused sockets closed
     with pytest.raises(ConnectionRefusedError):
-        ImapConnector(parse_url(imap_url(mail_server, closed_port)), HostConfig()).open()
+        ImapConnector(parse_url(imap_url(mail_server, closed_port)), HostConfig(), ahead=True).open()
 
 
 def test_a_socket_older_than_fresh_is_closed_and_the_session_connects_anew(
@@ -104,7 +116,7 @@ def test_a_socket_older_than_fresh_is_closed_and_the_session_connects_anew(
     connect_ahead.open_for(Counter({address: 1}))
     ((stale, _),) = connect_ahead._ready[address]
     monkeypatch.setattr(connect_ahead, "FRESH", 0.0)
-    client = ImapConnector(parse_url(imap_url(mail_server)), HostConfig()).open()
+    client = ImapConnector(parse_url(imap_url(mail_server)), HostConfig(), ahead=True).open()
     try:
         assert client.state == "SELECTED"
         assert client.sock is not stale and stale.fileno() == -1  # closed, not used
