@@ -11,8 +11,10 @@ connecting, and finds the greeting waiting in it.
 Never more sockets than the run would open anyway: per address, its mail.fetch jobs,
 at most its host limit, all within the run's global bound. A forked run deals them out
 to its processes (`deal`, `keep`), at most a process's share of the host each. Every
-new session of that address takes one while any is left, so the sockets and the open
-sessions together stay within the limit. What is left unused after `FRESH` seconds,
+new session of that address takes one while any is left, so a process's sockets and
+its open sessions stay within what it may open. (A process whose jobs end before
+taking all of its sockets still holds the rest while another process may be given
+more of the host: at most `FRESH` seconds.) What is left unused after `FRESH` seconds,
 or when the run ends, is closed (`close_all`): by then the run has had its first
 sessions, and a server may give up on a silent client. A connect that failed is
 closed and the session connects as usual, so errors read as they always did.
@@ -82,7 +84,6 @@ def open_for(addresses: Counter[Address]) -> None:
                 sock.close()
                 break
             _ready.setdefault((host, port), deque()).append((sock, time.monotonic()))
-
 
 
 def deal(shares: list[Counter[Address]]) -> None:
