@@ -11,10 +11,11 @@ connecting, and finds the greeting waiting in it.
 Never more sockets than the run would open anyway: per address, its mail.fetch jobs,
 at most its host limit, all within the run's global bound. A forked run deals them out
 to its processes (`deal`, `keep`), at most a process's share of the host each. Every
-new session of that address takes one while any is left, so a process's sockets and
-its open sessions stay within what it may open. (A process whose jobs end before
-taking all of its sockets still holds the rest while another process may be given
-more of the host: at most `FRESH` seconds.) What is left unused after `FRESH` seconds,
+new session of that address takes one while any is left, so in one process the
+sockets and the sessions of a host never exceed its limit. The pools do not count the
+sockets not yet taken, though: while some wait (in the usual start, milliseconds; at
+most `FRESH` seconds) another process may be given more of the host, or sessions of
+other hosts may fill the global bound. What is left unused after `FRESH` seconds,
 or when the run ends, is closed (`close_all`): by then the run has had its first
 sessions, and a server may give up on a silent client. A connect that failed is
 closed and the session connects as usual, so errors read as they always did.
