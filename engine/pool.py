@@ -156,7 +156,7 @@ class HostPool:
                 if waiter.done() and not waiter.cancelled():
                     self._handed -= 1
                     self._give_back_slot()  # handed a slot just as we were cancelled
-                else:
+                elif waiter in self._waiters:  # a releaser drops cancelled waiters it meets
                     self._waiters.remove(waiter)
                 raise
             finally:
@@ -412,7 +412,7 @@ class Pools:
             except asyncio.CancelledError:
                 if waiter.done() and not waiter.cancelled():
                     self.closed()  # handed a slot just as we were cancelled: pass it on
-                else:
+                elif waiter in self._openers:  # a closer drops cancelled waiters it meets
                     self._openers.remove(waiter)
                 raise
         self.peak_open = max(self.peak_open, self.open)

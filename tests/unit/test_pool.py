@@ -12,7 +12,7 @@ import pytest
 
 from xfer.errors import ConnectionLimitError, PermanentError
 from xfer.events import EventBus
-from xfer.pool import HostPool
+from xfer.pool import HostPool, Pools
 from xfer.urls import parse_url
 
 
@@ -128,3 +128,45 @@ def test_421_shrinks_the_pool_for_the_rest_of_the_run() -> None:
     assert pool.limit == 2
     assert pool.configured_limit == 4
     assert [event.data["limit"] for event in seen if event.name == "pool.shrink"] == [2]
+
+
+def test_a_cancelled_slot_waiter_whose_waiter_a_releaser_already_dropped_stays_cancelled() -> None:
+    """A stop cancels waiting openers. A slot given back between the cancel and the
+    opener's turn to run drops the cancelled waiter from the queue; the opener then
+    failed to remove it again and raised ValueError, not CancelledError (every job of
+    a stopped run reported "failed" with "<Future cancelled> is not in deque")."""
+
+    async def main() -> None:
+        pool, _ = make_pool(1)
+        await pool._take_slot()
+        waiting = asyncio.ensure_future(pool._take_slot())
+        await asyncio.sleep(0)  # it waits for the slot
+        waiting.cancel()
+        pool._give_back_slot()  # before the waiter's task runs again
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert pool.in_use == 0
+        await pool._take_slot()  # the slot is free
+        assert pool.in_use == 1
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_global_opener_whose_waiter_a_closer_already_dropped_stays_cancelled() -> None:
+    """The same race for the run's global bound (`Pools.open_slot` and `closed`)."""
+
+    async def main() -> None:
+        pools = Pools(EventBus(), max_open=1)
+        opener, _ = make_pool(4)
+        await pools.open_slot(opener)
+        waiting = asyncio.ensure_future(pools.open_slot(opener))
+        await asyncio.sleep(0)
+        waiting.cancel()
+        pools.closed()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert pools.open == 0
+        await pools.open_slot(opener)
+        assert pools.open == 1
+
+    asyncio.run(main())
