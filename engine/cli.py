@@ -134,10 +134,10 @@ def _connect_ahead(jobs: Any, only: set[str] | None, args: argparse.Namespace) -
     """Connect the first mail sessions now, so the servers start them while this
     process imports the engine (`engine/connect_ahead.py`)."""
     from xfer import connect_ahead
+    from xfer.jobfile import global_bound
 
     selected = [(file, spec) for file in jobs.files for spec in file.jobs if only is None or spec.name in only]
-    bound = args.max_connections or min(file.defaults.max_connections for file in jobs.files)
-    connect_ahead.open_for(connect_ahead.wanted(selected, bound))
+    connect_ahead.open_for(connect_ahead.wanted(selected, global_bound(jobs.files, args.max_connections)))
 
 
 def _shards(jobs: Any, only: set[str] | None, args: argparse.Namespace) -> list[Any]:

@@ -50,7 +50,7 @@ from xfer.distributed.merge import JobMerger
 from xfer.distributed.units import PROCESS_SPLITTERS, Unit, job_units
 from xfer.events import Event, EventBus
 from xfer.forked_gate import SharedHostGate
-from xfer.jobfile import JobFile
+from xfer.jobfile import JobFile, global_bound
 from xfer.mailbox_store import budget
 from xfer.records import Record
 from xfer.report import Report
@@ -89,7 +89,7 @@ def plan_shards(
     """At most `processes` shards of the selected jobs (one shard: run in-process).
     Without `split_jobs`, a lone job is never cut into shares."""
     jobs = [(file, spec) for file in files for spec in file.jobs if only is None or spec.name in only]
-    total = max_connections or min(file.defaults.max_connections for file in files)
+    total = global_bound(files, max_connections)
     processes = max(1, min(processes, total))
     groups = _host_groups(jobs)
     if len(groups) < processes:

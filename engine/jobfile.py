@@ -5,6 +5,7 @@ must not pay for the validator."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,3 +75,9 @@ NO_HOST_BLOCK: HostConfig = Record(  # type: ignore[assignment]
         "allow_plaintext_auth": False,
     },
 )
+
+
+def global_bound(files: Sequence[JobFile], max_connections: int | None) -> int:
+    """The run's bound on open connections: `--max-connections`, else the strictest
+    `defaults.max_connections` of its job files."""
+    return max_connections or min(file.defaults.max_connections for file in files)

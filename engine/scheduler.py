@@ -34,7 +34,7 @@ from xfer.job import Connector
 from xfer.pool import HostGate, HostPool, Pools
 from xfer.retry import backoff_delay
 from xfer.runtime import JobRuntime
-from xfer.jobfile import JobFile
+from xfer.jobfile import JobFile, global_bound
 from xfer.state import StateStore
 from xfer.urls import Url
 
@@ -67,7 +67,7 @@ class Scheduler:
         self.options = options
         self.only = only
         first = files[0].defaults
-        self.pools = Pools(events, options.max_connections or min(f.defaults.max_connections for f in files), options.gate)
+        self.pools = Pools(events, global_bound(files, options.max_connections), options.gate)
         self.pools.before_gate_wait = self._commit_states
         self.grace_period = options.grace_period if options.grace_period is not None else first.grace_period
         self.stopped_by: signal.Signals | None = None
