@@ -5,22 +5,20 @@ A forking IMAP or POP3 server (Dovecot) starts a login process for every connect
 side of it all happens while xfer itself spends ~100 ms importing its engine and
 forking. So `xfer run` connects the first sessions of its `mail.fetch` jobs right
 after reading the job file, before those imports (`open_for`: non-blocking connects,
-nothing waits for them). A session then takes such a socket (`take`) instead of
-connecting, and finds the greeting waiting in it.
+nothing waits for them).
 
 Never more sockets than the run would open anyway: per address, its mail.fetch jobs,
 at most its host limit, all within the run's global bound. A forked run deals them out
-to its processes (`deal`, `keep`), at most a process's share of the host each. Every
-new session of that address takes one while any is left, so in one process the
-sockets and the sessions of a host never exceed its limit. The pools do not count the
-sockets not yet taken, though: while some wait (in the usual start, milliseconds; at
-most `FRESH` seconds) another process may be given more of the host, or sessions of
-other hosts may fill the global bound. What is left unused after `FRESH` seconds,
-or when the run ends, is closed (`close_all`): by then the run has had its first
-sessions, and a server may give up on a silent client. A connect that failed is
-closed and the session connects as usual, so errors read as they always did.
-Implicit TLS (imaps://, pop3s://) is never connected ahead: its handshake belongs to
-the session's thread."""
+to its processes (`deal`, `keep`), at most a process's share of the host each. Once
+the scheduler runs, the host's pool adopts them (`hand_over`, `pool.HostPool.adopt`):
+each is then an open connection like an idle one, holding its host slot, a global
+slot and (forked) a lease on the host, so every bound counts it, and it is closed to
+make room as an idle connection would be. A mail.fetch session takes one from its
+pool instead of connecting, and finds the greeting waiting in it (`usable`). What is
+left after `FRESH` seconds is closed: by then the run has had its first sessions, and
+a server may give up on a silent client. A connect that failed is closed and the
+session connects as usual, so errors read as they always did. Implicit TLS (imaps://,
+pop3s://) is never connected ahead: its handshake belongs to the session's thread."""
 
 from __future__ import annotations
 
@@ -30,7 +28,10 @@ import socket
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xfer.urls import Url
 
 #: Kinds whose first connection goes to this spec field's URL, by a connector that
 #: lets its client take a socket connected ahead (`ImapConnector(ahead=True)`, the same
@@ -42,9 +43,33 @@ FRESH = 2.0
 
 Address = tuple[str, int]
 
-_ready: dict[Address, deque[tuple[socket.socket, float]]] = {}
+
+class AheadSocket:
+    """A socket connected ahead, as its host's pool holds it: an open connection (the
+    pool's `Connection`) that no session has logged in over yet."""
+
+    __slots__ = ("sock", "opened")
+
+    def __init__(self, sock: socket.socket, opened: float) -> None:
+        self.sock, self.opened = sock, opened
+
+    def is_usable(self) -> bool:
+        return time.monotonic() - self.opened < FRESH
+
+    async def close(self) -> None:
+        self.sock.close()
+
+
+_ready: dict[Address, deque[AheadSocket]] = {}
 #: Per process of a forked run (`deal`): the sockets it keeps (`keep`).
-_dealt: list[dict[Address, deque[tuple[socket.socket, float]]]] = []
+_dealt: list[dict[Address, deque[AheadSocket]]] = []
+
+
+def first_url(spec: Any) -> Url | None:
+    """Where a job's first session connects, when a socket connected ahead may serve it."""
+    field = FIRST_CONNECTION.get(spec.kind)
+    url = getattr(spec, field) if field else None
+    return url if url is not None and url.scheme in SCHEMES else None
 
 
 def wanted(
@@ -56,9 +81,8 @@ def wanted(
     count: Counter[Address] = Counter()
     limits: dict[Address, int] = {}
     for file, spec in jobs:
-        field = FIRST_CONNECTION.get(spec.kind)
-        url = getattr(spec, field) if field else None
-        if url is None or url.scheme not in SCHEMES:
+        url = first_url(spec)
+        if url is None:
             continue
         address = (url.host, url.port)
         count[address] += 1
@@ -84,7 +108,7 @@ def open_for(addresses: Counter[Address]) -> None:
             if sock.connect_ex(target) not in (0, errno.EINPROGRESS):
                 sock.close()
                 break
-            _ready.setdefault((host, port), deque()).append((sock, time.monotonic()))
+            _ready.setdefault((host, port), deque()).append(AheadSocket(sock, time.monotonic()))
 
 
 def deal(shares: list[Counter[Address]]) -> None:
@@ -106,18 +130,21 @@ def keep(index: int) -> None:
     _dealt.clear()
 
 
-def take(host: str, port: int, timeout: float | None) -> socket.socket | None:
-    """A connected socket for `host:port`, blocking with `timeout`, or None: connect as usual."""
-    sockets = _ready.get((host, port))
-    while sockets:
-        try:
-            sock, opened = sockets.popleft()  # atomic: sessions' threads take at once
-        except IndexError:
-            return None
-        if time.monotonic() - opened < FRESH and _connected(sock, timeout):
-            sock.settimeout(timeout)
-            return sock
-        sock.close()
+def hand_over() -> dict[Address, deque[AheadSocket]]:
+    """Every socket kept, for the pools to adopt (this module holds none after)."""
+    handed = dict(_ready)
+    _ready.clear()
+    return handed
+
+
+def usable(ahead: AheadSocket, timeout: float | None) -> socket.socket | None:
+    """In the session's thread: the socket, once its connect has succeeded (waiting
+    up to `timeout`), unless it is older than `FRESH`; else None (closed): connect as usual."""
+    sock = ahead.sock
+    if ahead.is_usable() and _connected(sock, timeout):
+        sock.settimeout(timeout)
+        return sock
+    sock.close()
     return None
 
 
@@ -133,20 +160,14 @@ def _connected(sock: socket.socket, timeout: float | None) -> bool:
 
 
 def close_all() -> None:
-    """Close every socket not taken (in a forked run's parent: its copies only)."""
+    """Close every socket not handed over (in a forked run's parent: its copies only)."""
     _close(_ready)
     for dealt in _dealt:
         _close(dealt)
 
 
-def _close(table: dict[Address, deque[tuple[socket.socket, float]]]) -> None:
-    """Close the sockets of `table` one by one as `take` would take them, so a socket
-    a session's thread takes meanwhile goes to that session alone."""
+def _close(table: dict[Address, deque[AheadSocket]]) -> None:
     while table:
         _, sockets = table.popitem()
-        while sockets:
-            try:
-                sock, _ = sockets.popleft()
-            except IndexError:  # the last one was taken meanwhile
-                break
-            sock.close()
+        for ahead in sockets:
+            ahead.sock.close()

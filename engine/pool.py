@@ -17,7 +17,14 @@ lease on its host shared by every process, taken after the local slots and befor
 connecting, given back when the connection closes. A distributed run's gate is in
 Redis (`engine/distributed/gate.py`); a forked run's (`engine/forked_gate.py`) in
 shared memory, and it also tells a process when another one waits for the host, so
-that connections are handed over between processes as between jobs here."""
+that connections are handed over between processes as between jobs here.
+
+Sockets `xfer run` connected while it started (`engine/connect_ahead.py`) are adopted
+by their host's pool as idle connections of their own kind (`AHEAD`): each holds its
+host slot, a global slot and its lease like any open connection, is closed to make
+room like an idle one, and goes to the next opener whose connector takes such sockets
+(mail.fetch's), which then opens no other connection: it takes over that socket's
+slots and lease."""
 
 from __future__ import annotations
 
@@ -25,11 +32,17 @@ import asyncio
 import contextlib
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Hashable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from xfer.errors import ConnectionLimitError, PermanentError, describe
 from xfer.events import EventBus
 from xfer.job import Connection, Connector
+
+if TYPE_CHECKING:
+    from xfer.connect_ahead import AheadSocket
+
+#: The identity of an adopted socket connected ahead among a pool's idle connections.
+AHEAD = "connected ahead"
 
 
 class HostGate(Protocol):
@@ -176,26 +189,18 @@ class HostPool:
     async def _acquire(self, connector: Connector[Any]) -> Lease:
         await self._take_slot()
         reused = self._take_idle(connector.identity)
+        # mail.fetch's connectors (`ahead=True`) take sockets connected ahead; a load test's time the connect.
+        ahead = self._take_idle(AHEAD) if reused is None and getattr(connector, "ahead", False) else None
         for connection in self._evict_for_room():
             await self._close(connection, "evicted for another identity")
         if reused is not None:
             return Lease(reused, connector.identity)
-        try:
-            await self.pools.open_slot(self)
-        except BaseException:
-            self._give_back_slot()
-            raise
-        if self.pools.gate is not None:
-            try:
-                reused = await self._enter_gate(connector.identity)
-            except BaseException:
-                self.pools.closed()
-                self._give_back_slot()
-                raise
+        if ahead is None:
+            reused = await self._open_slots(connector.identity)
             if reused is not None:
-                self.pools.closed()  # no new connection after all: its global slot goes back
                 return Lease(reused, connector.identity)
-        connecting = asyncio.ensure_future(connector.connect())
+        # A socket connected ahead hands its global slot and lease to this connection.
+        connecting = asyncio.ensure_future(connector.connect(ahead=ahead) if ahead is not None else connector.connect())
         self._connecting += 1
         try:
             async with asyncio.timeout(self.connect_timeout):
@@ -221,6 +226,47 @@ class HostPool:
         self.connects += 1
         self._events.emit("pool.connect", host=self.endpoint, data={"in_use": self.in_use, "limit": self.limit})
         return Lease(connection, connector.identity)
+
+    async def _open_slots(self, identity: Hashable) -> Connection | None:
+        """The global slot and (across processes) the lease for a new connection; or,
+        when a connection of `identity` went idle meanwhile, that one (then neither)."""
+        try:
+            await self.pools.open_slot(self)
+        except BaseException:
+            self._give_back_slot()
+            raise
+        if self.pools.gate is None:
+            return None
+        try:
+            reused = await self._enter_gate(identity)
+        except BaseException:
+            self.pools.closed()
+            self._give_back_slot()
+            raise
+        if reused is not None:
+            self.pools.closed()  # no new connection after all: its global slot goes back
+        return reused
+
+    async def adopt(self, ahead: AheadSocket) -> None:
+        """Hold a socket connected ahead as an idle connection: within the host's limit,
+        a free global slot and (across processes) a lease, else it is closed."""
+        gate = self.pools.gate
+        if self.in_use + len(self._idle) >= self.limit or not self.pools.take_free_slot():
+            ahead.sock.close()
+            return
+        if gate is not None and not await gate.try_enter(self.endpoint, self.limit):
+            self.pools.closed()
+            ahead.sock.close()
+            return
+        self._idle[id(ahead)] = (AHEAD, ahead)
+        self._offer_idle_later()
+
+    def drop_ahead(self) -> None:
+        """Close the sockets connected ahead that no session took."""
+        for key, (identity, connection) in list(self._idle.items()):
+            if identity == AHEAD:
+                del self._idle[key]
+                self.pools.close_later(self._close(connection, "connected ahead, not used"))
 
     async def _close_when_connected(self, connecting: asyncio.Future[Connection]) -> None:
         try:
@@ -416,6 +462,19 @@ class Pools:
                     self._openers.remove(waiter)
                 raise
         self.peak_open = max(self.peak_open, self.open)
+
+    def take_free_slot(self) -> bool:
+        """Take a global slot if one is free now, without waiting or closing anything."""
+        if self.max_open is not None and (self.open >= self.max_open or self._openers):
+            return False
+        self.open += 1
+        self.peak_open = max(self.peak_open, self.open)
+        return True
+
+    def drop_ahead(self) -> None:
+        """Close every socket connected ahead that no session took (`FRESH` after the start)."""
+        for pool in self._pools.values():
+            pool.drop_ahead()
 
     def closed(self) -> None:
         """A connection was closed (or never opened): its slot goes to the oldest

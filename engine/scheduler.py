@@ -114,10 +114,26 @@ class Scheduler:
         key = (id(runtime), url.endpoint)
         pool = self._pool_of.get(key)
         if pool is None:
-            host = runtime.file.host_config(url)
-            timeout = host.connect_timeout or runtime.file.defaults.connect_timeout
-            pool = self._pool_of[key] = self.pools.get(url.endpoint, runtime.file.host_limit(url), timeout)
+            pool = self._pool_of[key] = self._pool(runtime, url)
         return pool
+
+    def _pool(self, runtime: JobRuntime, url: Url) -> HostPool:
+        host = runtime.file.host_config(url)
+        timeout = host.connect_timeout or runtime.file.defaults.connect_timeout
+        return self.pools.get(url.endpoint, runtime.file.host_limit(url), timeout)
+
+    async def _adopt_ahead(self) -> None:
+        """The sockets `xfer run` connected ahead go to their hosts' pools, which count
+        them as open connections from now on (`engine/connect_ahead.py`)."""
+        handed = connect_ahead.hand_over()
+        for runtime in self.jobs:
+            url = connect_ahead.first_url(runtime.spec)
+            sockets = handed.pop((url.host, url.port), None) if url is not None else None
+            for ahead in sockets or ():
+                await self._pool(runtime, url).adopt(ahead)  # type: ignore[arg-type]
+        for sockets in handed.values():  # no job of this run connects there after all
+            for ahead in sockets:
+                ahead.sock.close()
 
     # -- running ------------------------------------------------------------
 
@@ -130,12 +146,12 @@ class Scheduler:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, self.stop, signum)
         self.events.emit("run.started", data={"jobs": [job.name for job in self.jobs]})
-        unused = loop.call_later(connect_ahead.FRESH, connect_ahead.close_all)
+        await self._adopt_ahead()
+        unused = loop.call_later(connect_ahead.FRESH, self.pools.drop_ahead)
         try:
             await asyncio.gather(*(self._run_job(job) for job in self.jobs))
         finally:
             unused.cancel()
-            connect_ahead.close_all()
             for signum in signals:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(signum)

@@ -57,12 +57,20 @@ def _shut(sock: socket.socket | None) -> None:
 
 
 class _Opening:
-    """The clients a connect has created so far, so the loop can break it off."""
+    """The clients a connect has created so far, so the loop can break it off, and the
+    socket connected ahead that its pool gave it (`engine/connect_ahead.py`), if any."""
 
-    def __init__(self) -> None:
+    def __init__(self, ahead: connect_ahead.AheadSocket | None = None) -> None:
         self._lock = threading.Lock()
         self._clients: list[tuple[Any, socket.socket]] = []
         self.cancelled = False
+        self._ahead = ahead
+
+    def take_ahead(self) -> connect_ahead.AheadSocket | None:
+        """The socket connected ahead, for the one client that connects with it."""
+        with self._lock:
+            ahead, self._ahead = self._ahead, None
+        return ahead
 
     def watch(self, client: Any, sock: socket.socket) -> None:
         with self._lock:
@@ -78,22 +86,30 @@ class _Opening:
         for client, sock in clients:
             _shut(sock)  # the socket as created
             _shut(getattr(client, "sock", None))  # and as wrapped since (STARTTLS)
+        self.close_ahead()
+
+    def close_ahead(self) -> None:
+        """Close the socket connected ahead if no client took it."""
+        ahead = self.take_ahead()
+        if ahead is not None:
+            ahead.sock.close()
 
 
 class WatchedSockets:
     """Mixin for stdlib clients (before the library class in the bases): tells the
     connect running in this thread about each socket the client creates. A client
-    class that `takes_ahead` (plain TCP, for mail.fetch) first takes a socket `xfer
-    run` connected ahead for its address."""
+    class that `takes_ahead` (plain TCP, for mail.fetch) connects with the socket its
+    pool gave the connect (`open_session(ahead=...)`), if it is still good."""
 
     #: Whether a socket connected ahead (`engine.connect_ahead`) may serve this client.
     takes_ahead = False
 
     def _create_socket(self, timeout: Any) -> socket.socket:
-        sock = connect_ahead.take(self.host, self.port, timeout) if self.takes_ahead else None  # type: ignore[attr-defined]
+        opening: _Opening | None = getattr(_opening, "current", None)
+        ahead = opening.take_ahead() if opening is not None and self.takes_ahead else None
+        sock = connect_ahead.usable(ahead, timeout) if ahead is not None else None
         if sock is None:
             sock = super()._create_socket(timeout)  # type: ignore[misc]
-        opening: _Opening | None = getattr(_opening, "current", None)
         if opening is not None:
             opening.watch(self, sock)
         return sock
@@ -105,18 +121,20 @@ def _open_in_thread(opening: _Opening, function: Callable[[], T]) -> T:
         return function()
     finally:
         _opening.current = None
+        opening.close_ahead()
 
 
 async def open_session(
     function: Callable[[], T], where: str, translate: Callable[[BaseException], BaseException],
-    discard: Callable[[T], None],
+    discard: Callable[[T], None], ahead: connect_ahead.AheadSocket | None = None,
 ) -> tuple[T, ThreadPoolExecutor]:
     """Open a client (connect + log in, blocking) in a new single-thread executor that
-    the session then keeps for all its calls. If the caller gives up (cancellation),
+    the session then keeps for all its calls; `ahead`: a socket connected ahead for
+    it (closed if the client does not take it). If the caller gives up (cancellation),
     the client's sockets are shut down, a client that arrives late goes to `discard`,
     and the thread ends."""
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=where.replace(" ", "-"))
-    opening = _Opening()
+    opening = _Opening(ahead)
     future = executor.submit(_open_in_thread, opening, function)
     try:
         return await asyncio.wrap_future(future), executor

@@ -26,6 +26,7 @@ from xfer.protocols.imap_fetch import (
 from xfer.urls import Url
 
 if TYPE_CHECKING:
+    from xfer.connect_ahead import AheadSocket
     from xfer.spec import HostConfig
 
 T = TypeVar("T")
@@ -150,7 +151,8 @@ class _Imap(WatchedSockets, Unread, _Announced, imaplib.IMAP4):
 
 
 class _ImapAhead(_Imap):
-    """`_Imap` that takes a socket `xfer run` connected ahead (`engine/connect_ahead.py`)."""
+    """`_Imap` that connects with the socket connected ahead that its pool gave the
+    session, if any (`engine/connect_ahead.py`)."""
 
     takes_ahead = True
 
@@ -437,9 +439,10 @@ class ImapConnector:
     def __repr__(self) -> str:
         return f"<ImapConnector {self.url}>"
 
-    async def connect(self) -> ImapConnection:
+    async def connect(self, ahead: AheadSocket | None = None) -> ImapConnection:
+        """`ahead`: a socket connected ahead that its pool gives this session (`ahead=True` only)."""
         client, executor = await open_session(
-            self.open, self.where, lambda exc: translate(exc, self.where), imaplib.IMAP4.shutdown
+            self.open, self.where, lambda exc: translate(exc, self.where), imaplib.IMAP4.shutdown, ahead
         )
         return ImapConnection(client, executor, self.mailbox, self.where, _uidvalidity(client))
 

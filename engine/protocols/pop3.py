@@ -21,6 +21,7 @@ from xfer.protocols._tls import check_credentials_socket, client_context
 from xfer.urls import Url
 
 if TYPE_CHECKING:
+    from xfer.connect_ahead import AheadSocket
     from xfer.spec import HostConfig
 
 #: Response codes (RFC 3206) that mean "try again later", not "wrong password".
@@ -53,7 +54,8 @@ class _Pop3(WatchedSockets, poplib.POP3):
 
 
 class _Pop3Ahead(_Pop3):
-    """`_Pop3` that takes a socket `xfer run` connected ahead (`engine/connect_ahead.py`)."""
+    """`_Pop3` that connects with the socket connected ahead that its pool gave the
+    session, if any (`engine/connect_ahead.py`)."""
 
     takes_ahead = True
 
@@ -233,9 +235,10 @@ class Pop3Connector:
     def __repr__(self) -> str:
         return f"<Pop3Connector {self.url}>"
 
-    async def connect(self) -> Pop3Connection:
+    async def connect(self, ahead: AheadSocket | None = None) -> Pop3Connection:
+        """`ahead`: a socket connected ahead that its pool gives this session (`ahead=True` only)."""
         client, executor = await open_session(
-            self.open, self.where, lambda exc: translate(exc, self.where), poplib.POP3.close
+            self.open, self.where, lambda exc: translate(exc, self.where), poplib.POP3.close, ahead
         )
         return Pop3Connection(self.open, client, executor, self.where)
 

@@ -1,10 +1,12 @@
 """Sockets connected ahead (`engine/connect_ahead.py`) against real Dovecot: a session
 logs in over one, a failed or stale one is never used, a forked run's processes each
 keep their own, and `xfer run` leaves none unused (Dovecot logs every connection that
-closed without a login attempt)."""
+closed without a login attempt). How the pools count and hand them out:
+tests/unit/test_pool_ahead.py."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -17,6 +19,7 @@ import pytest
 
 import xfer
 from xfer import connect_ahead
+from xfer.errors import XferError
 from xfer.protocols.imap import ImapConnector
 from xfer.protocols.pop3 import Pop3Connector
 from xfer.spec import HostConfig
@@ -66,35 +69,31 @@ def test_wanted_is_a_socket_a_mail_job_within_the_host_limit_and_the_global_boun
     assert connect_ahead.wanted(pairs, None, lambda endpoint: 2) == Counter({imap: 1, pop: 1})  # two processes share
 
 
+def handed(address: tuple[str, int]) -> list[connect_ahead.AheadSocket]:
+    """What the scheduler's pools would adopt for `address`."""
+    return list(connect_ahead.hand_over().get(address, ()))
+
+
 @pytest.mark.parametrize("protocol", ["imap", "pop3"])
 def test_a_session_logs_in_over_a_socket_connected_ahead(mail_server: MailServer, protocol: str) -> None:  # noqa: F811
     server = mail_server
     port = server.imap_port if protocol == "imap" else server.pop3_port
     connect_ahead.open_for(Counter({("127.0.0.1", port): 1}))
+    (ahead,) = handed(("127.0.0.1", port))
     url = parse_url(imap_url(server) if protocol == "imap" else
                     f"pop3://{server.address('user1')}:{server.users['user1']}@127.0.0.1:{port}")
     connector = (ImapConnector if protocol == "imap" else Pop3Connector)(url, HostConfig(), ahead=True)
-    client = connector.open()
-    try:
-        assert connect_ahead.take("127.0.0.1", port, 1.0) is None  # the session took the one socket
-        if protocol == "imap":
-            assert client.state == "SELECTED"
-        else:
-            assert client.stat()[0] == 0
-    finally:
-        client.logout() if protocol == "imap" else client.quit()
 
+    async def main() -> None:
+        conn = await connector.connect(ahead=ahead)
+        try:
+            assert conn.client.sock is ahead.sock  # logged in over it
+            if protocol == "imap":
+                assert conn.client.state == "SELECTED"
+        finally:
+            await conn.close()
 
-def test_a_connector_that_times_its_connect_never_takes_one(mail_server: MailServer) -> None:  # noqa: F811
-    """A load test (mail.sessions) times TCP, greeting and LOGIN as the login: a socket
-    connected ahead would make that figure a lie, so its connector does not take one."""
-    port = mail_server.imap_port
-    connect_ahead.open_for(Counter({("127.0.0.1", port): 1}))
-    client = ImapConnector(parse_url(imap_url(mail_server)), HostConfig()).open()
-    client.logout()
-    left = connect_ahead.take("127.0.0.1", port, 1.0)
-    assert left is not None  # still there, untouched
-    left.close()
+    asyncio.run(main())
 
 
 def test_a_refused_connect_is_not_used_and_the_session_reports_its_own(mail_server: MailServer) -> None:  # noqa: F811
@@ -103,25 +102,31 @@ def test_a_refused_connect_is_not_used_and_the_session_reports_its_own(mail_serv
         closed_port = probe.getsockname()[1]
     before = open_fds()
     connect_ahead.open_for(Counter({("127.0.0.1", closed_port): 2}))
-    assert connect_ahead.take("127.0.0.1", closed_port, 1.0) is None
+    first, second = handed(("127.0.0.1", closed_port))
+    assert connect_ahead.usable(first, 1.0) is None
+    connector = ImapConnector(parse_url(imap_url(mail_server, closed_port)), HostConfig(), ahead=True)
+    with pytest.raises(XferError, match="refused"):
+        asyncio.run(connector.connect(ahead=second))
     assert open_fds() == before  # both refused sockets closed
-    with pytest.raises(ConnectionRefusedError):
-        ImapConnector(parse_url(imap_url(mail_server, closed_port)), HostConfig(), ahead=True).open()
 
 
 def test_a_socket_older_than_fresh_is_closed_and_the_session_connects_anew(
     mail_server: MailServer, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
 ) -> None:
-    address = ("127.0.0.1", mail_server.imap_port)
-    connect_ahead.open_for(Counter({address: 1}))
-    ((stale, _),) = connect_ahead._ready[address]
+    connect_ahead.open_for(Counter({("127.0.0.1", mail_server.imap_port): 1}))
+    (stale,) = handed(("127.0.0.1", mail_server.imap_port))
     monkeypatch.setattr(connect_ahead, "FRESH", 0.0)
-    client = ImapConnector(parse_url(imap_url(mail_server)), HostConfig(), ahead=True).open()
-    try:
-        assert client.state == "SELECTED"
-        assert client.sock is not stale and stale.fileno() == -1  # closed, not used
-    finally:
-        client.logout()
+    connector = ImapConnector(parse_url(imap_url(mail_server)), HostConfig(), ahead=True)
+
+    async def main() -> None:
+        conn = await connector.connect(ahead=stale)
+        try:
+            assert conn.client.state == "SELECTED"
+            assert conn.client.sock is not stale.sock and stale.sock.fileno() == -1  # closed, not used
+        finally:
+            await conn.close()
+
+    asyncio.run(main())
 
 
 def test_each_forked_process_keeps_only_the_sockets_dealt_to_it(mail_server: MailServer) -> None:  # noqa: F811
@@ -132,10 +137,10 @@ def test_each_forked_process_keeps_only_the_sockets_dealt_to_it(mail_server: Mai
     assert open_fds() == before + 3  # the fourth, dealt to no process, is closed
     connect_ahead.keep(1)  # what process 1 does after the fork
     assert open_fds() == before + 2  # its copy of process 0's socket closed
-    taken = [connect_ahead.take(*address, 1.0) for _ in range(3)]
-    assert taken[2] is None and all(sock is not None for sock in taken[:2])
-    for sock in taken[:2]:
-        sock.close()
+    kept = handed(address)
+    assert len(kept) == 2 and handed(address) == []
+    for ahead in kept:
+        ahead.sock.close()
     assert open_fds() == before
 
 
