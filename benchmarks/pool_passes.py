@@ -73,7 +73,8 @@ def main() -> None:
         paired = [ratio(pair["xfer"], pair[peer], rate) for pair in pairs]
         low, _, high = statistics.quantiles(paired, n=4) if len(paired) > 1 else (paired[0],) * 3
         medians = ratio(statistics.median(p["xfer"] for p in pairs), statistics.median(p[peer] for p in pairs), rate)
-        print(f"| {scenario} | {peer} | {len(pairs)} | {statistics.median(paired):.3f} ({low:.2f}-{high:.2f}) | {medians:.3f} |")
+        middle = statistics.median(paired)
+        print(f"| {scenario} | {peer} | {len(pairs)} | {middle:.3f} ({low:.2f}-{high:.2f}) | {medians:.3f} |")
 
 
 if __name__ == "__main__":

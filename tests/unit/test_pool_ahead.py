@@ -60,7 +60,9 @@ def is_closed(ahead: AheadSocket) -> bool:
     return ahead.sock.fileno() == -1
 
 
-def test_a_socket_connected_ahead_holds_a_global_slot_and_gives_it_up_to_another_host(sockets: list[socket.socket]) -> None:
+def test_a_socket_connected_ahead_holds_a_global_slot_and_gives_it_up_to_another_host(
+    sockets: list[socket.socket],
+) -> None:
     async def main() -> None:
         pools = Pools(EventBus(), max_open=1)
         imap, ftp = pools.get(IMAP, 4, 5), pools.get(FTP, 4, 5)
