@@ -76,6 +76,7 @@ from tests.servers.ftp import FtpServer, VSFTPD_BINARY, _children, _vsftpd_pids,
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from harness import XFER, CpuGroup, rotated, timed, tool_env  # noqa: E402
+from pool_passes import paired_ratio  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 ENV = tool_env()
@@ -536,18 +537,21 @@ def summarise(results: Results, args: argparse.Namespace) -> dict[str, Any]:
         for reference in ("lftp", "lftp-concurrent", "lftp-sequential"):
             if "xfer" in rows and reference in rows:
                 rows["xfer"]["ratio_to_" + reference] = rows["xfer"]["wall"] / rows[reference]["wall"]
+                everyone = [sample for samples in results.samples[scenario].values() for sample in samples]
+                rows["xfer"]["paired_ratio_to_" + reference] = paired_ratio(everyone, "xfer", reference)
     return out
 
 
 def print_table(summary: dict[str, Any]) -> None:
     print(f"{'scenario':8} {'tool':16} {'wall s':>8} {'files/s':>8} {'MiB/s':>7} {'cli cpu':>7} {'srv cpu':>7}"
-          f" {'RSS MB':>7} {'ratio':>6}  load / runs")
+          f" {'RSS MB':>7} {'ratio':>6} {'paired':>6}  load / runs")
     for scenario, rows in summary.items():
         for tool, row in rows.items():
             ratio = next((value for key, value in row.items() if key.startswith("ratio_to_")), None)
+            paired = next((value for key, value in row.items() if key.startswith("paired_ratio_to_")), None)
             print(f"{scenario:8} {tool:16} {row['wall']:8.3f} {row.get('files_s', 0):8.0f} {row.get('mib_s', 0):7.0f}"
                   f" {row['client_cpu']:7.2f} {row['server_cpu']:7.2f} {row['rss_mb']:7.1f}"
-                  f" {ratio if ratio is None else round(ratio, 2)!s:>6}  {row['load']} {row['runs']}"
+                  f" {ratio if ratio is None else round(ratio, 2)!s:>6} {paired!s:>6}  {row['load']} {row['runs']}"
                   + (f"  round trips/file {row['round_trips_per_file']}" if "round_trips_per_file" in row else "")
                   + (f"  FAILED: {row['failed']}" if row["failed"] else ""))
 

@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from harness import XFER, CpuGroup, Run, median_extra, median_of, rotated, timed, tool_env, write_raw  # noqa: E402
+from pool_passes import paired_ratio  # noqa: E402
 
 from tests.servers.mail import MailServer, _ids, start_mail_server  # noqa: E402
 
@@ -246,8 +247,9 @@ def main() -> int:
                 cpu.remove()
             shutil.rmtree(work, ignore_errors=True)
     summary: dict[str, Any] = {}
-    print("| accounts | client | seconds, median (min-max) | messages/s | CPU s | server CPU s | xfer / client |")
-    print("|---|---|---|---|---|---|---|")
+    print("| accounts | client | seconds, median (min-max) | messages/s | CPU s | server CPU s | xfer / client "
+          "| per round |")
+    print("|---|---|---|---|---|---|---|---|")
     for scenario, items in runs.items():
         rows = summary[scenario] = {}
         for tool in tools:
@@ -259,10 +261,11 @@ def main() -> int:
                           "failed": sum(not run.ok for run in mine)}
         for tool in tools:
             rows[tool]["xfer_time_ratio"] = round(rows["xfer"]["wall"] / rows[tool]["wall"], 3)
+            rows[tool]["paired_time_ratio"] = paired_ratio(items, "xfer", tool)
             walls = [run.wall for run in items if run.tool == tool]
             print(f"| {scenario} | {tool} | {rows[tool]['wall']:.2f} ({min(walls):.2f}-{max(walls):.2f}) "
                   f"| {rows[tool]['msg_s']:,.0f} | {rows[tool]['cpu']:.2f} | {rows[tool]['server_cpu'] or float('nan'):.2f} "
-                  f"| {rows[tool]['xfer_time_ratio']:.2f} |")
+                  f"| {rows[tool]['xfer_time_ratio']:.2f} | {rows[tool]['paired_time_ratio']} |")
     write_raw(args.json, runs, summary, started, messages=args.messages, size=args.size,
               connections=args.connections)
     return 0 if all(run.ok for items in runs.values() for run in items) else 1
