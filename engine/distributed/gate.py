@@ -8,31 +8,78 @@ compare with the limit, add), atomic in Redis; an opener that finds the host ful
 tries again shortly (`engine/pool.py`; connections open rarely next to the items run
 on them).
 When a server refuses a connection (421), the run's limit for that host drops to the
-number open right now, for every worker (`shrink`)."""
+number open right now, for every worker (`shrink`).
+
+Workers share a host fairly, as a forked run's processes do (`engine/forked_gate.py`):
+a worker whose openers wait for a host says so (a member of the host's waiting set,
+expiring unless renewed by the next try). While another worker waits, a worker takes
+no lease beyond its share (the limit over the workers that hold or want the host),
+and one that holds more closes its idle connections and hands busy ones back after
+their item (`others_waiting`, `over_share`). Those two are asked after every item,
+so they read a view of the host's leases and waiters that a background task
+refreshes every `poll[1]` seconds while the worker holds or waits for the host."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import itertools
+import math
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Coroutine
+from typing import Any
 
 from redis.asyncio import Redis
 
 LEASE_SECONDS = 10.0
 
+#: KEYS: leases, shrunk limit, waiters. ARGV: limit, lease, lease ms, owner.
 _ENTER = """
 local now = redis.call('TIME')
 now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 local limit = tonumber(ARGV[1])
 local shrunk = redis.call('GET', KEYS[2])
 if shrunk and tonumber(shrunk) < limit then limit = tonumber(shrunk) end
-if redis.call('ZCARD', KEYS[1]) >= limit then return 0 end
+local leases = redis.call('ZRANGE', KEYS[1], 0, -1)
+if #leases >= limit then return 0 end
+local owner = ARGV[4]
+local wanting, others = {[owner] = true}, false
+for _, waiter in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+  wanting[waiter] = true
+  if waiter ~= owner then others = true end
+end
+if others then
+  local mine, count = 0, 0
+  for _, lease in ipairs(leases) do
+    local holder = string.match(lease, '^[^:]+')
+    wanting[holder] = true
+    if holder == owner then mine = mine + 1 end
+  end
+  for _ in pairs(wanting) do count = count + 1 end
+  if mine >= math.ceil(limit / count) then return 0 end
+end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
+"""
+#: KEYS: waiters. ARGV: owner, ms to count as waiting (0: no longer waits).
+_WAIT = """
+if tonumber(ARGV[2]) == 0 then return redis.call('ZREM', KEYS[1], ARGV[1]) end
+local now = redis.call('TIME')
+now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+#: KEYS: leases, waiters, shrunk limit. Returns the live leases, the live waiters and the shrunk limit.
+_VIEW = """
+local now = redis.call('TIME')
+now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+return {redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf'), redis.call('ZRANGEBYSCORE', KEYS[2], now, '+inf'),
+        redis.call('GET', KEYS[3])}
 """
 _RENEW = """
 local now = redis.call('TIME')
@@ -56,13 +103,36 @@ def lease_key(endpoint: str) -> str:
     return f"xfer:lease:{endpoint}"
 
 
+def wait_key(endpoint: str) -> str:
+    return f"xfer:wait:{endpoint}"
+
+
+class _View:
+    """A host as a worker last saw it in Redis: leases per worker, the workers waiting."""
+
+    __slots__ = ("holders", "waiters", "shrunk")
+
+    def __init__(self, holders: Counter[str], waiters: set[str], shrunk: int | None) -> None:
+        self.holders, self.waiters, self.shrunk = holders, waiters, shrunk
+
+    def share(self, owner: str, limit: int) -> int:
+        """The limit over the workers that hold or want the host (this one included)."""
+        if self.shrunk is not None:
+            limit = min(limit, self.shrunk)
+        return math.ceil(limit / len(self.holders.keys() | self.waiters | {owner}))
+
+    def others_short(self, owner: str, limit: int) -> bool:
+        """Another worker waits while holding less than its share."""
+        share = self.share(owner, limit)
+        return any(waiter != owner and self.holders[waiter] < share for waiter in self.waiters)
+
+
 class RedisHostGate:
-    """The leases of one worker process (every unit it runs shares them). Workers do
-    not tell each other that they wait: a worker keeps the connections it holds while
-    its units have work for the host (a forked run's gate, `engine/forked_gate.py`,
-    hands them over)."""
+    """The leases of one worker process (every unit it runs shares them)."""
 
     poll = (0.02, 0.25)  # a try is a round trip to Redis
+    #: Seconds a worker counts as waiting after its last try (the tries come every `poll[1]` at most).
+    wait_seconds = 1.0
 
     def __init__(self, redis: Redis, run: str) -> None:
         self.redis = redis
@@ -73,16 +143,23 @@ class RedisHostGate:
         self._enter = redis.register_script(_ENTER)
         self._renew = redis.register_script(_RENEW)
         self._shrink = redis.register_script(_SHRINK)
+        self._wait = redis.register_script(_WAIT)
+        self._look = redis.register_script(_VIEW)
         self._background: set[asyncio.Task[object]] = set()
+        self._tail: asyncio.Task[object] | None = None  # the last background write
         self._renewer: asyncio.Task[None] | None = None
+        self._waiting: dict[str, int] = {}
+        self._views: dict[str, _View] = {}
+        self._watcher: asyncio.Task[None] | None = None
 
     def _limit_key(self, endpoint: str) -> str:
         return f"xfer:run:{self.run}:limit:{endpoint}"
 
     async def try_enter(self, endpoint: str, limit: int) -> bool:
         lease = f"{self._owner}:{next(self._serial)}"
-        keys = [lease_key(endpoint), self._limit_key(endpoint)]
-        asking = asyncio.ensure_future(self._enter(keys=keys, args=[limit, lease, int(LEASE_SECONDS * 1000)]))
+        keys = [lease_key(endpoint), self._limit_key(endpoint), wait_key(endpoint)]
+        args = [limit, lease, int(LEASE_SECONDS * 1000), self._owner]
+        asking = asyncio.ensure_future(self._enter(keys=keys, args=args))
         try:
             entered = await asyncio.shield(asking)
         except asyncio.CancelledError:
@@ -93,6 +170,7 @@ class RedisHostGate:
         self.held[endpoint].append(lease)
         if self._renewer is None:
             self._renewer = asyncio.get_running_loop().create_task(self._renew_forever())
+        self._watch()
         return True
 
     async def _give_back_if_taken(self, asking: asyncio.Future[int], endpoint: str, lease: str) -> None:
@@ -111,18 +189,57 @@ class RedisHostGate:
         self._later(self._shrink(keys=[lease_key(endpoint), self._limit_key(endpoint)]))
 
     def waiting(self, endpoint: str, count: int) -> None:
-        """Not told to other workers."""
+        """Tell the other workers (renewed by every try: it lapses `wait_seconds` after the last)."""
+        if count or self._waiting.pop(endpoint, 0):
+            if count:
+                self._waiting[endpoint] = count
+            ttl = int(self.wait_seconds * 1000) if count else 0
+            self._later(self._wait(keys=[wait_key(endpoint)], args=[self._owner, ttl]))
+            self._watch()
 
     def others_waiting(self, endpoint: str, limit: int) -> bool:
-        return False
+        view = self._views.get(endpoint)
+        return view is not None and view.others_short(self._owner, limit)
 
     def over_share(self, endpoint: str, limit: int) -> bool:
-        return False
+        view = self._views.get(endpoint)
+        return (
+            view is not None and view.others_short(self._owner, limit)
+            and len(self.held.get(endpoint, ())) > view.share(self._owner, limit)
+        )
 
-    def _later(self, work: object) -> None:
-        task = asyncio.get_running_loop().create_task(work)  # type: ignore[arg-type]
+    def _watch(self) -> None:
+        if self._watcher is None:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch_forever())
+
+    async def _watch_forever(self) -> None:
+        """Keep a view of each host this worker holds or waits for, every `poll[1]` seconds."""
+        while True:
+            with contextlib.suppress(Exception):  # Redis away: the last view stands
+                for endpoint in {endpoint for endpoint, leases in self.held.items() if leases} | self._waiting.keys():
+                    keys = [lease_key(endpoint), wait_key(endpoint), self._limit_key(endpoint)]
+                    leases, waiters, shrunk = await self._look(keys=keys)
+                    self._views[endpoint] = _View(
+                        Counter(lease.decode().partition(":")[0] for lease in leases),
+                        {waiter.decode() for waiter in waiters},
+                        int(shrunk) if shrunk is not None else None,
+                    )
+            await asyncio.sleep(self.poll[1])
+
+    def _later(self, work: Coroutine[Any, Any, object]) -> None:
+        """Run `work` in the background after this worker's earlier background writes,
+        in the order they were asked for: a shrink counts the refused connection's
+        lease as open, so the leave that follows it must not overtake it."""
+        task = asyncio.get_running_loop().create_task(self._after(self._tail, work))
+        self._tail = task
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    @staticmethod
+    async def _after(previous: asyncio.Task[object] | None, work: Coroutine[Any, Any, object]) -> object:
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])
+        return await work
 
     async def _renew_forever(self) -> None:
         ttl = int(LEASE_SECONDS * 1000)
@@ -135,11 +252,15 @@ class RedisHostGate:
 
     async def close(self) -> None:
         """Give back what is still held (a unit cancelled mid-connect) and stop renewing."""
-        if self._renewer is not None:
-            self._renewer.cancel()
+        for task in (self._renewer, self._watcher):
+            if task is not None:
+                task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._background, return_exceptions=True)
             for endpoint, leases in self.held.items():
                 if leases:
                     await self.redis.zrem(lease_key(endpoint), *leases)
+            for endpoint in self._waiting:
+                await self.redis.zrem(wait_key(endpoint), self._owner)
         self.held.clear()
+        self._waiting.clear()

@@ -158,6 +158,7 @@ def test_host_leases_are_shared_shrunk_for_all_and_lapse_when_not_renewed(monkey
         one, two = gate_module.RedisHostGate(redis, "run"), gate_module.RedisHostGate(redis, "run")
         assert [await g.try_enter("h:21", 3) for g in (one, two, one, two)] == [True, True, True, False]
         two.shrink("h:21")  # refused while 3 were held: the server's limit is 2
+        await asyncio.sleep(0.05)  # two workers' writes are not ordered between them
         one.leave("h:21")
         await asyncio.sleep(0.05)
         assert not await two.try_enter("h:21", 3)  # 2 held, shrunk limit 2
@@ -175,6 +176,75 @@ def test_host_leases_are_shared_shrunk_for_all_and_lapse_when_not_renewed(monkey
 
     with redis_server() as server:
         asyncio.run(scenario(server.url))
+
+
+def test_a_worker_that_waits_for_a_host_gets_its_share_of_it() -> None:
+    """Workers share a host as forked processes do: while one waits, another that holds
+    more than its share is told to hand connections over, and takes no more beyond its
+    share. (Before, a worker that came first kept the whole limit while its units had
+    work: `others_waiting` and `over_share` were always False.)"""
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    from xfer.distributed.gate import RedisHostGate
+
+    async def scenario(url: str) -> list[bool]:
+        redis = Redis.from_url(url)
+        first, second = RedisHostGate(redis, "run"), RedisHostGate(redis, "run")
+        seen = [all([await first.try_enter("h:21", 4) for _ in range(4)])]  # the first worker takes the host
+        seen.append(await second.try_enter("h:21", 4))  # full
+        second.waiting("h:21", 1)
+        await asyncio.sleep(first.poll[1] * 3)  # the first worker's view catches up
+        seen += [first.others_waiting("h:21", 4), first.over_share("h:21", 4)]
+        first.leave("h:21")
+        first.leave("h:21")
+        await asyncio.sleep(0.05)
+        seen.append(await second.try_enter("h:21", 4))  # one of the two given back
+        seen.append(await first.try_enter("h:21", 4))  # the first holds its share of 2 while the second waits
+        seen.append(await second.try_enter("h:21", 4))  # the second's share
+        second.waiting("h:21", 0)
+        await asyncio.sleep(first.poll[1] * 3)
+        seen.append(first.others_waiting("h:21", 4))
+        for gate in (first, second):
+            await gate.close()
+        await redis.aclose()
+        return seen
+
+    with redis_server() as server:
+        assert asyncio.run(scenario(server.url)) == [True, False, True, True, True, False, True, False]
+
+
+def test_a_shrink_is_not_overtaken_by_the_leave_that_follows_it() -> None:
+    """A refused connect shrinks the host's limit to what is open less the refused one,
+    then gives the refused one's lease back (`engine/pool.py`): both are background
+    writes of one worker, and the leave landing first made the limit one lower still."""
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    from xfer.distributed.gate import RedisHostGate
+
+    async def scenario(url: str) -> list[bool]:
+        redis = Redis.from_url(url)
+        outcomes = []
+        for attempt in range(8):
+            gate, endpoint = RedisHostGate(redis, "run"), f"h{attempt}:21"
+            for _ in range(3):
+                await gate.try_enter(endpoint, 4)
+            gate.shrink(endpoint)  # the third was refused: the server takes 2
+            gate.leave(endpoint)
+            await asyncio.sleep(0.05)
+            outcomes.append(await gate.try_enter(endpoint, 4))  # 2 held, limit 2: no
+            gate.leave(endpoint)
+            await asyncio.sleep(0.05)
+            outcomes.append(await gate.try_enter(endpoint, 4))  # 1 held: yes
+            await gate.close()
+        await redis.aclose()
+        return outcomes
+
+    with redis_server() as server:
+        assert asyncio.run(scenario(server.url)) == [False, True] * 8
 
 
 def test_a_lease_asked_for_by_a_cancelled_opener_is_given_back() -> None:
