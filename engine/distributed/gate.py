@@ -74,12 +74,21 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
-#: KEYS: leases, waiters, shrunk limit. Returns the live leases, the live waiters and the shrunk limit.
+#: KEYS: leases, waiters and shrunk limit of each host in turn. Returns, per host, its
+#: live leases, live waiters and shrunk limit: nothing where no one waits (the usual case).
 _VIEW = """
 local now = redis.call('TIME')
 now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-return {redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf'), redis.call('ZRANGEBYSCORE', KEYS[2], now, '+inf'),
-        redis.call('GET', KEYS[3])}
+local hosts = {}
+for i = 1, #KEYS, 3 do
+  local waiters = redis.call('ZRANGEBYSCORE', KEYS[i + 1], now, '+inf')
+  if #waiters > 0 then
+    hosts[#hosts + 1] = {redis.call('ZRANGEBYSCORE', KEYS[i], now, '+inf'), waiters, redis.call('GET', KEYS[i + 2])}
+  else
+    hosts[#hosts + 1] = {}
+  end
+end
+return hosts
 """
 _RENEW = """
 local now = redis.call('TIME')
@@ -213,17 +222,22 @@ class RedisHostGate:
             self._watcher = asyncio.get_running_loop().create_task(self._watch_forever())
 
     async def _watch_forever(self) -> None:
-        """Keep a view of each host this worker holds or waits for, every `poll[1]` seconds."""
+        """Keep a view of each host this worker holds or waits for, every `poll[1]`
+        seconds: one round trip for all of them."""
         while True:
+            endpoints = sorted({endpoint for endpoint, leases in self.held.items() if leases} | self._waiting.keys())
+            keys = [key for e in endpoints for key in (lease_key(e), wait_key(e), self._limit_key(e))]
             with contextlib.suppress(Exception):  # Redis away: the last view stands
-                for endpoint in {endpoint for endpoint, leases in self.held.items() if leases} | self._waiting.keys():
-                    keys = [lease_key(endpoint), wait_key(endpoint), self._limit_key(endpoint)]
-                    leases, waiters, shrunk = await self._look(keys=keys)
-                    self._views[endpoint] = _View(
-                        Counter(lease.decode().partition(":")[0] for lease in leases),
-                        {waiter.decode() for waiter in waiters},
-                        int(shrunk) if shrunk is not None else None,
+                hosts = await self._look(keys=keys) if keys else []
+                self._views = {
+                    endpoint: _View(
+                        Counter(lease.decode().partition(":")[0] for lease in host[0]),
+                        {waiter.decode() for waiter in host[1]},
+                        int(host[2]) if host[2] is not None else None,
                     )
+                    for endpoint, host in zip(endpoints, hosts)
+                    if host
+                }
             await asyncio.sleep(self.poll[1])
 
     def _later(self, work: Coroutine[Any, Any, object]) -> None:
