@@ -258,8 +258,7 @@ class HostPool:
             self.pools.closed()
             ahead.sock.close()
             return
-        self._idle[id(ahead)] = (AHEAD, ahead)
-        self._offer_idle_later()
+        self._idle[id(ahead)] = (AHEAD, ahead)  # not offered to other processes: its session comes in ms
 
     def drop_ahead(self) -> None:
         """Close the sockets connected ahead that no session took."""
