@@ -128,9 +128,10 @@ class Scheduler:
         handed = connect_ahead.hand_over()
         for runtime in self.jobs:
             url = connect_ahead.first_url(runtime.spec)
-            sockets = handed.pop((url.host, url.port), None) if url is not None else None
-            for ahead in sockets or ():
-                await self._pool(runtime, url).adopt(ahead)  # type: ignore[arg-type]
+            if url is None:
+                continue
+            for ahead in handed.pop((url.host, url.port), ()):
+                await self._pool(runtime, url).adopt(ahead)
         for sockets in handed.values():  # no job of this run connects there after all
             for ahead in sockets:
                 ahead.sock.close()
@@ -146,9 +147,9 @@ class Scheduler:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, self.stop, signum)
         self.events.emit("run.started", data={"jobs": [job.name for job in self.jobs]})
-        await self._adopt_ahead()
         unused = loop.call_later(connect_ahead.FRESH, self.pools.drop_ahead)
         try:
+            await self._adopt_ahead()
             await asyncio.gather(*(self._run_job(job) for job in self.jobs))
         finally:
             unused.cancel()
