@@ -264,13 +264,17 @@ class RedisHostGate:
                     if leases:
                         await self._renew(keys=[lease_key(endpoint)], args=[ttl, *leases])
 
+    async def written(self) -> None:
+        """Wait for the background writes asked for so far (leaves, shrinks, waiting)."""
+        await asyncio.gather(*self._background, return_exceptions=True)
+
     async def close(self) -> None:
         """Give back what is still held (a unit cancelled mid-connect) and stop renewing."""
         for task in (self._renewer, self._watcher):
             if task is not None:
                 task.cancel()
         with contextlib.suppress(Exception):
-            await asyncio.gather(*self._background, return_exceptions=True)
+            await self.written()
             for endpoint, leases in self.held.items():
                 if leases:
                     await self.redis.zrem(lease_key(endpoint), *leases)

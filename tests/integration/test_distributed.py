@@ -158,12 +158,12 @@ def test_host_leases_are_shared_shrunk_for_all_and_lapse_when_not_renewed(monkey
         one, two = gate_module.RedisHostGate(redis, "run"), gate_module.RedisHostGate(redis, "run")
         assert [await g.try_enter("h:21", 3) for g in (one, two, one, two)] == [True, True, True, False]
         two.shrink("h:21")  # refused while 3 were held: the server's limit is 2
-        await asyncio.sleep(0.05)  # two workers' writes are not ordered between them
+        await two.written()  # two workers' writes are not ordered between them
         one.leave("h:21")
-        await asyncio.sleep(0.05)
+        await one.written()
         assert not await two.try_enter("h:21", 3)  # 2 held, shrunk limit 2
         one.leave("h:21")
-        await asyncio.sleep(0.05)
+        await one.written()
         assert await two.try_enter("h:21", 3)
         monkeypatch.setattr(gate_module, "LEASE_SECONDS", 0.3)
         dead = gate_module.RedisHostGate(redis, "run")
@@ -189,23 +189,32 @@ def test_a_worker_that_waits_for_a_host_gets_its_share_of_it() -> None:
 
     from xfer.distributed.gate import RedisHostGate
 
+    async def told(gate: RedisHostGate, expected: bool) -> bool:
+        """Whether `gate` says another worker waits, once that is `expected` (its view is
+        refreshed every `poll[1]` seconds) or after 5 s."""
+        for _ in range(100):
+            if gate.others_waiting("h:21", 4) == expected:
+                break
+            await asyncio.sleep(0.05)
+        return gate.others_waiting("h:21", 4)
+
     async def scenario(url: str) -> list[bool]:
         redis = Redis.from_url(url)
         first, second = RedisHostGate(redis, "run"), RedisHostGate(redis, "run")
         seen = [all([await first.try_enter("h:21", 4) for _ in range(4)])]  # the first worker takes the host
         seen.append(await second.try_enter("h:21", 4))  # full
         second.waiting("h:21", 1)
-        await asyncio.sleep(first.poll[1] * 3)  # the first worker's view catches up
-        seen += [first.others_waiting("h:21", 4), first.over_share("h:21", 4)]
+        await second.written()
+        seen += [await told(first, True), first.over_share("h:21", 4)]  # once its view caught up
         first.leave("h:21")
         first.leave("h:21")
-        await asyncio.sleep(0.05)
+        await first.written()
         seen.append(await second.try_enter("h:21", 4))  # one of the two given back
         seen.append(await first.try_enter("h:21", 4))  # the first holds its share of 2 while the second waits
         seen.append(await second.try_enter("h:21", 4))  # the second's share
         second.waiting("h:21", 0)
-        await asyncio.sleep(first.poll[1] * 3)
-        seen.append(first.others_waiting("h:21", 4))
+        await second.written()
+        seen.append(await told(first, False))
         for gate in (first, second):
             await gate.close()
         await redis.aclose()
@@ -234,10 +243,10 @@ def test_a_shrink_is_not_overtaken_by_the_leave_that_follows_it() -> None:
                 await gate.try_enter(endpoint, 4)
             gate.shrink(endpoint)  # the third was refused: the server takes 2
             gate.leave(endpoint)
-            await asyncio.sleep(0.05)
+            await gate.written()
             outcomes.append(await gate.try_enter(endpoint, 4))  # 2 held, limit 2: no
             gate.leave(endpoint)
-            await asyncio.sleep(0.05)
+            await gate.written()
             outcomes.append(await gate.try_enter(endpoint, 4))  # 1 held: yes
             await gate.close()
         await redis.aclose()
